@@ -1,0 +1,272 @@
+import { type Statement, splitStatements, type Token } from './lexer'
+
+/**
+ * Identifier of a guard rule: a class of statements that only work with a dedicated server session.
+ *
+ * @example
+ * const rule: GuardRule = 'session-set'
+ */
+export type GuardRule =
+  | 'session-set'
+  | 'listen'
+  | 'sql-prepare'
+  | 'with-hold-cursor'
+  | 'session-temp-table'
+  | 'load'
+  | 'session-advisory-lock'
+
+/**
+ * One statement refused by the guard.
+ *
+ * @example
+ * const [finding] = checkSql('select 1; set search_path = app')
+ * // finding.rule === 'session-set', finding.offset === 10, finding.statement === 'set search_path = app'
+ */
+export interface GuardFinding {
+  rule: GuardRule
+  /** Excerpt of the offending statement: whitespace collapsed, at most 80 characters (cut with `…`). */
+  statement: string
+  /** Offset in the checked text of the statement, or of the offending function call. */
+  offset: number
+  /** One line: what the statement does wrong behind a transaction-mode pooler. */
+  message: string
+  /** One line: the safe alternative. */
+  fix: string
+}
+
+/**
+ * What each rule refuses and the safe alternative, e.g. for a documentation table.
+ *
+ * @example
+ * for (const [rule, { what, fix }] of Object.entries(GUARD_RULES)) console.log(`| ${rule} | ${what} | ${fix} |`)
+ */
+export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
+  'session-set': {
+    what: 'SET / SET SESSION / RESET / SET ROLE / SET SESSION AUTHORIZATION / set_config(…, …, false)',
+    fix: 'use SET LOCAL or set_config(name, value, true) inside sql.begin, or withSettings(sql, settings, fn)',
+  },
+  listen: {
+    what: 'LISTEN / UNLISTEN',
+    fix: 'use a session-mode or direct connection for LISTEN, or Supabase Realtime',
+  },
+  'sql-prepare': {
+    what: 'PREPARE / EXECUTE / DEALLOCATE / PREPARE TRANSACTION',
+    fix: 'use plain parameterized queries (sql`… ${value}`); the driver prepares statements itself',
+  },
+  'with-hold-cursor': {
+    what: 'DECLARE … CURSOR WITH HOLD',
+    fix: 'use a cursor without HOLD inside sql.begin, or sql.cursor()',
+  },
+  'session-temp-table': {
+    what: 'CREATE TEMP TABLE without ON COMMIT DROP, CREATE TEMP VIEW/SEQUENCE, SELECT … INTO TEMP',
+    fix: 'create the temporary table with ON COMMIT DROP inside sql.begin',
+  },
+  load: {
+    what: "LOAD 'library'",
+    fix: 'preload the library on the server (shared_preload_libraries or session_preload_libraries)',
+  },
+  'session-advisory-lock': {
+    what: 'pg_advisory_lock / pg_try_advisory_lock / pg_advisory_unlock[_all] (session-level advisory locks)',
+    fix: 'use pg_advisory_xact_lock / pg_try_advisory_xact_lock inside sql.begin',
+  },
+}
+
+const ADVISORY = new Set([
+  'pg_advisory_lock',
+  'pg_advisory_lock_shared',
+  'pg_try_advisory_lock',
+  'pg_try_advisory_lock_shared',
+  'pg_advisory_unlock',
+  'pg_advisory_unlock_shared',
+  'pg_advisory_unlock_all',
+])
+const LEAK = 'behind a transaction-mode pooler it leaks to other clients or is lost'
+
+const isWord = (t: Token | undefined, ...values: string[]): boolean =>
+  t?.kind === 'word' && values.includes(t.value)
+const isPunct = (t: Token | undefined, value: string): boolean => t?.kind === 'punct' && t.value === value
+
+/** Excerpt of a statement: whitespace collapsed, at most 80 characters. */
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim()
+  return flat.length <= 80 ? flat : `${flat.slice(0, 79)}…`
+}
+
+/** Indexes of tokens at parenthesis depth 0 from `from` on. */
+function* topLevel(t: Token[], from: number): Generator<number> {
+  let depth = 0
+  for (let k = from; k < t.length; k++) {
+    const tok = t[k]
+    if (isPunct(tok, '(')) depth++
+    else if (isPunct(tok, ')')) depth--
+    else if (depth === 0) yield k
+  }
+}
+
+type Hit = [GuardRule, string] | undefined
+
+function checkSet(t: Token[], raw: (tok: Token | undefined) => string): Hit {
+  const a = t[1]
+  if (!a || isWord(a, 'local', 'transaction', 'constraints')) return undefined
+  const b = t[2]
+  const session = isWord(b, 'authorization', 'characteristics') ? raw(b).toUpperCase() : raw(b)
+  const what = isWord(a, 'session') ? `SET SESSION ${session}` : `SET ${raw(a)}`
+  return ['session-set', `${what} changes session state; ${LEAK}`]
+}
+
+function checkCreate(t: Token[]): Hit {
+  let k = isWord(t[1], 'or') && isWord(t[2], 'replace') ? 3 : 1
+  if (isWord(t[k], 'global', 'local')) k++
+  let temp = isWord(t[k], 'temp', 'temporary')
+  if (temp || isWord(t[k], 'unlogged')) k++
+  if (isWord(t[k], 'recursive')) k++
+  const kind = t[k]?.value ?? ''
+  if (!isWord(t[k++], 'table', 'view', 'sequence')) return undefined
+  if (isWord(t[k], 'if') && isWord(t[k + 1], 'not') && isWord(t[k + 2], 'exists')) k += 3
+  temp ||= t[k]?.value === 'pg_temp' && isPunct(t[k + 1], '.')
+  if (!temp) return undefined
+  if (kind === 'table') {
+    for (const i of topLevel(t, k)) {
+      if (isWord(t[i], 'as')) break
+      if (isWord(t[i], 'on') && isWord(t[i + 1], 'commit') && isWord(t[i + 2], 'drop')) return undefined
+    }
+  }
+  const what = `CREATE TEMP ${kind.toUpperCase()}${kind === 'table' ? ' without ON COMMIT DROP' : ''}`
+  return ['session-temp-table', `${what} outlives the transaction; ${LEAK}`]
+}
+
+function checkSelectInto(t: Token[]): Hit {
+  let seenSelect = false
+  for (const i of topLevel(t, 0)) {
+    seenSelect ||= isWord(t[i], 'select')
+    if (!seenSelect || !isWord(t[i], 'into')) continue
+    const k = isWord(t[i + 1], 'global', 'local') ? i + 2 : i + 1
+    if (isWord(t[k], 'temp', 'temporary') || (t[k]?.value === 'pg_temp' && isPunct(t[k + 1], '.'))) {
+      return ['session-temp-table', `SELECT … INTO TEMP creates a session-level temporary table; ${LEAK}`]
+    }
+  }
+  return undefined
+}
+
+function checkDeclare(t: Token[]): Hit {
+  for (let k = 2; k < t.length; k++) {
+    if (!isWord(t[k], 'cursor')) continue
+    if (!isWord(t[k + 1], 'with') || !isWord(t[k + 2], 'hold')) return undefined
+    const msg = 'DECLARE … WITH HOLD keeps a cursor open after COMMIT on one server connection'
+    return ['with-hold-cursor', `${msg}; behind a transaction-mode pooler later FETCHes run on another`]
+  }
+  return undefined
+}
+
+function statementRule(st: Statement): Hit {
+  const t = st.tokens
+  const raw = (tok: Token | undefined): string =>
+    tok ? st.text.slice(tok.start - st.offset, tok.end - st.offset) : ''
+  const first = t[0]?.kind === 'word' ? t[0].value : ''
+  const verb = first.toUpperCase()
+  switch (first) {
+    case 'set':
+      return checkSet(t, raw)
+    case 'reset':
+      return ['session-set', `RESET ${raw(t[1])} changes session state; ${LEAK}`]
+    case 'listen':
+    case 'unlisten':
+      return [
+        'listen',
+        `${verb} changes the session's listener set; notifications reach whichever client holds it`,
+      ]
+    case 'prepare':
+      if (isWord(t[1], 'transaction')) {
+        return [
+          'sql-prepare',
+          'PREPARE TRANSACTION starts two-phase commit, which transaction-mode poolers cannot pin',
+        ]
+      }
+      return ['sql-prepare', `PREPARE creates a session-level prepared statement; ${LEAK}`]
+    case 'execute':
+    case 'deallocate':
+      return [
+        'sql-prepare',
+        `${verb} uses a session-level prepared statement the next server connection lacks`,
+      ]
+    case 'declare':
+      return checkDeclare(t)
+    case 'create':
+      return checkCreate(t)
+    case 'select':
+    case 'with':
+      return checkSelectInto(t)
+    case 'load':
+      return ['load', 'LOAD loads a library into one server session only; other pooled connections lack it']
+    default:
+      return undefined
+  }
+}
+
+/** Findings for session-level function calls anywhere in a statement. */
+function callFindings(st: Statement, out: GuardFinding[]): void {
+  const t = st.tokens
+  for (let k = 0; k < t.length; k++) {
+    const tok = t[k]!
+    if ((tok.kind !== 'word' && tok.kind !== 'ident') || !isPunct(t[k + 1], '(')) continue
+    const name = tok.value
+    if (!ADVISORY.has(name) && name !== 'set_config') continue
+    const qualified = isPunct(t[k - 1], '.')
+    if (qualified && (t[k - 2]?.value !== 'pg_catalog' || isPunct(t[k - 3], '.'))) continue
+    const offset = qualified ? t[k - 2]!.start : tok.start
+    if (name === 'set_config') {
+      if (!thirdArgIsFalse(t, k + 2)) continue
+      const message = `set_config(…, …, false) changes session state; ${LEAK}`
+      out.push({
+        rule: 'session-set',
+        statement: excerpt(st.text),
+        offset,
+        message,
+        fix: GUARD_RULES['session-set'].fix,
+      })
+    } else {
+      const message = `${name} takes or releases a session-level lock; ${LEAK}`
+      const fix = GUARD_RULES['session-advisory-lock'].fix
+      out.push({ rule: 'session-advisory-lock', statement: excerpt(st.text), offset, message, fix })
+    }
+  }
+}
+
+/** Is the third argument of the call whose arguments start at `from` the literal `false`? */
+function thirdArgIsFalse(t: Token[], from: number): boolean {
+  const args: Token[][] = [[]]
+  let depth = 0
+  for (let k = from; k < t.length; k++) {
+    const tok = t[k]!
+    if (isPunct(tok, ')') && depth === 0) break
+    if (isPunct(tok, '(')) depth++
+    if (isPunct(tok, ')')) depth--
+    if (isPunct(tok, ',') && depth === 0) args.push([])
+    else args[args.length - 1]!.push(tok)
+  }
+  let third = args[2] ?? []
+  while (third.length > 2 && isPunct(third[0], '(') && isPunct(third[third.length - 1], ')'))
+    third = third.slice(1, -1)
+  return third.length === 1 && isWord(third[0], 'false')
+}
+
+/**
+ * Checks SQL text (one or more `;`-separated statements) for statements that need a dedicated server
+ * session and therefore break behind a transaction-mode pooler. Pure and synchronous; `[]` when safe.
+ *
+ * @example
+ * checkSql("set local statement_timeout = '2s'") // []
+ * checkSql('select pg_advisory_lock(42)')[0]?.rule // 'session-advisory-lock'
+ */
+export function checkSql(text: string): GuardFinding[] {
+  const out: GuardFinding[] = []
+  for (const st of splitStatements(text)) {
+    const hit = statementRule(st)
+    if (hit) {
+      const [rule, message] = hit
+      out.push({ rule, statement: excerpt(st.text), offset: st.offset, message, fix: GUARD_RULES[rule].fix })
+    }
+    callFindings(st, out)
+  }
+  return out
+}
