@@ -1,0 +1,328 @@
+/**
+ * The local transaction-pooler stack: an ephemeral Postgres (from the system binaries) behind a real
+ * PgBouncer in `pool_mode = transaction`, both on free loopback ports, SCRAM auth everywhere.
+ *
+ * Used by the vitest globalSetup, `npm run dev`, the benchmarks and `npm run stack` (prints the URLs and
+ * keeps the stack up until Ctrl-C). When DATABASE_URL is already set, nothing is started and the URLs
+ * from the environment are used instead.
+ *
+ * Node runs this file directly (type stripping): keep to erasable TypeScript syntax.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import postgres from 'postgres'
+
+export interface Stack {
+  /** Through PgBouncer, transaction mode, database alias `app`. */
+  databaseUrl: string
+  /** Through PgBouncer, alias `app_pool1` whose pool has ONE server connection (forces sharing). */
+  pool1Url: string
+  /** Straight to Postgres as the app user (no pooler). */
+  directUrl: string
+  /** Straight to Postgres as superuser (setup, pg_stat_activity). */
+  superUrl: string
+  /** PgBouncer admin console (`SHOW CLIENTS`, `SHOW POOLS`): simple query protocol only. */
+  adminUrl: string
+  /** The app user's password (tests check that it never appears in errors). */
+  password: string
+  /** True when the URLs came from the environment and nothing was started. */
+  external: boolean
+  stop(): Promise<void>
+}
+
+const INSTALL_HELP = {
+  postgres:
+    'PostgreSQL server binaries not found. Install them: apt-get update && apt-get install -y postgresql',
+  pgbouncer: 'pgbouncer not found. Install it: apt-get update && apt-get install -y pgbouncer',
+}
+
+function findPgBin(): string {
+  const candidates: string[] = []
+  try {
+    candidates.push(execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim())
+  } catch {}
+  for (const v of ['17', '16', '15', '14', '13']) candidates.push(`/usr/lib/postgresql/${v}/bin`)
+  for (const dir of candidates)
+    if (existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'postgres'))) return dir
+  throw new Error(INSTALL_HELP.postgres)
+}
+
+function findPgBouncer(): string {
+  for (const p of ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'])
+    if (existsSync(p)) return p
+  try {
+    return execFileSync('sh', ['-c', 'command -v pgbouncer'], { encoding: 'utf8' }).trim() || ''
+  } catch {
+    throw new Error(INSTALL_HELP.pgbouncer)
+  }
+}
+
+/** Postgres and PgBouncer refuse to run as root: as root, run them as the `postgres` OS user. */
+function serviceUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim())
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim())
+    return { uid, gid }
+  } catch {
+    throw new Error(
+      'Running as root but there is no `postgres` OS user to run the servers as (useradd postgres)',
+    )
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+async function waitForPort(port: number, child: ChildProcess, what: string, logFile?: string): Promise<void> {
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      const log = logFile && existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-2000) : ''
+      throw new Error(`${what} exited with code ${child.exitCode} before listening on ${port}\n${log}`)
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = new Socket()
+      s.once('connect', () => (s.destroy(), resolve(true)))
+      s.once('error', () => (s.destroy(), resolve(false)))
+      s.connect(port, '127.0.0.1')
+    })
+    if (ok) return
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error(`${what} did not listen on 127.0.0.1:${port} within 15 s`)
+}
+
+function run(cmd: string, args: string[], user: { uid: number; gid: number } | undefined): void {
+  try {
+    execFileSync(cmd, args, { stdio: 'pipe', ...(user ?? {}) })
+  } catch (e: any) {
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr?.toString() || e.message}`)
+  }
+}
+
+function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
+    child.once('exit', () => (clearTimeout(kill), resolve()))
+    child.kill(signal)
+  })
+}
+
+/**
+ * Starts (or, with DATABASE_URL set, adopts) the stack.
+ *
+ * @example
+ * const stack = await startStack()
+ * const sql = postgres(stack.databaseUrl, { prepare: false })
+ * await stack.stop()
+ */
+export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<Stack> {
+  if (env.DATABASE_URL) {
+    const u = new URL(env.DATABASE_URL)
+    return {
+      databaseUrl: env.DATABASE_URL,
+      pool1Url: env.DATABASE_URL_POOL1 ?? env.DATABASE_URL,
+      directUrl: env.DIRECT_URL ?? env.DATABASE_URL,
+      superUrl: env.SUPER_URL ?? env.DIRECT_URL ?? env.DATABASE_URL,
+      adminUrl: env.PGBOUNCER_ADMIN_URL ?? '',
+      password: decodeURIComponent(u.password),
+      external: true,
+      stop: async () => {},
+    }
+  }
+
+  const bin = findPgBin()
+  const pgbouncer = findPgBouncer()
+  const user = serviceUser()
+  const dir = mkdtempSync(join(tmpdir(), 'hono-pooler-stack-'))
+  const data = join(dir, 'data')
+  const children: ChildProcess[] = []
+  const owned = (p: string) => user && chownSync(p, user.uid, user.gid)
+  owned(dir)
+  chmodSync(dir, 0o700)
+
+  const superPass = `su-${randomBytes(6).toString('hex')}`
+  // Distinctive on purpose: tests assert that it never shows up in an error, a log or a stack.
+  const password = `Pw-${randomBytes(9).toString('hex')}-leak-canary`
+  const adminPass = `adm-${randomBytes(6).toString('hex')}`
+  const pwfile = join(dir, 'pwfile')
+  writeFileSync(pwfile, `${superPass}\n`, { mode: 0o600 })
+  owned(pwfile)
+
+  const stop = async () => {
+    await Promise.all(children.reverse().map((c, i) => stopChild(c, i === 0 ? 'SIGTERM' : 'SIGINT')))
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  try {
+    run(
+      join(bin, 'initdb'),
+      [
+        '-D',
+        data,
+        '-U',
+        'postgres',
+        '--auth=scram-sha-256',
+        `--pwfile=${pwfile}`,
+        '-E',
+        'UTF8',
+        '--no-sync',
+        '--locale=C',
+      ],
+      user,
+    )
+    const pgPort = await freePort()
+    writeFileSync(
+      join(data, 'pg_hba.conf'),
+      'host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n',
+    )
+    const pg = spawn(
+      join(bin, 'postgres'),
+      [
+        '-D',
+        data,
+        '-p',
+        String(pgPort),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        `unix_socket_directories=${dir}`,
+        '-c',
+        'max_connections=20',
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+        '-c',
+        'shared_buffers=32MB',
+        '-c',
+        'logging_collector=off',
+        '-c',
+        'log_min_messages=fatal',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) },
+    )
+    children.push(pg)
+    let pgLog = ''
+    pg.stderr?.on('data', (d) => (pgLog = (pgLog + d).slice(-4000)))
+    await waitForPort(pgPort, pg, 'postgres').catch((e) => {
+      throw new Error(`${e.message}\n${pgLog}`)
+    })
+
+    const superUrl = `postgres://postgres:${superPass}@127.0.0.1:${pgPort}/postgres`
+    const su = postgres(superUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 })
+    let secrets: { rolname: string; rolpassword: string }[]
+    try {
+      await su.unsafe(`create role app login password '${password}'`)
+      await su.unsafe(`create role pgb_admin login password '${adminPass}'`)
+      await su.unsafe('create database app owner app')
+      secrets = await su`select rolname, rolpassword from pg_authid where rolname in ('app', 'pgb_admin')`
+    } finally {
+      await su.end({ timeout: 1 })
+    }
+
+    const bPort = await freePort()
+    const userlist = join(dir, 'userlist.txt')
+    writeFileSync(userlist, secrets.map((s) => `"${s.rolname}" "${s.rolpassword}"`).join('\n') + '\n', {
+      mode: 0o600,
+    })
+    owned(userlist)
+    const ini = join(dir, 'pgbouncer.ini')
+    const logFile = join(dir, 'pgbouncer.log')
+    writeFileSync(
+      ini,
+      [
+        '[databases]',
+        `app = host=127.0.0.1 port=${pgPort} dbname=app`,
+        `app_pool1 = host=127.0.0.1 port=${pgPort} dbname=app pool_size=1`,
+        '[pgbouncer]',
+        'listen_addr = 127.0.0.1',
+        `listen_port = ${bPort}`,
+        `unix_socket_dir = ${dir}`,
+        'auth_type = scram-sha-256',
+        `auth_file = ${userlist}`,
+        'pool_mode = transaction',
+        'admin_users = pgb_admin',
+        'stats_users = pgb_admin',
+        'max_client_conn = 400',
+        'default_pool_size = 10',
+        'reserve_pool_size = 0',
+        `logfile = ${logFile}`,
+        `pidfile = ${join(dir, 'pgbouncer.pid')}`,
+        'log_connections = 0',
+        'log_disconnections = 0',
+        '',
+      ].join('\n'),
+    )
+    owned(ini)
+    const bouncer = spawn(pgbouncer, [ini], { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) })
+    children.push(bouncer)
+    await waitForPort(bPort, bouncer, 'pgbouncer', logFile)
+
+    return {
+      databaseUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app`,
+      pool1Url: `postgres://app:${password}@127.0.0.1:${bPort}/app_pool1`,
+      directUrl: `postgres://app:${password}@127.0.0.1:${pgPort}/app`,
+      superUrl,
+      adminUrl: `postgres://pgb_admin:${adminPass}@127.0.0.1:${bPort}/pgbouncer`,
+      password,
+      external: false,
+      stop,
+    }
+  } catch (e) {
+    await stop()
+    throw e
+  }
+}
+
+/** Exports the stack's URLs as the environment variables the tests, dev script and benchmarks read. */
+export function stackEnv(stack: Stack): Record<string, string> {
+  return {
+    DATABASE_URL: stack.databaseUrl,
+    DATABASE_URL_POOL1: stack.pool1Url,
+    DIRECT_URL: stack.directUrl,
+    SUPER_URL: stack.superUrl,
+    PGBOUNCER_ADMIN_URL: stack.adminUrl,
+  }
+}
+
+/** `npm run stack`: start, print where everything is (no passwords), wait for Ctrl-C. */
+async function main(): Promise<void> {
+  const started = Date.now()
+  const stack = await startStack()
+  const hide = (u: string) => u.replace(/:[^:@/]*@/, ':***@')
+  console.log(
+    `stack up in ${Date.now() - started} ms${stack.external ? ' (external, from DATABASE_URL)' : ''}`,
+  )
+  for (const [k, v] of Object.entries(stackEnv(stack))) console.log(`${k}=${hide(v)}`)
+  const bye = async () => {
+    await stack.stop()
+    process.exit(0)
+  }
+  process.once('SIGINT', bye)
+  process.once('SIGTERM', bye)
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e) => {
+    console.error(e instanceof Error ? e.message : e)
+    process.exit(1)
+  })
+}

@@ -1,0 +1,264 @@
+/**
+ * One postgres.js client per request, created on first use, and the one place every query passes through:
+ * the guard, the no-pipelining gate, `CLIENT_CLOSED`, the mapping of connection errors to `PoolerError`.
+ * `sql` stays a real postgres.js `Sql` (a Proxy over it), so Drizzle, Kysely and helpers keep working.
+ */
+import postgres, { type Sql, type TransactionSql } from 'postgres'
+import type { ClientConfig } from './config'
+import { guardQuery } from './enforce'
+import { PoolerError } from './errors'
+import { mapConnectionError } from './failures'
+import { registerArrayTypes } from './types'
+
+/** A request's client and its lifecycle. */
+export interface RequestClient {
+  /** What handlers see as `c.var.sql`. */
+  readonly sql: Sql<any>
+  /** True once a query was created (the driver client exists). */
+  readonly used: boolean
+  /** Queries sent or attempted. */
+  readonly queries: number
+  readonly closed: boolean
+  /** Graceful, bounded close: running queries get `timeout` seconds, then sockets are destroyed. */
+  close(timeout: number): Promise<void>
+}
+
+/** A counting semaphore: at most `size` statements (or transactions) in flight at once. */
+function gate(size: number) {
+  let active = 0
+  const waiting: (() => void)[] = []
+  return {
+    acquire: (): Promise<void> =>
+      active < size ? (active++, Promise.resolve()) : new Promise((r) => waiting.push(r)),
+    release: (): void => {
+      const next = waiting.shift()
+      next ? next() : active--
+    },
+  }
+}
+type Gate = ReturnType<typeof gate>
+
+const QUERY_METHODS = new Set(['unsafe', 'file', 'begin', 'notify', 'listen', 'subscribe', 'reserve'])
+
+async function readText(path: string): Promise<string> {
+  const spec = 'node:fs/promises' // not an import statement: bundlers for Workers leave it alone
+  const fs = (await import(spec)) as { readFile(p: string, enc: 'utf8'): Promise<string> }
+  return fs.readFile(path, 'utf8')
+}
+
+/**
+ * Creates the per-request client. Nothing connects until the first query runs.
+ *
+ * @example
+ * const client = createRequestClient(clientConfig(url, parseOptions()))
+ * await client.sql`select 1`
+ * await client.close(5)
+ */
+export function createRequestClient(config: ClientConfig): RequestClient {
+  const { mode, options } = config
+  const transaction = mode === 'transaction'
+  const guardLevel = options.guard ?? (transaction ? 'error' : 'off')
+  // Outside sql.begin, at most one statement in flight per connection: PgBouncer/Supavisor drop replies
+  // to queries pipelined behind a ReadyForQuery (the pipelining hang).
+  const inFlight = transaction ? gate(options.max) : undefined
+  let real: Sql<any> | undefined
+  let closed = false
+  let queries = 0
+
+  const ensure = (): Sql<any> => {
+    if (closed) throw closedError()
+    if (!real) {
+      real = postgres(config.url, config.driver)
+      if (config.driver.fetch_types === false) registerArrayTypes(real)
+    }
+    return real
+  }
+  const closedError = () =>
+    new PoolerError(
+      'CLIENT_CLOSED',
+      'This request is over and its database client is closed — use c.var.sql only while the request runs',
+    )
+  const mapError = (e: unknown) => {
+    const mapped = mapConnectionError(e, config)
+    if (mapped !== e && mapped instanceof PoolerError)
+      options.onEvent?.({
+        type: 'error',
+        host: config.info.host,
+        mode,
+        code: mapped.code,
+        message: mapped.message,
+      })
+    return mapped
+  }
+
+  /** Hooks one postgres.js Query: guard, gate, closed check, error mapping. Returns it. */
+  function patch<Q>(query: Q, g: Gate | undefined, load?: () => Promise<string>): Q {
+    const q = query as any
+    queries++
+    const reject = q.reject
+    q.reject = (e: unknown) => reject(mapError(e))
+    let released = !g
+    const release = () => {
+      if (!released) (released = true), g!.release()
+    }
+    q.handle = async function handle(this: any) {
+      if (this.executed) return
+      this.executed = true
+      try {
+        if (load) this.strings = [await load()]
+        const err = closed ? closedError() : guardQuery(this, guardLevel)
+        if (err) return this.reject(err)
+        await (g ? g.acquire() : 1)
+        if (closed) return (release(), this.reject(closedError()))
+        this.handler(this)
+        if (g) Promise.prototype.then.call(this, release, release)
+      } catch (e) {
+        release()
+        this.reject(e)
+      }
+    }
+    if (g) {
+      const cursor = q.cursor
+      q.cursor = function (this: any, ...args: unknown[]) {
+        const r = cursor.apply(this, args)
+        if (r === this) return r
+        const it = r[Symbol.asyncIterator]()
+        return {
+          [Symbol.asyncIterator]: () => ({
+            next: () =>
+              it.next().then(
+                (x: IteratorResult<unknown>) => (x.done && release(), x),
+                (e: unknown) => (release(), Promise.reject(e)),
+              ),
+            return: () => (release(), it.return()),
+          }),
+        }
+      }
+    }
+    return query
+  }
+
+  function unsafeArgs(args: unknown[]): [unknown[], Record<string, any>] {
+    const [params = [], opts = {}] = args as [unknown, unknown]
+    return Array.isArray(params) ? [params, (opts ?? {}) as any] : [[], (params ?? {}) as any]
+  }
+  function checkPrepare(opts: Record<string, any>) {
+    if (transaction && opts.prepare === true)
+      throw new PoolerError(
+        'PREPARE_UNSUPPORTED',
+        'Named prepared statements do not work behind a transaction-mode pooler (prepared statement "…" does not exist) — drop prepare: true',
+      )
+  }
+
+  /** Wraps a postgres.js Sql (the top-level one or a transaction's) so every query is patched. */
+  function wrap<S extends Sql<any> | TransactionSql<any>>(
+    target: () => S,
+    g: Gate | undefined,
+    top: boolean,
+  ): S {
+    const overrides: Record<string, unknown> = {
+      unsafe(text: string, ...rest: unknown[]) {
+        const [params, opts] = unsafeArgs(rest)
+        checkPrepare(opts)
+        return patch(target().unsafe(text, params as any[], opts), g)
+      },
+      file(path: string, ...rest: unknown[]) {
+        const [params, opts] = unsafeArgs(rest)
+        checkPrepare(opts)
+        const q = target().unsafe(
+          '',
+          params as any[],
+          {
+            prepare: config.driver.prepare,
+            ...opts,
+            simple: 'simple' in opts ? opts.simple : params.length === 0,
+          } as Record<string, unknown>,
+        )
+        return patch(q, g, () => readText(path))
+      },
+      notify(channel: string, payload: string) {
+        return (proxy as any)`select pg_notify(${channel}, ${`${payload}`})`
+      },
+      savepoint(name: unknown, fn?: (s: any) => unknown) {
+        const t = target() as any
+        if (typeof name === 'function') return t.savepoint((s: any) => name(wrap(() => s, undefined, false)))
+        return t.savepoint(name, (s: any) => fn!(wrap(() => s, undefined, false)))
+      },
+    }
+    if (top) {
+      Object.assign(overrides, {
+        async begin(opts: unknown, fn?: (tx: TransactionSql<any>) => unknown) {
+          if (typeof opts === 'function') (fn = opts as any), (opts = '')
+          const s = ensure()
+          await g?.acquire()
+          try {
+            return await s.begin(opts as string, (tx) => fn!(wrap(() => tx, undefined, false)))
+          } catch (e) {
+            throw mapError(e)
+          } finally {
+            g?.release()
+          }
+        },
+        ...(transaction && {
+          listen: async () => {
+            throw new PoolerError(
+              'LISTEN_UNSUPPORTED',
+              'LISTEN does not work behind a transaction-mode pooler: notifications never arrive — listen on a session-mode or direct connection, or use Supabase Realtime',
+            )
+          },
+          subscribe: async () => {
+            throw new PoolerError(
+              'SUBSCRIBE_UNSUPPORTED',
+              'sql.subscribe() needs logical replication, which a transaction-mode pooler cannot carry — subscribe over a direct connection',
+            )
+          },
+          reserve: async () => {
+            throw new PoolerError(
+              'RESERVE_UNSUPPORTED',
+              'sql.reserve() does not pin a server connection behind a transaction-mode pooler — use sql.begin() to keep statements on one connection',
+            )
+          },
+        }),
+      })
+    }
+    const proxy: S = new Proxy(function sql() {} as unknown as S, {
+      apply(_t, _this, args) {
+        const s = target() as any
+        const q = s(...args)
+        return q instanceof Promise ? patch(q, g) : q
+      },
+      get(_t, prop) {
+        if (typeof prop === 'string' && prop in overrides) {
+          if (closed && QUERY_METHODS.has(prop)) throw closedError()
+          return overrides[prop]
+        }
+        return Reflect.get(target() as object, prop)
+      },
+      set(_t, prop, value) {
+        return Reflect.set(target() as object, prop, value)
+      },
+      has(_t, prop) {
+        return prop in (target() as object)
+      },
+    })
+    return proxy
+  }
+
+  const sql = wrap(ensure, inFlight, true)
+  return {
+    sql,
+    get used() {
+      return real !== undefined
+    },
+    get queries() {
+      return queries
+    },
+    get closed() {
+      return closed
+    },
+    async close(timeout: number) {
+      closed = true
+      if (real) await real.end({ timeout })
+    },
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * Options, validated with zod when `pooler()` is called, and the per-request URL check: scheme, host,
+ * query parameters PgBouncer would reject, the mode, TLS defaults. No message ever contains a password.
+ */
+import type { Context } from 'hono'
+import type { Options as PostgresOptions } from 'postgres'
+import { z } from 'zod'
+import { PoolerError, redactUrl } from './errors'
+import { classifyUrl, defaultsToTls, isLoopback, type PoolerMode, portMismatch, type UrlInfo } from './url'
+
+/** What `pooler()` accepts. Every field is optional. */
+export interface PoolerOptions {
+  /** The connection string, or a function of the request. Default: `env(c)[binding]`. */
+  url?: string | ((c: Context<any>) => string | undefined)
+  /** Name of the binding / environment variable holding the URL. Default `DATABASE_URL`. */
+  binding?: string
+  /** `auto` (default) reads the mode from the URL: see `classifyUrl`. */
+  mode?: 'auto' | PoolerMode
+  /** Connections per request, 1–5 (Workers allow 6 simultaneous outbound connections). Default 1. */
+  max?: number
+  /** Seconds to wait for a connection. Default 5. */
+  connectTimeout?: number
+  /** Seconds `sql.end({ timeout })` waits for running queries at the end of a request. Default 5. */
+  closeTimeout?: number
+  /** Seconds an unused connection may sit idle inside one request before it is closed. Default 30. */
+  idleTimeout?: number
+  /** Sent as `application_name`. Default `hono-pooler`. */
+  applicationName?: string
+  /** Named prepared statements. Refused in transaction mode (`PREPARE_UNSUPPORTED`). */
+  prepare?: boolean
+  /** What to do with statements transaction mode cannot run. Default `error` in transaction mode, else `off`. */
+  guard?: 'error' | 'warn' | 'off'
+  /** Send parameters as escaped literals (one round trip per query). Default: on in transaction mode. */
+  inlineParams?: boolean
+  /** TLS. Default: the URL's `sslmode`; else `require` for Supabase/Neon hosts, none for loopback. */
+  ssl?: boolean | 'require' | 'prefer' | 'allow' | 'verify-full' | Record<string, unknown>
+  /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
+  postgres?: PostgresOptions<any>
+  /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
+  onEvent?: (event: PoolerEvent) => void
+}
+
+/** What `onEvent` receives. Never contains a password. */
+export type PoolerEvent =
+  | {
+      type: 'close'
+      host: string
+      mode: PoolerMode
+      used: boolean
+      queries: number
+      ms: number
+      reason: CloseReason
+    }
+  | { type: 'error'; host: string; mode: PoolerMode; code: string; message: string }
+
+export type CloseReason = 'done' | 'error' | 'abort' | 'stream-end' | 'stream-cancel'
+
+const schema = z
+  .object({
+    url: z.union([
+      z.string().min(1),
+      z.custom<(c: Context<any>) => string | undefined>((v) => typeof v === 'function'),
+    ]),
+    binding: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
+    mode: z.enum(['auto', 'transaction', 'session', 'direct']),
+    max: z.number().int().min(1).max(5),
+    connectTimeout: z.number().positive().max(120),
+    closeTimeout: z.number().min(0).max(120),
+    idleTimeout: z.number().positive().max(3600),
+    applicationName: z.string().max(63),
+    prepare: z.boolean(),
+    guard: z.enum(['error', 'warn', 'off']),
+    inlineParams: z.boolean(),
+    ssl: z.union([
+      z.boolean(),
+      z.enum(['require', 'prefer', 'allow', 'verify-full']),
+      z.record(z.string(), z.unknown()),
+    ]),
+    postgres: z.record(z.string(), z.unknown()),
+    onEvent: z.custom<(e: PoolerEvent) => void>((v) => typeof v === 'function'),
+  })
+  .partial()
+  .strict()
+
+/** Options after validation, with defaults filled in. */
+export interface ResolvedOptions
+  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding'> {
+  binding: string
+  mode: 'auto' | PoolerMode
+  max: number
+  connectTimeout: number
+  closeTimeout: number
+  idleTimeout: number
+  applicationName: string
+}
+
+/**
+ * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
+ *
+ * @example
+ * parseOptions({ max: 9 }) // throws INVALID_OPTIONS: max: Too big: expected number to be <=5
+ */
+export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
+  const r = schema.safeParse(options)
+  if (!r.success) {
+    const issue = r.error.issues[0]
+    const where = issue?.path.length ? issue.path.join('.') : 'options'
+    const what =
+      issue?.code === 'unrecognized_keys'
+        ? `unknown option ${(issue as any).keys.join(', ')}`
+        : issue?.message
+    throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
+  }
+  return {
+    ...options,
+    binding: options.binding ?? 'DATABASE_URL',
+    mode: options.mode ?? 'auto',
+    max: options.max ?? 1,
+    connectTimeout: options.connectTimeout ?? 5,
+    closeTimeout: options.closeTimeout ?? 5,
+    idleTimeout: options.idleTimeout ?? 30,
+    applicationName: options.applicationName ?? 'hono-pooler',
+  }
+}
+
+/** Query parameters postgres.js reads itself (not forwarded as startup parameters). */
+const DRIVER_PARAMS = new Set([
+  'sslmode',
+  'ssl',
+  'sslnegotiation',
+  'connect_timeout',
+  'idle_timeout',
+  'max_lifetime',
+  'keep_alive',
+  'target_session_attrs',
+  'max',
+  'fetch_types',
+  'prepare',
+  'backoff',
+  'max_pipeline',
+  'publications',
+  'debug',
+])
+/** Startup parameters PgBouncer and Supavisor accept. */
+const STARTUP_PARAMS = new Set([
+  'application_name',
+  'client_encoding',
+  'datestyle',
+  'timezone',
+  'standard_conforming_strings',
+])
+const PRISMA_PARAMS: Record<string, string> = {
+  pgbouncer: 'a Prisma flag; hono-pooler already applies the transaction-mode preset',
+  connection_limit: 'a Prisma option; use pooler({ max })',
+  pool_timeout: 'a Prisma option; use pooler({ connectTimeout })',
+  statement_cache_size: 'a Prisma option; hono-pooler never prepares named statements in transaction mode',
+  schema: 'a Prisma option; use withSettings(sql, { search_path }, fn) or schema-qualified names',
+  socket_timeout: 'a Prisma option; use pooler({ connectTimeout })',
+}
+
+/** Everything a request's client needs: where to connect and how. */
+export interface ClientConfig {
+  url: string
+  info: UrlInfo
+  mode: PoolerMode
+  password: string
+  options: ResolvedOptions
+  /** postgres.js options (the preset applied). */
+  driver: PostgresOptions<any>
+}
+
+const cache = new Map<string, ClientConfig>()
+
+/**
+ * Validates a URL and builds the driver config for it (cached per URL string, never the client).
+ *
+ * @example
+ * clientConfig('postgres://u:p@db.pooler.supabase.com:6543/postgres', parseOptions()).driver.prepare // false
+ */
+export function clientConfig(url: string, options: ResolvedOptions): ClientConfig {
+  const hit = cache.get(url)
+  if (hit && hit.options === options) return hit
+  const info = classifyUrl(url)
+  const u = new URL(url)
+  for (const key of u.searchParams.keys()) {
+    const k = key.toLowerCase()
+    if (k in PRISMA_PARAMS)
+      throw new PoolerError(
+        'UNSUPPORTED_URL_PARAM',
+        `URL parameter "${key}" is ${PRISMA_PARAMS[k]} — remove it from the URL (PgBouncer rejects unknown startup parameters)`,
+      )
+    if (!DRIVER_PARAMS.has(k) && !STARTUP_PARAMS.has(k))
+      throw new PoolerError(
+        'UNSUPPORTED_URL_PARAM',
+        `URL parameter "${key}" would be sent to the pooler as a startup parameter, which PgBouncer/Supavisor reject ("unsupported startup parameter") — remove it from the URL`,
+      )
+  }
+  const mode = options.mode === 'auto' ? info.mode : options.mode
+  if (options.mode !== 'auto') {
+    const mismatch = portMismatch(info, options.mode)
+    if (mismatch) throw new PoolerError('WRONG_PORT_FOR_MODE', `${mismatch} (${redactUrl(url)})`)
+  }
+  const transaction = mode === 'transaction'
+  const urlPrepare = u.searchParams.get('prepare')
+  if (
+    transaction &&
+    (options.prepare === true || urlPrepare === 'true' || options.postgres?.prepare === true)
+  )
+    throw new PoolerError(
+      'PREPARE_UNSUPPORTED',
+      'Named prepared statements do not work behind a transaction-mode pooler (prepared statement "…" does not exist) — drop prepare: true',
+    )
+  const tlsInUrl = u.searchParams.has('sslmode') || u.searchParams.has('ssl')
+  const ssl =
+    options.ssl ??
+    (tlsInUrl ? undefined : defaultsToTls(info.host) ? 'require' : isLoopback(info.host) ? false : undefined)
+  const driver: PostgresOptions<any> = {
+    ...options.postgres,
+    max: options.max,
+    connect_timeout: options.connectTimeout,
+    idle_timeout: options.idleTimeout,
+    max_lifetime: null,
+    prepare: transaction ? false : (options.prepare ?? true),
+    fetch_types: transaction ? false : (options.postgres?.fetch_types ?? true),
+    connection: { ...options.postgres?.connection, application_name: options.applicationName },
+    ...(ssl === undefined ? {} : { ssl: ssl as PostgresOptions<any>['ssl'] }),
+  }
+  const config: ClientConfig = { url, info, mode, password: decodeURIComponent(u.password), options, driver }
+  if (cache.size > 16) cache.clear()
+  cache.set(url, config)
+  return config
+}

@@ -1,0 +1,120 @@
+/**
+ * Every error hono-pooler raises is a `PoolerError` with a stable `code` and a one-line message that says
+ * what to do. Messages never contain a password: URLs are always shown through `redactUrl`.
+ */
+
+/** Stable error codes. Match on `err.code`, never on the message. */
+export type PoolerErrorCode =
+  | 'INVALID_OPTIONS'
+  | 'MISSING_DATABASE_URL'
+  | 'INVALID_URL'
+  | 'UNSUPPORTED_URL_PARAM'
+  | 'WRONG_PORT_FOR_MODE'
+  | 'PREPARE_UNSUPPORTED'
+  | 'CLIENT_CLOSED'
+  | 'CONNECT_FAILED'
+  | 'CONNECT_TIMEOUT'
+  | 'AUTH_FAILED'
+  | 'POOLER_SATURATED'
+  | 'UNSAFE_IN_TRANSACTION_MODE'
+  | 'LISTEN_UNSUPPORTED'
+  | 'SUBSCRIBE_UNSUPPORTED'
+  | 'RESERVE_UNSUPPORTED'
+  | 'INVALID_SETTING'
+  | 'INLINE_UNSUPPORTED_VALUE'
+
+/** Codes meaning "this request could not get a database connection": answered with HTTP 503. */
+export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
+  'CONNECT_FAILED',
+  'CONNECT_TIMEOUT',
+  'AUTH_FAILED',
+  'POOLER_SATURATED',
+])
+
+export interface PoolerErrorOptions {
+  cause?: unknown
+  /** Guard rule id, for `UNSAFE_IN_TRANSACTION_MODE`. */
+  rule?: string
+  /** The safe alternative, for guard errors. */
+  fix?: string
+  /** A short excerpt of the offending statement (never with parameter values). */
+  statement?: string
+  /** Seconds, for `POOLER_SATURATED` (sent as `Retry-After`). */
+  retryAfter?: number
+}
+
+/**
+ * The error class of hono-pooler. Connection errors (`CONNECTION_CODES`) carry `getResponse()`, so Hono's
+ * default error handler answers them with a 503 JSON body, while an app's own `onError` still sees them.
+ *
+ * @example
+ * app.onError((err, c) => {
+ *   if (err instanceof PoolerError && err.code === 'POOLER_SATURATED') return c.json({ busy: true }, 503)
+ *   throw err
+ * })
+ */
+export class PoolerError extends Error {
+  override readonly name = 'PoolerError'
+  readonly code: PoolerErrorCode
+  readonly rule?: string
+  readonly fix?: string
+  readonly statement?: string
+  readonly retryAfter?: number
+  /** HTTP status Hono's default error handler answers with (503 for connection errors). */
+  readonly status?: number
+
+  constructor(code: PoolerErrorCode, message: string, options: PoolerErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    if (options.rule !== undefined) this.rule = options.rule
+    if (options.fix !== undefined) this.fix = options.fix
+    if (options.statement !== undefined) this.statement = options.statement
+    if (options.retryAfter !== undefined) this.retryAfter = options.retryAfter
+    if (CONNECTION_CODES.has(code)) {
+      this.status = 503
+      // Own property, only on connection errors: Hono's default onError answers with it.
+      Object.defineProperty(this, 'getResponse', { value: () => errorResponse(this), enumerable: false })
+    }
+  }
+}
+
+/**
+ * The JSON error response hono-pooler uses: `{ error: { code, message } }`.
+ *
+ * @example
+ * app.onError((err, c) => (err instanceof PoolerError ? errorResponse(err) : c.text('oops', 500)))
+ */
+export function errorResponse(err: PoolerError, status = err.status ?? 500): Response {
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=UTF-8' }
+  if (err.retryAfter !== undefined) headers['retry-after'] = String(err.retryAfter)
+  return new Response(JSON.stringify({ error: { code: err.code, message: err.message } }), {
+    status,
+    headers,
+  })
+}
+
+/**
+ * A connection string with its password replaced by `***` (also in query parameters such as `password=`).
+ *
+ * @example
+ * redactUrl('postgres://app:secret@db:6543/app') // 'postgres://app:***@db:6543/app'
+ */
+export function redactUrl(url: string): string {
+  return url
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^@/?#]*@/i, '$1:***@')
+    .replace(/([?&](?:password|pass|sslpassword)=)[^&#]*/gi, '$1***')
+}
+
+/**
+ * Removes every occurrence of `secret` from a string (for messages built from foreign errors).
+ *
+ * @example
+ * scrub('auth failed for p4ss', 'p4ss') // 'auth failed for ***'
+ */
+export function scrub(text: string, secret: string | undefined): string {
+  if (!secret) return text
+  let out = text.split(secret).join('***')
+  const enc = encodeURIComponent(secret)
+  if (enc !== secret) out = out.split(enc).join('***')
+  return out
+}

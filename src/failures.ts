@@ -1,0 +1,65 @@
+/**
+ * Turns the ways a request can fail to get a connection into `PoolerError`s with stable codes (answered
+ * with HTTP 503), and leaves SQL errors from the user's own queries untouched.
+ */
+import type { ClientConfig } from './config'
+import { PoolerError, scrub } from './errors'
+
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+])
+const SATURATED =
+  /no more connections allowed|max client connections reached|max_client_conn|too many (clients|connections)|remaining connection slots|query_wait_timeout|pool_timeout|connection pool (is )?exhausted/i
+const AUTH =
+  /password authentication failed|SASL|SCRAM|authentication failed|no such user|not allowed to connect/i
+
+/**
+ * Maps a driver error to a `PoolerError` when it means "no connection for this request"; returns any other
+ * error unchanged. Messages name host and port, never the password.
+ *
+ * @example
+ * mapConnectionError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), config).code
+ * // 'CONNECT_FAILED'
+ */
+export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
+  if (!e || typeof e !== 'object' || e instanceof PoolerError) return e
+  const err = e as { code?: unknown; message?: unknown }
+  const code = typeof err.code === 'string' ? err.code : ''
+  const message = scrub(String(err.message ?? ''), config.password)
+  const where = `${config.info.host}:${config.info.port}`
+  if (UNREACHABLE.has(code))
+    return new PoolerError(
+      'CONNECT_FAILED',
+      `Cannot reach the database at ${where} (${code}) — check the host and port in the URL and that the pooler is up`,
+      { cause: e },
+    )
+  if (code === 'CONNECT_TIMEOUT')
+    return new PoolerError(
+      'CONNECT_TIMEOUT',
+      `No connection to ${where} within ${config.options.connectTimeout} s — the pooler may be overloaded or unreachable from this runtime (IPv6-only host?)`,
+      { cause: e },
+    )
+  if (code === '53300' || SATURATED.test(message))
+    return new PoolerError(
+      'POOLER_SATURATED',
+      `The pooler at ${where} refused the connection (${message}) — retry shortly, lower max, or raise the pool size`,
+      { cause: e, retryAfter: 1 },
+    )
+  if (
+    code === '28P01' ||
+    code === '28000' ||
+    code === 'SASL_SIGNATURE_MISMATCH' ||
+    (code === '08P01' && AUTH.test(message))
+  )
+    return new PoolerError(
+      'AUTH_FAILED',
+      `Authentication to ${where} as "${config.info.user}" failed (${message}) — check the user and password in the URL (Supavisor users look like postgres.<project-ref>)`,
+      { cause: e },
+    )
+  return e
+}

@@ -1,0 +1,149 @@
+/**
+ * Which kind of connection string is this? The Supabase connection guide as code: direct, session-mode
+ * pooler or transaction-mode pooler, IPv6-only direct hosts, TLS defaults of the known clouds.
+ */
+import { PoolerError, redactUrl } from './errors'
+
+/** How the server side treats the connection. */
+export type PoolerMode = 'transaction' | 'session' | 'direct'
+export type Provider = 'supabase' | 'neon' | 'local' | 'other'
+
+export interface UrlInfo {
+  mode: PoolerMode
+  provider: Provider
+  host: string
+  port: number
+  database: string
+  user: string
+  /** Direct Supabase hosts (`db.<ref>.supabase.co`) resolve to IPv6 only unless the IPv4 add-on is on. */
+  ipv6Only: boolean
+  /** Why this mode was chosen (one line, for logs and docs). */
+  reason: string
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[?::1\]?)$/i
+
+/** Parses a postgres URL; the error never echoes the URL's password. */
+export function parseDbUrl(url: string): URL {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    throw new PoolerError(
+      'INVALID_URL',
+      `Not a valid URL: ${redactUrl(url)} — expected postgres://user:password@host:port/database`,
+    )
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:')
+    throw new PoolerError(
+      'INVALID_URL',
+      `Unsupported scheme "${u.protocol}" in ${redactUrl(url)} — use postgres:// or postgresql://`,
+    )
+  if (!u.hostname)
+    throw new PoolerError(
+      'INVALID_URL',
+      `No host in ${redactUrl(url)} — expected postgres://user:password@host:port/database`,
+    )
+  return u
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host)
+}
+
+/**
+ * Classifies a connection string: mode, provider, host, port, database, user, IPv6-only. Never returns the
+ * password.
+ *
+ * | URL | mode |
+ * |---|---|
+ * | `*.pooler.supabase.com:6543` | transaction (Supavisor) |
+ * | `*.pooler.supabase.com:5432` | session (Supavisor) |
+ * | `db.<ref>.supabase.co:5432` | direct (IPv6-only unless the IPv4 add-on) |
+ * | `db.<ref>.supabase.co:6543` | transaction (dedicated PgBouncer) |
+ * | Neon host with `-pooler.` | transaction |
+ * | any other host, port 6543 | transaction |
+ * | anything else | transaction (the safe default) |
+ *
+ * @example
+ * classifyUrl('postgres://postgres.abc:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres')
+ * // { mode: 'transaction', provider: 'supabase', port: 6543, user: 'postgres.abc', ipv6Only: false, ... }
+ */
+export function classifyUrl(url: string): UrlInfo {
+  const u = parseDbUrl(url)
+  const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  const port = u.port ? Number(u.port) : 5432
+  const base = {
+    host,
+    port,
+    database: decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres',
+    user: decodeURIComponent(u.username),
+    ipv6Only: false,
+  }
+  if (host.endsWith('.pooler.supabase.com'))
+    return port === 5432
+      ? {
+          ...base,
+          mode: 'session',
+          provider: 'supabase',
+          reason: 'Supavisor session mode (pooler host, port 5432)',
+        }
+      : {
+          ...base,
+          mode: 'transaction',
+          provider: 'supabase',
+          reason: 'Supavisor transaction mode (pooler host, port 6543)',
+        }
+  if (/^db\.[a-z0-9]+\.supabase\.co$/.test(host))
+    return port === 6543
+      ? {
+          ...base,
+          mode: 'transaction',
+          provider: 'supabase',
+          reason: 'Supabase dedicated PgBouncer (port 6543)',
+        }
+      : {
+          ...base,
+          mode: 'direct',
+          provider: 'supabase',
+          ipv6Only: true,
+          reason: 'Supabase direct connection (IPv6-only unless the IPv4 add-on is enabled)',
+        }
+  if (host.endsWith('.neon.tech'))
+    return host.split('.')[0]?.endsWith('-pooler')
+      ? { ...base, mode: 'transaction', provider: 'neon', reason: 'Neon pooled host (-pooler)' }
+      : {
+          ...base,
+          mode: 'direct',
+          provider: 'neon',
+          reason: 'Neon direct host (no -pooler in the host name)',
+        }
+  const provider: Provider = isLoopback(host) ? 'local' : 'other'
+  if (port === 6543)
+    return { ...base, mode: 'transaction', provider, reason: 'port 6543 (transaction-mode pooler)' }
+  return {
+    ...base,
+    mode: 'transaction',
+    provider,
+    reason: 'unknown host: assuming a transaction-mode pooler (the safe default)',
+  }
+}
+
+/** Hosts that require TLS by default when the URL says nothing about it. */
+export function defaultsToTls(host: string): boolean {
+  return /\.(supabase\.com|supabase\.co|neon\.tech)$/i.test(host)
+}
+
+/**
+ * Checks an explicit mode against what the URL's port says, for hosts whose ports are known.
+ * Returns an error message, or undefined when they agree (or nothing is known).
+ */
+export function portMismatch(info: UrlInfo, mode: PoolerMode): string | undefined {
+  if (info.provider !== 'supabase' || info.mode === mode) return undefined
+  const want = mode === 'transaction' ? 6543 : 5432
+  const onPooler = info.host.endsWith('.pooler.supabase.com')
+  if (mode === 'direct' && onPooler)
+    return `mode "direct" but ${info.host} is the Supavisor pooler — use db.<ref>.supabase.co:5432 for a direct connection`
+  return `mode "${mode}" but port ${info.port} on ${info.host} is ${info.mode} mode — use port ${want}, or mode "${info.mode}"`
+}

@@ -1,0 +1,33 @@
+import type { TestProject } from 'vitest/node'
+import { type Stack, startStack } from '../../scripts/stack.ts'
+
+export interface StackInfo {
+  databaseUrl: string
+  pool1Url: string
+  directUrl: string
+  superUrl: string
+  adminUrl: string
+  password: string
+  external: boolean
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    stack: StackInfo
+  }
+}
+
+let stack: Stack | undefined
+
+export async function setup(project: TestProject): Promise<void> {
+  // Never skipped: if the stack cannot start, the whole run fails with the reason.
+  stack = await startStack()
+  if (!stack.adminUrl)
+    throw new Error('PGBOUNCER_ADMIN_URL must be set when DATABASE_URL is given: the tests read SHOW CLIENTS')
+  const { stop: _stop, ...info } = stack
+  project.provide('stack', info)
+}
+
+export async function teardown(): Promise<void> {
+  await stack?.stop()
+}

@@ -1,0 +1,39 @@
+import postgres from 'postgres'
+import { inject } from 'vitest'
+
+export const stack = inject('stack')
+
+export interface ClientRow {
+  user: string
+  database: string
+  state: string
+  application_name: string
+}
+
+/** PgBouncer's SHOW CLIENTS (admin console: simple protocol only), without the admin's own connection. */
+export async function showClients(applicationName?: string): Promise<ClientRow[]> {
+  const admin = postgres(stack.adminUrl, { max: 1, fetch_types: false, onnotice: () => {} })
+  try {
+    const rows = (await admin.unsafe('show clients').simple()) as unknown as ClientRow[]
+    return rows.filter(
+      (r) =>
+        r.database !== 'pgbouncer' &&
+        (applicationName === undefined || r.application_name === applicationName),
+    )
+  } finally {
+    await admin.end({ timeout: 1 })
+  }
+}
+
+/** Waits until PgBouncer lists no client with this application_name; returns what was last seen. */
+export async function waitForNoClients(applicationName: string, ms = 6000): Promise<ClientRow[]> {
+  const deadline = Date.now() + ms
+  let rows = await showClients(applicationName)
+  while (rows.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50))
+    rows = await showClients(applicationName)
+  }
+  return rows
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
