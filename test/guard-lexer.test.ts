@@ -30,13 +30,17 @@ describe('tokenize', () => {
   })
 
   it('handles U&, B, X and N prefixes', () => {
-    expect(kinds("U&'d\\0061t' u&\"d;\" B'0101' x'ff' N'n' X")).toEqual([
+    expect(kinds("U&'d\\0061t' u&\"d;\" B'0101' x'ff' X")).toEqual([
       'string',
       'ident',
       'string',
       'string',
-      'string',
       'word',
+    ])
+    // Like PostgreSQL's scanner, N'…' is the NATIONAL CHARACTER keyword followed by a plain string.
+    expect(tokenize("N'it''s'").map((t) => [t.kind, t.value])).toEqual([
+      ['word', 'n'],
+      ['string', "'it''s'"],
     ])
     expect(tokenize('U&"a""b"')[0]?.value).toBe('a"b')
     expect(kinds("ab'x'")).toEqual(['word', 'string'])
@@ -105,7 +109,15 @@ describe('tokenize', () => {
     expect(values('a @- b')).toEqual(['a', '@-', 'b'])
     expect(values('a*/*c*/b')).toEqual(['a', '*', 'b'])
     expect(values('a:=b')).toEqual(['a', ':=', 'b'])
-    expect(kinds('( ) , [ ] . ;')).toEqual(['punct', 'punct', 'punct', 'punct', 'punct', 'punct', 'semicolon'])
+    expect(kinds('( ) , [ ] . ;')).toEqual([
+      'punct',
+      'punct',
+      'punct',
+      'punct',
+      'punct',
+      'punct',
+      'semicolon',
+    ])
   })
 
   it('runs unterminated literals and comments to the end of the input', () => {
@@ -156,7 +168,9 @@ describe('splitStatements', () => {
   })
 
   it('does not split inside parentheses or BEGIN ATOMIC bodies', () => {
-    expect(texts('create rule r as on insert to t do also (insert into a values (1); delete from b); select 1')).toEqual([
+    expect(
+      texts('create rule r as on insert to t do also (insert into a values (1); delete from b); select 1'),
+    ).toEqual([
       'create rule r as on insert to t do also (insert into a values (1); delete from b)',
       'select 1',
     ])
@@ -169,7 +183,8 @@ describe('splitStatements', () => {
 
   it('offsets point at the statement text', () => {
     const sql = "select 'x';\n\n  set search_path = a ;  /**/ reset all"
-    for (const st of splitStatements(sql)) expect(sql.slice(st.offset, st.offset + st.text.length)).toBe(st.text)
+    for (const st of splitStatements(sql))
+      expect(sql.slice(st.offset, st.offset + st.text.length)).toBe(st.text)
     expect(splitStatements(sql).map((s) => s.offset)).toEqual([0, 15, 43])
   })
 })

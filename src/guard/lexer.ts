@@ -95,7 +95,7 @@ export function tokenize(sql: string): Token[] {
       push('ident', i, end, unquoteIdent(sql, i + 1, end))
     } else if (cls & CC.ID_START) {
       const lower = c | 32
-      if (next === 39 && (lower === 101 || lower === 98 || lower === 120 || lower === 110)) {
+      if (next === 39 && (lower === 101 || lower === 98 || lower === 120)) {
         const end = scanQuoted(sql, i + 2, 39, lower === 101)
         push('string', i, end, sql.slice(i, end))
         continue

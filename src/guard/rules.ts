@@ -239,8 +239,8 @@ function thirdArgIsFalse(t: Token[], from: number): boolean {
   for (let k = from; k < t.length; k++) {
     const tok = t[k]!
     if (isPunct(tok, ')') && depth === 0) break
-    if (isPunct(tok, '(')) depth++
-    if (isPunct(tok, ')')) depth--
+    if (isPunct(tok, '(') || isPunct(tok, '[')) depth++
+    if (isPunct(tok, ')') || isPunct(tok, ']')) depth--
     if (isPunct(tok, ',') && depth === 0) args.push([])
     else args[args.length - 1]!.push(tok)
   }
