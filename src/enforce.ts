@@ -71,7 +71,10 @@ export function guardQuery(
   if (q.tagged && !q.args.some(isTextArg)) {
     const key = q.strings as TemplateStringsArray
     err = byTemplate.get(key)
-    if (err === undefined) byTemplate.set(key, (err = toError(queryText(q).text)))
+    if (err === undefined) {
+      err = toError(queryText(q).text)
+      byTemplate.set(key, err)
+    }
   } else {
     const text = queryText(q).text
     err = byText.get(text)

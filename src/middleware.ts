@@ -86,6 +86,7 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     if (signal?.aborted) onAbort()
     else signal?.addEventListener('abort', onAbort, { once: true })
     c.set('sql', client.sql)
+    const isLive = watchResponses(c)
 
     try {
       await next()
@@ -94,7 +95,7 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
       throw e
     }
     const res = c.res
-    if (!res.body || closing) return settle(c, close(c.error ? 'error' : 'done'))
+    if (!res.body || closing || !isLive()) return settle(c, close(c.error ? 'error' : 'done'))
     // The body may still query (stream(), streamSSE(), any ReadableStream): close when it ends.
     const done = new Promise<void>((resolve) => {
       c.res = new Response(track(res.body!, resolve, close), res)
@@ -102,6 +103,37 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     const waitUntil = findWaitUntil(c)
     if (waitUntil) waitUntil(done)
   }
+}
+
+const BUILDERS = ['body', 'newResponse', 'json', 'text', 'html'] as const
+
+/**
+ * Tells whether the final response may still use the client after the handler returned: its body came
+ * from a ReadableStream (stream(), streamSSE(), c.body(readable)), or it is a Response Hono's context did
+ * not build (a handler's own `new Response(…)`). Static bodies (c.json, c.text, …) close right away.
+ */
+function watchResponses(c: Context): () => boolean {
+  const built = new WeakSet<Response>()
+  let streamed = false
+  const ctx = c as unknown as Record<
+    (typeof BUILDERS)[number],
+    (data: unknown, ...rest: unknown[]) => unknown
+  >
+  for (const name of BUILDERS) {
+    const build = ctx[name]
+    ctx[name] = (data, ...rest) => {
+      const r = build(data, ...rest)
+      if (data instanceof ReadableStream) streamed = true
+      else if (r instanceof Response) built.add(r)
+      else if (r instanceof Promise)
+        r.then(
+          (x) => x instanceof Response && built.add(x),
+          () => {},
+        )
+      return r
+    }
+  }
+  return () => streamed || !built.has(c.res)
 }
 
 /** Off the critical path where the runtime allows it (Workers, Vercel), else awaited. */
