@@ -203,6 +203,21 @@ function statementRule(st: Statement): Hit {
   }
 }
 
+/** Keywords after which a name followed by `(` is a function call (not a table, type or alias). */
+const BEFORE_CALL = new Set(
+  'select where and or not when then else case from join lateral on having returning by distinct all like ilike escape between default call using limit offset'.split(
+    ' ',
+  ),
+)
+
+/** Can a function call follow token `prev` (undefined: statement start)? Not after `::` (a type). */
+function callPosition(prev: Token | undefined): boolean {
+  if (!prev) return true
+  if (prev.kind === 'op') return prev.value !== '::'
+  if (prev.kind === 'punct') return prev.value === '(' || prev.value === ',' || prev.value === '['
+  return prev.kind === 'word' && BEFORE_CALL.has(prev.value)
+}
+
 /** Findings for session-level function calls anywhere in a statement. */
 function callFindings(st: Statement, out: GuardFinding[]): void {
   const t = st.tokens
@@ -213,6 +228,7 @@ function callFindings(st: Statement, out: GuardFinding[]): void {
     if (!ADVISORY.has(name) && name !== 'set_config') continue
     const qualified = isPunct(t[k - 1], '.')
     if (qualified && (t[k - 2]?.value !== 'pg_catalog' || isPunct(t[k - 3], '.'))) continue
+    if (!callPosition(t[qualified ? k - 3 : k - 1])) continue
     const offset = qualified ? t[k - 2]!.start : tok.start
     if (name === 'set_config') {
       if (!thirdArgIsFalse(t, k + 2)) continue
