@@ -230,6 +230,16 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
     const su = postgres(superUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 })
     let secrets: { rolname: string; rolpassword: string }[]
     try {
+      // The port opens before Postgres accepts logins ("the database system is starting up", 57P03).
+      for (let i = 0; ; i++) {
+        const err = await su`select 1`.then(
+          () => undefined,
+          (e: { code?: string }) => e,
+        )
+        if (!err) break
+        if (err.code !== '57P03' || i > 300) throw err
+        await new Promise((r) => setTimeout(r, 20))
+      }
       await su.unsafe(`create role app login password '${password}'`)
       await su.unsafe(`create role pgb_admin login password '${adminPass}'`)
       await su.unsafe('create database app owner app')
@@ -252,6 +262,8 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         '[databases]',
         `app = host=127.0.0.1 port=${pgPort} dbname=app`,
         `app_pool1 = host=127.0.0.1 port=${pgPort} dbname=app pool_size=1`,
+        // Reserved for the prepared-statement reproduction: two server connections, nobody else uses it.
+        `app_pool2 = host=127.0.0.1 port=${pgPort} dbname=app pool_size=2`,
         '[pgbouncer]',
         'listen_addr = 127.0.0.1',
         `listen_port = ${bPort}`,
