@@ -1,0 +1,75 @@
+/**
+ * The guard's rule catalog: rule ids, the finding shape and, per rule, what it refuses and the safe
+ * alternative (used in error messages and the README table). `checkSql` lives in `./rules`.
+ */
+
+/**
+ * Identifier of a guard rule: a class of statements that only work with a dedicated server session.
+ *
+ * @example
+ * const rule: GuardRule = 'session-set'
+ */
+export type GuardRule =
+  | 'session-set'
+  | 'listen'
+  | 'sql-prepare'
+  | 'with-hold-cursor'
+  | 'session-temp-table'
+  | 'load'
+  | 'session-advisory-lock'
+
+/**
+ * One statement refused by the guard.
+ *
+ * @example
+ * const [finding] = checkSql('select 1; set search_path = app')
+ * // finding.rule === 'session-set', finding.offset === 10, finding.statement === 'set search_path = app'
+ */
+export interface GuardFinding {
+  rule: GuardRule
+  /** Excerpt of the offending statement: whitespace collapsed, at most 80 characters (cut with `…`). */
+  statement: string
+  /** Offset in the checked text of the statement, or of the offending function call. */
+  offset: number
+  /** One line: what the statement does wrong behind a transaction-mode pooler. */
+  message: string
+  /** One line: the safe alternative. */
+  fix: string
+}
+
+/**
+ * What each rule refuses and the safe alternative, e.g. for a documentation table.
+ *
+ * @example
+ * for (const [rule, { what, fix }] of Object.entries(GUARD_RULES)) console.log(`| ${rule} | ${what} | ${fix} |`)
+ */
+export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
+  'session-set': {
+    what: 'SET / SET SESSION / RESET / SET ROLE / SET SESSION AUTHORIZATION / set_config(…, …, false)',
+    fix: 'use SET LOCAL or set_config(name, value, true) inside sql.begin, or withSettings(sql, settings, fn)',
+  },
+  listen: {
+    what: 'LISTEN / UNLISTEN',
+    fix: 'use a session-mode or direct connection for LISTEN, or Supabase Realtime',
+  },
+  'sql-prepare': {
+    what: 'PREPARE / EXECUTE / DEALLOCATE / PREPARE TRANSACTION',
+    fix: 'use plain parameterized queries (sql`… ${value}`); the driver prepares statements itself',
+  },
+  'with-hold-cursor': {
+    what: 'DECLARE … CURSOR WITH HOLD',
+    fix: 'use a cursor without HOLD inside sql.begin, or sql.cursor()',
+  },
+  'session-temp-table': {
+    what: 'CREATE TEMP TABLE without ON COMMIT DROP, CREATE TEMP VIEW/SEQUENCE, SELECT … INTO TEMP',
+    fix: 'create the temporary table with ON COMMIT DROP inside sql.begin',
+  },
+  load: {
+    what: "LOAD 'library'",
+    fix: 'preload the library on the server (shared_preload_libraries or session_preload_libraries)',
+  },
+  'session-advisory-lock': {
+    what: 'pg_advisory_lock / pg_try_advisory_lock / pg_advisory_unlock[_all] (session-level advisory locks)',
+    fix: 'use pg_advisory_xact_lock / pg_try_advisory_xact_lock inside sql.begin',
+  },
+}
