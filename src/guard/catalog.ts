@@ -54,7 +54,7 @@ export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
   },
   'sql-prepare': {
     what: 'PREPARE / EXECUTE / DEALLOCATE / PREPARE TRANSACTION',
-    fix: 'use plain parameterized queries (sql`… ${value}`); the driver prepares statements itself',
+    fix: 'use plain parameterized queries (values as sql`` tagged-template parameters); the driver prepares them itself',
   },
   'with-hold-cursor': {
     what: 'DECLARE … CURSOR WITH HOLD',

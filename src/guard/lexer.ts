@@ -108,8 +108,11 @@ export function tokenize(sql: string): Token[] {
         continue
       }
       let j = i + 1
-      while (j < n && isIdCont(sql.charCodeAt(j))) j++
-      push('word', i, j, sql.slice(i, j).toLowerCase())
+      let upper = c >= 65 && c <= 90
+      for (let d = next; j < n && isIdCont(d); d = sql.charCodeAt(++j))
+        upper ||= (d >= 65 && d <= 90) || d >= 128
+      const word = sql.slice(i, j)
+      push('word', i, j, upper ? word.toLowerCase() : word)
     } else if (c === 36) {
       if (isDigit(next)) {
         let j = i + 2
