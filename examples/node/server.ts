@@ -1,0 +1,48 @@
+/**
+ * The notes app on a stationary Node server (@hono/node-server). Each request's client is closed when the
+ * response has been sent (there is no waitUntil on Node: the middleware awaits the close itself).
+ *
+ *   DATABASE_URL=postgres://… PORT=3000 node examples/node/server.ts
+ */
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import type { Hono } from 'hono'
+import { type AppEnv, createApp } from '../app.ts'
+
+export interface Server {
+  url: string
+  close(): Promise<void>
+}
+
+/** Starts the server; `port: 0` picks a free port. */
+export function start({
+  port = 3000,
+  hostname = '127.0.0.1',
+  app = createApp(),
+}: {
+  port?: number
+  hostname?: string
+  app?: Hono<AppEnv>
+} = {}): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname }, (info: AddressInfo) =>
+      resolve({
+        url: `http://${info.family === 'IPv6' ? `[${info.address}]` : info.address}:${info.port}`,
+        close: () =>
+          new Promise<void>((done, fail) => {
+            server.close((err) => (err ? fail(err) : done()))
+            ;(server as any).closeAllConnections?.()
+          }),
+      }),
+    )
+    server.once('error', reject)
+  })
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const server = await start({ port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST })
+  console.log(`notes example on ${server.url}`)
+  const stop = () => void server.close().then(() => process.exit(0))
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}

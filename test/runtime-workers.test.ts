@@ -1,0 +1,153 @@
+/**
+ * The notes example in real workerd (wrangler's unstable_startWorker with the root wrangler.toml), against
+ * the local PgBouncer stack: every route, a streamed route, a client abort, and no client left behind.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { PoolerEvent } from '../src'
+import { appUrl, checkRoutes, prepareSchema, readExport, seedNotes } from './support/app-schema'
+import { showClients, sleep, waitForNoClients } from './support/stack'
+
+process.env.WRANGLER_SEND_METRICS = 'false'
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = 'false' // no Request.cf download (no network here)
+
+const APP = 'hp-rt-workers'
+
+/**
+ * postgres.js's Cloudflare socket polyfill (postgres/cf/polyfills.js) can reject a promise nobody awaits
+ * after sql.end() closes the socket. Only these exact messages are tolerated; anything else fails the file.
+ */
+const KNOWN_SOCKET_NOISE = ['Stream was cancelled.', 'This socket has been closed.']
+
+let worker: Awaited<ReturnType<typeof import('wrangler').unstable_startWorker>>
+let base: URL
+const logs: string[] = []
+
+beforeAll(async () => {
+  await prepareSchema()
+  for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+    const original = console[level].bind(console)
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      const line = args.map(String).join(' ')
+      logs.push(line)
+      if ((level === 'error' || level === 'warn') && !line.includes('[observer]')) original(...args)
+    })
+  }
+  const { unstable_startWorker } = await import('wrangler')
+  worker = await unstable_startWorker({
+    config: 'wrangler.toml',
+    // The example's entry, wrapped to report unhandled rejections (see support/workers-observer.ts).
+    entrypoint: 'test/support/workers-observer.ts',
+    // secret_text, as in production (wrangler secret put): wrangler does not print it.
+    bindings: { DATABASE_URL: { type: 'secret_text', value: appUrl(APP) } },
+    dev: {
+      server: { hostname: '127.0.0.1', port: 0 },
+      inspector: false,
+      watch: false,
+      logLevel: 'log',
+    },
+  } as any)
+  await worker.ready
+  base = await worker.url
+})
+
+afterAll(async () => {
+  if (process.env.SHOW_LOGS) process.stderr.write(`${logs.join('\n')}\n`)
+  await worker?.dispose()
+  vi.restoreAllMocks()
+})
+
+const call = (path: string, init?: RequestInit) => fetch(new URL(path, base), init)
+
+/** workerd's reports of uncaught errors / unhandled rejections, minus the exact known socket noise. */
+const observed = () =>
+  logs
+    .map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''))
+    .filter((l) => l.includes('[observer]'))
+    .map((l) => l.slice(l.indexOf('[observer]')).trim())
+const known = (l: string) =>
+  KNOWN_SOCKET_NOISE.some(
+    (m) =>
+      l === `[observer] unhandledrejection TypeError: ${m}` ||
+      l === `[observer] unhandledrejection Error: ${m}`,
+  )
+const uncaught = (): string[] => observed().filter((l) => !known(l))
+
+/** The pooler events the Worker logged (support/workers-observer.ts), in order. */
+const events = (): PoolerEvent[] =>
+  logs.filter((l) => l.startsWith('[event] ')).map((l) => JSON.parse(l.slice(8)) as PoolerEvent)
+const closes = () => events().filter((e): e is Extract<PoolerEvent, { type: 'close' }> => e.type === 'close')
+
+/** Waits until at least `n` close events have been logged since `from`. */
+async function waitForCloses(from: number, n: number, ms = 6000) {
+  const deadline = Date.now() + ms
+  while (closes().length - from < n && Date.now() < deadline) await sleep(20)
+  return closes().slice(from)
+}
+
+describe('Cloudflare Workers (workerd)', () => {
+  it('answers GET / without opening a connection', async () => {
+    const from = closes().length
+    const res = await call('/')
+    expect(await res.json()).toEqual({ name: 'hono-pooler notes example', mode: 'transaction' })
+    expect(await showClients(APP)).toEqual([])
+    // The close still runs (through c.executionCtx.waitUntil) and settles: nothing was opened.
+    const [close] = await waitForCloses(from, 1)
+    expect(close).toMatchObject({ type: 'close', mode: 'transaction', used: false, queries: 0 })
+  })
+
+  it('serves every route, then leaves no client in PgBouncer', async () => {
+    const from = closes().length
+    const requests = await checkRoutes(call, `workers-${Date.now()}`)
+    expect(await waitForNoClients(APP)).toEqual([])
+    // Every request's close settled in workerd, after its response body was sent.
+    const settled = await waitForCloses(from, requests)
+    expect(settled).toHaveLength(requests)
+    expect(settled.filter((e) => e.used)).toHaveLength(10) // the requests that query (the rest never connect)
+    for (const e of settled) expect(['done', 'stream-end']).toContain(e.reason)
+  })
+
+  it('streams /export from a cursor while the response is sent, then closes', async () => {
+    const count = await seedNotes(450, 'workers-export ')
+    const notes = await readExport(call)
+    expect(notes.length).toBeGreaterThanOrEqual(count)
+    const ids = notes.map((n) => n.id)
+    expect(ids).toEqual([...ids].sort((a, b) => a - b))
+    expect(await waitForNoClients(APP)).toEqual([])
+  })
+
+  it('closes the client when the client aborts mid-stream', async () => {
+    await seedNotes(2000, 'workers-abort ')
+    const ac = new AbortController()
+    const res = await call('/export', { signal: ac.signal })
+    const reader = res.body!.getReader()
+    const first = await reader.read()
+    expect(first.done).toBe(false)
+    const from = closes().length
+    ac.abort()
+    await reader.cancel().catch(() => {})
+    expect(await waitForNoClients(APP, 10_000)).toEqual([])
+    const [close] = await waitForCloses(from, 1)
+    expect(close).toMatchObject({ used: true })
+    expect(['abort', 'stream-cancel', 'stream-end']).toContain(close!.reason)
+    process.stderr.write(
+      `workerd: aborted /export closed with reason ${close!.reason} after ${close!.ms} ms\n`,
+    )
+  })
+
+  it('runs concurrent requests, each with its own client, and closes them all', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, () => call('/now').then((r) => r.status)))
+    expect(results).toEqual(Array(8).fill(200))
+    expect(await waitForNoClients(APP)).toEqual([])
+  })
+
+  it('reports no unexpected uncaught error or unhandled rejection from workerd', async () => {
+    await sleep(300)
+    const seen = observed()
+    if (seen.length) {
+      const counts = new Map<string, number>()
+      for (const l of seen) counts.set(l, (counts.get(l) ?? 0) + 1)
+      process.stderr.write(`workerd reported: ${[...counts].map(([l, n]) => `${n}× ${l}`).join('; ')}\n`)
+    }
+    expect(uncaught()).toEqual([])
+  })
+})
