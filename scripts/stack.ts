@@ -10,7 +10,16 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createServer, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,6 +36,8 @@ export interface Stack {
   superUrl: string
   /** PgBouncer admin console (`SHOW CLIENTS`, `SHOW POOLS`): simple query protocol only. */
   adminUrl: string
+  /** A PgBouncer with max_client_conn = 2 (saturation tests). Empty when external. */
+  tinyUrl: string
   /** The app user's password (tests check that it never appears in errors). */
   password: string
   /** True when the URLs came from the environment and nothing was started. */
@@ -140,6 +151,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       directUrl: env.DIRECT_URL ?? env.DATABASE_URL,
       superUrl: env.SUPER_URL ?? env.DIRECT_URL ?? env.DATABASE_URL,
       adminUrl: env.PGBOUNCER_ADMIN_URL ?? '',
+      tinyUrl: env.PGBOUNCER_TINY_URL ?? '',
       password: decodeURIComponent(u.password),
       external: true,
       stop: async () => {},
@@ -248,45 +260,63 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       await su.end({ timeout: 1 })
     }
 
-    const bPort = await freePort()
     const userlist = join(dir, 'userlist.txt')
     writeFileSync(userlist, secrets.map((s) => `"${s.rolname}" "${s.rolpassword}"`).join('\n') + '\n', {
       mode: 0o600,
     })
     owned(userlist)
-    const ini = join(dir, 'pgbouncer.ini')
-    const logFile = join(dir, 'pgbouncer.log')
-    writeFileSync(
-      ini,
+    const startBouncer = async (name: string, databases: string[], settings: string[]): Promise<number> => {
+      const port = await freePort()
+      const ini = join(dir, `${name}.ini`)
+      const logFile = join(dir, `${name}.log`)
+      writeFileSync(
+        ini,
+        [
+          '[databases]',
+          ...databases,
+          '[pgbouncer]',
+          'listen_addr = 127.0.0.1',
+          `listen_port = ${port}`,
+          `unix_socket_dir = ${join(dir, name)}`,
+          'auth_type = scram-sha-256',
+          `auth_file = ${userlist}`,
+          'pool_mode = transaction',
+          'admin_users = pgb_admin',
+          'stats_users = pgb_admin',
+          'reserve_pool_size = 0',
+          `logfile = ${logFile}`,
+          `pidfile = ${join(dir, `${name}.pid`)}`,
+          'log_connections = 0',
+          'log_disconnections = 0',
+          ...settings,
+          '',
+        ].join('\n'),
+      )
+      mkdirSync(join(dir, name))
+      owned(join(dir, name))
+      owned(ini)
+      const bouncer = spawn(pgbouncer, [ini], { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) })
+      children.push(bouncer)
+      await waitForPort(port, bouncer, 'pgbouncer', logFile)
+      return port
+    }
+    const server = `host=127.0.0.1 port=${pgPort} dbname=app`
+    const bPort = await startBouncer(
+      'pgbouncer',
       [
-        '[databases]',
-        `app = host=127.0.0.1 port=${pgPort} dbname=app`,
-        `app_pool1 = host=127.0.0.1 port=${pgPort} dbname=app pool_size=1`,
+        `app = ${server}`,
+        `app_pool1 = ${server} pool_size=1`,
         // Reserved for the prepared-statement reproduction: two server connections, nobody else uses it.
-        `app_pool2 = host=127.0.0.1 port=${pgPort} dbname=app pool_size=2`,
-        '[pgbouncer]',
-        'listen_addr = 127.0.0.1',
-        `listen_port = ${bPort}`,
-        `unix_socket_dir = ${dir}`,
-        'auth_type = scram-sha-256',
-        `auth_file = ${userlist}`,
-        'pool_mode = transaction',
-        'admin_users = pgb_admin',
-        'stats_users = pgb_admin',
-        'max_client_conn = 400',
-        'default_pool_size = 10',
-        'reserve_pool_size = 0',
-        `logfile = ${logFile}`,
-        `pidfile = ${join(dir, 'pgbouncer.pid')}`,
-        'log_connections = 0',
-        'log_disconnections = 0',
-        '',
-      ].join('\n'),
+        `app_pool2 = ${server} pool_size=2`,
+      ],
+      ['max_client_conn = 400', 'default_pool_size = 10'],
     )
-    owned(ini)
-    const bouncer = spawn(pgbouncer, [ini], { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) })
-    children.push(bouncer)
-    await waitForPort(bPort, bouncer, 'pgbouncer', logFile)
+    // A second, tiny PgBouncer that refuses a third client: "no more connections allowed (max_client_conn)".
+    const tinyPort = await startBouncer(
+      'tiny',
+      [`app = ${server}`],
+      ['max_client_conn = 2', 'default_pool_size = 1'],
+    )
 
     return {
       databaseUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app`,
@@ -294,6 +324,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       directUrl: `postgres://app:${password}@127.0.0.1:${pgPort}/app`,
       superUrl,
       adminUrl: `postgres://pgb_admin:${adminPass}@127.0.0.1:${bPort}/pgbouncer`,
+      tinyUrl: `postgres://app:${password}@127.0.0.1:${tinyPort}/app`,
       password,
       external: false,
       stop,
@@ -312,6 +343,7 @@ export function stackEnv(stack: Stack): Record<string, string> {
     DIRECT_URL: stack.directUrl,
     SUPER_URL: stack.superUrl,
     PGBOUNCER_ADMIN_URL: stack.adminUrl,
+    PGBOUNCER_TINY_URL: stack.tinyUrl,
   }
 }
 

@@ -34,7 +34,13 @@ export function findWaitUntil(c: Context): WaitUntil | undefined {
 }
 
 function resolveUrl(c: Context, url: PoolerOptions['url'], binding: string): string {
-  const value = typeof url === 'function' ? url(c) : (url ?? (env(c) as Record<string, unknown>)[binding])
+  // c.env first (Workers bindings, app.request's env), then the runtime's environment (process.env on Node).
+  const value =
+    typeof url === 'function'
+      ? url(c)
+      : (url ??
+        (c.env as Record<string, unknown> | undefined)?.[binding] ??
+        (env(c) as Record<string, unknown>)[binding])
   if (typeof value !== 'string' || value === '')
     throw new PoolerError(
       'MISSING_DATABASE_URL',

@@ -88,7 +88,9 @@ describe('lazy connection', () => {
       }
     })()
     for (let batch = 0; batch < 10; batch++)
-      await Promise.all(Array.from({ length: 10 }, () => app.request('/nodb-slow').then((r) => r.json())))
+      await Promise.all(
+        Array.from({ length: 10 }, () => Promise.resolve(app.request('/nodb-slow')).then((r) => r.json())),
+      )
     polling = false
     await poll
     expect(seen.length).toBeGreaterThan(3)
@@ -118,7 +120,9 @@ describe('one client per request, closed when the request is over', () => {
       await sleep(10)
       return c.json((await c.var.sql`select 1 as n`)[0])
     })
-    await Promise.all(Array.from({ length: 5 }, () => app.request('/').then((r) => r.json())))
+    await Promise.all(
+      Array.from({ length: 5 }, () => Promise.resolve(app.request('/')).then((r) => r.json())),
+    )
     expect(seen.size).toBe(5)
   })
 

@@ -7,6 +7,7 @@ export interface StackInfo {
   directUrl: string
   superUrl: string
   adminUrl: string
+  tinyUrl: string
   password: string
   external: boolean
 }
