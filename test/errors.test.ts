@@ -61,7 +61,10 @@ async function run(options: PoolerOptions, env: Record<string, string> = {}): Pr
     const body = await res.text()
     let error: unknown
     const custom = make()
-    custom.onError((err, c) => ((error = err), c.text('custom', 500)))
+    custom.onError((err, c) => {
+      error = err
+      return c.text('custom', 500)
+    })
     await (await custom.request('/', {}, env)).text()
     let parsed: unknown = body
     try {
