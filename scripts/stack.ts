@@ -215,7 +215,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         '-c',
         `unix_socket_directories=${dir}`,
         '-c',
-        'max_connections=20',
+        'max_connections=40',
         '-c',
         'fsync=off',
         '-c',

@@ -8,6 +8,7 @@ import type { ClientConfig } from './config'
 import { guardQuery } from './enforce'
 import { PoolerError } from './errors'
 import { mapConnectionError } from './failures'
+import { inlineQuery } from './inline'
 import { registerArrayTypes } from './types'
 
 /** A request's client and its lifecycle. */
@@ -21,6 +22,8 @@ export interface RequestClient {
   readonly closed: boolean
   /** Graceful, bounded close: running queries get `timeout` seconds, then sockets are destroyed. */
   close(timeout: number): Promise<void>
+  /** The client went away: cancel running statements on the server (bounded), then destroy the sockets. */
+  abort(): Promise<void>
 }
 
 /** A counting semaphore: at most `size` statements (or transactions) in flight at once. */
@@ -38,6 +41,7 @@ function gate(size: number) {
 }
 type Gate = ReturnType<typeof gate>
 
+const noop = () => {}
 const QUERY_METHODS = new Set(['unsafe', 'file', 'begin', 'notify', 'listen', 'subscribe', 'reserve'])
 
 async function readText(path: string): Promise<string> {
@@ -61,9 +65,12 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   // Outside sql.begin, at most one statement in flight per connection: PgBouncer/Supavisor drop replies
   // to queries pipelined behind a ReadyForQuery (the pipelining hang).
   const inFlight = transaction ? gate(options.max) : undefined
+  // Values as escaped literals: one round trip per query instead of two (see src/inline.ts).
+  const inline = (options.inlineParams ?? transaction) && !config.driver.types
   let real: Sql<any> | undefined
   let closed = false
   let queries = 0
+  const active = new Set<{ cancel(): unknown }>()
 
   const ensure = (): Sql<any> => {
     if (closed) throw closedError()
@@ -110,8 +117,14 @@ export function createRequestClient(config: ClientConfig): RequestClient {
         if (err) return this.reject(err)
         await (g ? g.acquire() : 1)
         if (closed) return (release(), this.reject(closedError()))
+        if (inline) inlineQuery(this, real!.options as any)
         this.handler(this)
-        if (g) Promise.prototype.then.call(this, release, release)
+        active.add(this)
+        const settled = () => {
+          active.delete(this)
+          release()
+        }
+        Promise.prototype.then.call(this, settled, settled)
       } catch (e) {
         release()
         this.reject(e)
@@ -255,6 +268,20 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     },
     get closed() {
       return closed
+    },
+    async abort() {
+      closed = true
+      if (!real) return
+      // Cancel first: PgBouncer drops a CancelRequest whose client has already disconnected.
+      const running = [...active]
+      if (running.length) {
+        const ended = running.map((q) => {
+          Promise.resolve(q.cancel()).catch(() => {})
+          return Promise.prototype.then.call(q, noop, noop)
+        })
+        await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000))])
+      }
+      await real.end({ timeout: 0 })
     },
     async close(timeout: number) {
       closed = true

@@ -68,11 +68,10 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     const started = Date.now()
     let closing: Promise<void> | undefined
     const signal = c.req.raw.signal as AbortSignal | undefined
-    const close = (reason: CloseReason, timeout = opts.closeTimeout): Promise<void> => {
+    const close = (reason: CloseReason): Promise<void> => {
       if (closing) return closing
       signal?.removeEventListener('abort', onAbort)
-      closing = client
-        .close(timeout)
+      closing = (reason === 'abort' ? client.abort() : client.close(opts.closeTimeout))
         .catch(() => {}) // a failing close must never surface as an unhandled rejection
         .then(() =>
           opts.onEvent?.({
@@ -87,8 +86,8 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
         )
       return closing
     }
-    // The client went away: cancel in-flight work by destroying the socket (timeout 0).
-    const onAbort = () => void close('abort', 0)
+    // The client went away: cancel in-flight statements on the server, then destroy the socket.
+    const onAbort = () => void close('abort')
     if (signal?.aborted) onAbort()
     else signal?.addEventListener('abort', onAbort, { once: true })
     c.set('sql', client.sql)
