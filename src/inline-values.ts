@@ -1,0 +1,108 @@
+/**
+ * Values as SQL literals with the type postgres.js would have sent: strings, numbers, JSON, arrays and
+ * NULL untyped (like OID 0: the server infers the type), booleans `::bool`, bigints `::int8`, dates
+ * `::timestamptz`, bytes `::bytea`. Each literal is parenthesized. `undefined` means "do not inline".
+ */
+
+/**
+ * Types whose postgres.js serializer is not the plain text of the value (json: JSON.stringify, bool: 't'/'f',
+ * dates: Date#toISOString, bytea: hex): an untyped value cast to one of them falls back.
+ */
+export const TYPE_SENSITIVE = new Set([
+  'json',
+  'jsonb',
+  'bool',
+  'boolean',
+  'date',
+  'timestamp',
+  'timestamptz',
+  'bytea',
+])
+
+/** For plain objects (sent as JSON): casts to json/jsonb agree with postgres.js, the others do not. */
+export const JSON_SENSITIVE = new Set([...TYPE_SENSITIVE].filter((t) => t !== 'json' && t !== 'jsonb'))
+
+/** `E'…'`: reads the same whatever `standard_conforming_strings` is. A NUL cannot be sent: undefined. */
+export function quote(s: string): string | undefined {
+  if (s.includes('\0')) return undefined
+  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
+/** Array literal text as postgres.js's arraySerializer writes it for untyped elements, or undefined. */
+function arrayText(xs: unknown[]): string | undefined {
+  if (!xs.length) return '{}'
+  const nested = Array.isArray(xs[0])
+  const parts: string[] = []
+  for (const x of xs) {
+    if (Array.isArray(x) !== nested) return undefined
+    if (nested) {
+      const inner = arrayText(x as unknown[])
+      if (inner === undefined) return undefined
+      parts.push(inner)
+    } else if (x === null) parts.push('null')
+    else if (typeof x === 'string' || typeof x === 'number')
+      parts.push(`"${String(x).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`)
+    else return undefined
+  }
+  return `{${parts.join(',')}}`
+}
+
+function isPlainObject(x: object): boolean {
+  const proto = Object.getPrototypeOf(x)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * The literal for one value, or undefined when it must go through postgres.js (undefined, symbols,
+ * functions, helpers such as `sql(obj)`/`sql.json`/fragments, class instances, invalid dates, typed arrays).
+ *
+ * @example
+ * literal("it's") // "(E'it''s')"
+ * literal(true) // "(E't'::bool)"
+ */
+export function literal(v: unknown): string | undefined {
+  let out: string | undefined
+  switch (typeof v) {
+    case 'string':
+      out = quote(v)
+      break
+    case 'number':
+      out = quote(String(v))
+      break
+    case 'boolean':
+      return v ? "(E't'::bool)" : "(E'f'::bool)"
+    case 'bigint':
+      return `(E'${v.toString()}'::int8)`
+    case 'object': {
+      if (v === null) return '(NULL)'
+      if (v instanceof Date) {
+        if (Number.isNaN(v.getTime())) return undefined
+        return `(E'${v.toISOString()}'::timestamptz)`
+      }
+      if (v instanceof Uint8Array) {
+        let hex = ''
+        for (let i = 0; i < v.length; i++) hex += HEX[v[i]!]
+        return `(E'\\\\x${hex}'::bytea)`
+      }
+      if (Array.isArray(v)) {
+        const text = arrayText(v)
+        out = text === undefined ? undefined : quote(text)
+        break
+      }
+      if (!isPlainObject(v)) return undefined
+      let json: string | undefined
+      try {
+        json = JSON.stringify(v)
+      } catch {
+        return undefined // cycles, bigints: postgres.js throws while sending, let it
+      }
+      out = typeof json === 'string' ? quote(json) : undefined
+      break
+    }
+    default:
+      return undefined
+  }
+  return out === undefined ? undefined : `(${out})`
+}
