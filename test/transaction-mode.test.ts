@@ -30,7 +30,9 @@ describe('pipelining across transaction boundaries', () => {
   // c.var.sql never.
   const ATTEMPTS = 8
   const pipelined = (sql: postgres.Sql) =>
-    Promise.all([sql`select 1 as i`, sql`select pg_sleep(0.1), ${2}::int as i`]).then((r) => r.map((x) => x[0]?.i))
+    Promise.all([sql`select 1 as i`, sql`select pg_sleep(0.1), ${2}::int as i`]).then((r) =>
+      r.map((x) => x[0]?.i),
+    )
 
   it('reproduced: plain postgres.js pipelines Promise.all through PgBouncer and hangs', async () => {
     let hangs = 0
@@ -70,7 +72,9 @@ describe('pipelining across transaction boundaries', () => {
     app.get('/', async (c) => {
       const sql = c.var.sql
       const rows = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => (i % 2 ? sql`select ${i}::int as i` : sql`select ${sql.unsafe(String(i))} as i`)),
+        Array.from({ length: 10 }, (_, i) =>
+          i % 2 ? sql`select ${i}::int as i` : sql`select ${sql.unsafe(String(i))} as i`,
+        ),
       )
       const simple = await Promise.all(Array.from({ length: 5 }, (_, i) => sql.unsafe(`select ${i} as i`)))
       return c.json({ result: [...rows.map((r) => r[0]?.i), ...simple.map((r) => r[0]?.i)] })
