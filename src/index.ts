@@ -4,6 +4,15 @@ export { errorResponse, PoolerError, type PoolerErrorCode, redactUrl } from './e
 export { checkSql, GUARD_RULES, type GuardFinding, type GuardRule } from './guard/rules'
 export { withSettings } from './guard/settings'
 export {
+  type Advice,
+  adviseConnection,
+  type ConnectionGroup,
+  type ConnectionStats,
+  connectionStats,
+  type Platform,
+  poolBudget,
+} from './guide'
+export {
   findWaitUntil,
   type PoolerBindings,
   type PoolerEnv,
