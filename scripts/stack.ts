@@ -107,8 +107,12 @@ async function waitForPort(port: number, child: ChildProcess, what: string, logF
     }
     const ok = await new Promise<boolean>((resolve) => {
       const s = new Socket()
-      s.once('connect', () => (s.destroy(), resolve(true)))
-      s.once('error', () => (s.destroy(), resolve(false)))
+      const done = (listening: boolean) => {
+        s.destroy()
+        resolve(listening)
+      }
+      s.once('connect', () => done(true))
+      s.once('error', () => done(false))
       s.connect(port, '127.0.0.1')
     })
     if (ok) return
@@ -129,7 +133,10 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {
     const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
-    child.once('exit', () => (clearTimeout(kill), resolve()))
+    child.once('exit', () => {
+      clearTimeout(kill)
+      resolve()
+    })
     child.kill(signal)
   })
 }
@@ -261,7 +268,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
     }
 
     const userlist = join(dir, 'userlist.txt')
-    writeFileSync(userlist, secrets.map((s) => `"${s.rolname}" "${s.rolpassword}"`).join('\n') + '\n', {
+    writeFileSync(userlist, `${secrets.map((s) => `"${s.rolname}" "${s.rolpassword}"`).join('\n')}\n`, {
       mode: 0o600,
     })
     owned(userlist)
