@@ -8,5 +8,6 @@ export default defineConfig({
   sourcemap: true,
   target: 'es2022',
   // postgres.js must stay external: its `workerd` export condition picks the Cloudflare build.
-  external: ['hono', 'postgres', 'zod'],
+  // cloudflare:sockets exists only in workerd (src/workerd-socket.ts imports it there, dynamically).
+  external: ['hono', 'postgres', 'zod', 'cloudflare:sockets'],
 })

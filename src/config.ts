@@ -7,6 +7,7 @@ import type { Options as PostgresOptions } from 'postgres'
 import { z } from 'zod'
 import { PoolerError, redactUrl } from './errors'
 import { classifyUrl, defaultsToTls, isLoopback, type PoolerMode, portMismatch, type UrlInfo } from './url'
+import { isWorkerd, workerdSocket } from './workerd-socket'
 
 /** What `pooler()` accepts. Every field is optional. */
 export interface PoolerOptions {
@@ -224,6 +225,10 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     fetch_types: transaction ? false : (options.postgres?.fetch_types ?? true),
     connection: { ...options.postgres?.connection, application_name: options.applicationName },
     ...(ssl === undefined ? {} : { ssl: ssl as PostgresOptions<any>['ssl'] }),
+    // workerd: postgres.js's socket polyfill leaves close() rejections unhandled (see workerd-socket.ts).
+    ...(isWorkerd() && !(options.postgres as { socket?: unknown } | undefined)?.socket
+      ? { socket: workerdSocket }
+      : {}),
   }
   const config: ClientConfig = { url, info, mode, password: decodeURIComponent(u.password), options, driver }
   if (cache.size > 16) cache.clear()

@@ -13,6 +13,8 @@ const UNREACHABLE = new Set([
   'ENETUNREACH',
   'EADDRNOTAVAIL',
 ])
+/** workerd (cloudflare:sockets) rejects a refused or unreachable address with this message and no `code`. */
+const UNREACHABLE_WORKERD = /proxy request failed, cannot connect to the specified address/i
 const SATURATED =
   /no more connections allowed|max client connections reached|max_client_conn|too many (clients|connections)|remaining connection slots|query_wait_timeout|pool_timeout|connection pool (is )?exhausted/i
 const AUTH =
@@ -32,10 +34,10 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
   const code = typeof err.code === 'string' ? err.code : ''
   const message = scrub(String(err.message ?? ''), config.password)
   const where = `${config.info.host}:${config.info.port}`
-  if (UNREACHABLE.has(code))
+  if (UNREACHABLE.has(code) || (!code && UNREACHABLE_WORKERD.test(message)))
     return new PoolerError(
       'CONNECT_FAILED',
-      `Cannot reach the database at ${where} (${code}) — check the host and port in the URL and that the pooler is up`,
+      `Cannot reach the database at ${where} (${code || message}) — check the host and port in the URL and that the pooler is up`,
       { cause: e },
     )
   if (code === 'CONNECT_TIMEOUT')
