@@ -138,7 +138,7 @@ describe('connection failures answer 503 JSON with a stable code', () => {
   it('POOLER_SATURATED: Postgres out of connection slots (53300)', async () => {
     const holders: postgres.Sql[] = []
     try {
-      for (let i = 0; i < 25; i++) {
+      for (let i = 0; i < 60; i++) {
         const h = postgres(stack.directUrl, { max: 1, fetch_types: false, onnotice: () => {} })
         holders.push(h)
         if (
