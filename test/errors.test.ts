@@ -135,25 +135,25 @@ describe('connection failures answer 503 JSON with a stable code', () => {
     }
   })
 
-  it('POOLER_SATURATED: Postgres out of connection slots (53300)', async () => {
-    const holders: postgres.Sql[] = []
+  it('POOLER_SATURATED: Postgres refuses with 53300 (a role at its connection limit)', async () => {
+    // A role with CONNECTION LIMIT 1: isolated from the other tests, unlike filling max_connections.
+    const su = postgres(stack.superUrl, { max: 1, onnotice: () => {} })
+    const rolePw = `${stack.password}-limited`
+    await su.unsafe(
+      `drop role if exists hp_limited; create role hp_limited login connection limit 1 password '${rolePw}'`,
+    )
+    await su.end()
+    const url = stack.directUrl.replace(`app:${stack.password}@`, `hp_limited:${rolePw}@`)
+    const holder = postgres(url, { max: 1, fetch_types: false })
     try {
-      for (let i = 0; i < 60; i++) {
-        const h = postgres(stack.directUrl, { max: 1, fetch_types: false, onnotice: () => {} })
-        holders.push(h)
-        if (
-          await h`select 1`.then(
-            () => false,
-            () => true,
-          )
-        )
-          break
-      }
-      const o = await run({ url: stack.directUrl, mode: 'direct' })
+      await holder`select 1`
+      const o = await run({ url, mode: 'direct' })
+      expect(o.status).toBe(503)
       expect(o.body).toMatchObject({ error: { code: 'POOLER_SATURATED' } })
+      expect(o.body.error.message).toMatch(/too many connections/)
       expectNoSecret(o)
     } finally {
-      await Promise.all(holders.map((h) => h.end({ timeout: 0 })))
+      await holder.end({ timeout: 0 })
     }
   })
 })
