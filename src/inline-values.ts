@@ -28,6 +28,8 @@ export function quote(s: string): string | undefined {
   return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
 }
 
+const INT8_MIN = -(2n ** 63n)
+const INT8_MAX = 2n ** 63n - 1n
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
 /** Array literal text as postgres.js's arraySerializer writes it for untyped elements, or undefined. */
@@ -74,11 +76,14 @@ export function literal(v: unknown): string | undefined {
     case 'boolean':
       return v ? "(E't'::bool)" : "(E'f'::bool)"
     case 'bigint':
-      return `(E'${v.toString()}'::int8)`
+      // Out of int8 range: an error either way, but a literal's is raised before the statement's other errors.
+      return v >= INT8_MIN && v <= INT8_MAX ? `(E'${v.toString()}'::int8)` : undefined
     case 'object': {
       if (v === null) return '(NULL)'
       if (v instanceof Date) {
-        if (Number.isNaN(v.getTime())) return undefined
+        // Invalid dates throw in postgres.js; years outside 1–9999 are not ISO strings Postgres reads.
+        const year = v.getUTCFullYear()
+        if (Number.isNaN(year) || year < 1 || year > 9999) return undefined
         return `(E'${v.toISOString()}'::timestamptz)`
       }
       if (v instanceof Uint8Array) {

@@ -125,10 +125,13 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
       text = t.text
       found = placeholders(text, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))
       if (!found || found.length !== args.length) return false
-      for (let i = 0; i < found.length; i++) if (found[i]!.k !== i + 1 || found[i]!.start !== t.at[i]) return false
+      for (let i = 0; i < found.length; i++)
+        if (found[i]!.k !== i + 1 || found[i]!.start !== t.at[i]) return false
     } else {
       text = q.strings[0] ?? ''
-      found = placeholders(text, (k) => (k <= lits.length ? sensitiveTo(args[k - 1], lits[k - 1]!) : undefined))
+      found = placeholders(text, (k) =>
+        k <= lits.length ? sensitiveTo(args[k - 1], lits[k - 1]!) : undefined,
+      )
       if (!found) return false
       const used = new Set<number>()
       for (const f of found) {
@@ -179,7 +182,9 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
  */
 function sensitiveTo(value: unknown, lit: string): Set<string> | undefined {
   if (/::[a-z0-9]+\)$/.test(lit)) return undefined
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? JSON_SENSITIVE : TYPE_SENSITIVE
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? JSON_SENSITIVE
+    : TYPE_SENSITIVE
 }
 
 const cpLen = (s: string): number => {
@@ -188,7 +193,7 @@ const cpLen = (s: string): number => {
   return n
 }
 
-/** Maps a server error's `position` (in the sent text) back onto the template. */
+/** Maps a server error's `position` (1-based, in characters of the sent text) back onto the template. */
 function fixPosition(e: any, text: string, spans: [number, number, number][], lits: string[]): unknown {
   const p = e && typeof e === 'object' && e.name === 'PostgresError' ? Number(e.position) : Number.NaN
   if (!(p > 0)) return e
@@ -200,7 +205,7 @@ function fixPosition(e: any, text: string, spans: [number, number, number][], li
     sentCp += plain
     const litLen = cpLen(lits[li]!)
     if (p <= sentCp + litLen) {
-      e.position = String(cpLen(text.slice(0, start)) + 1)
+      delete e.position // a value's input error: a bound parameter's has no position either
       return e
     }
     sentCp += litLen

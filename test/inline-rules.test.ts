@@ -30,7 +30,12 @@ describe('literals', () => {
     expect(literal(new Uint8Array([0, 255]))).toBe("(E'\\\\x00ff'::bytea)")
     expect(literal(Buffer.from('hi'))).toBe("(E'\\\\x6869'::bytea)")
     expect(literal(['a"b', 'c\\', null, 1.5])).toBe(`(E'{"a\\\\"b","c\\\\\\\\",null,"1.5"}')`)
-    expect(literal([[1, 2], [3, 4]])).toBe(`(E'{{"1","2"},{"3","4"}}')`)
+    expect(
+      literal([
+        [1, 2],
+        [3, 4],
+      ]),
+    ).toBe(`(E'{{"1","2"},{"3","4"}}')`)
     expect(literal([])).toBe("(E'{}')")
     expect(literal({ a: "it's" })).toBe(`(E'{"a":"it''s"}')`)
   })
@@ -57,7 +62,9 @@ describe('literals', () => {
 
 describe('inlineQuery', () => {
   it('inlines tagged templates and unsafe text with $n', () => {
-    expect(sent(tagged`select ${x} as a, ${1} as b`)).toBe(`select (E'x''); drop table t; --') as a, (E'1') as b`)
+    expect(sent(tagged`select ${x} as a, ${1} as b`)).toBe(
+      `select (E'x''); drop table t; --') as a, (E'1') as b`,
+    )
     expect(sent(unsafe('select $2, $1, $2', ['a', 'b']))).toBe(`select (E'b'), (E'a'), (E'b')`)
     expect(sent(tagged`select * from t where id = any(${[1, 2]}) limit ${5}`)).toBe(
       `select * from t where id = any((E'{"1","2"}')) limit (E'5')`,
