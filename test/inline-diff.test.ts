@@ -173,7 +173,7 @@ async function run(sql: any, cases: Case[], tagged: boolean) {
   }
   return { rows: [...r], columns: r.columns.map((c: any) => [c.name, c.type]), sent: r.statement as any }
 }
-const outcome = (p: Promise<any>) =>
+const outcome = (p: Promise<any>): Promise<any> =>
   p.then(
     (ok) => ({ ok }),
     (e) => ({
