@@ -31,11 +31,15 @@ function gate(size: number) {
   let active = 0
   const waiting: (() => void)[] = []
   return {
-    acquire: (): Promise<void> =>
-      active < size ? (active++, Promise.resolve()) : new Promise((r) => waiting.push(r)),
-    release: (): void => {
+    acquire(): Promise<void> {
+      if (active >= size) return new Promise((r) => waiting.push(r))
+      active++
+      return Promise.resolve()
+    },
+    release(): void {
       const next = waiting.shift()
-      next ? next() : active--
+      if (next) next()
+      else active--
     },
   }
 }
@@ -101,12 +105,13 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   /** Hooks one postgres.js Query: guard, gate, closed check, error mapping. Returns it. */
   function patch<Q>(query: Q, g: Gate | undefined, load?: () => Promise<string>): Q {
     const q = query as any
-    queries++
     const reject = q.reject
     q.reject = (e: unknown) => reject(mapError(e))
     let released = !g
     const release = () => {
-      if (!released) (released = true), g!.release()
+      if (released) return
+      released = true
+      g!.release()
     }
     q.handle = async function handle(this: any) {
       if (this.executed) return
@@ -116,8 +121,12 @@ export function createRequestClient(config: ClientConfig): RequestClient {
         const err = closed ? closedError() : guardQuery(this, guardLevel)
         if (err) return this.reject(err)
         await (g ? g.acquire() : 1)
-        if (closed) return (release(), this.reject(closedError()))
+        if (closed) {
+          release()
+          return this.reject(closedError())
+        }
         if (inline) inlineQuery(this, real!.options as any)
+        queries++ // statements sent (fragments and refused statements do not count)
         this.handler(this)
         active.add(this)
         const settled = () => {
@@ -201,7 +210,10 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     if (top) {
       Object.assign(overrides, {
         async begin(opts: unknown, fn?: (tx: TransactionSql<any>) => unknown) {
-          if (typeof opts === 'function') (fn = opts as any), (opts = '')
+          if (typeof opts === 'function') {
+            fn = opts as typeof fn
+            opts = ''
+          }
           const s = ensure()
           await g?.acquire()
           try {
