@@ -145,14 +145,23 @@ export function createRequestClient(config: ClientConfig): RequestClient {
         const r = cursor.apply(this, args)
         if (r === this) return r
         const it = r[Symbol.asyncIterator]()
+        // An iterated cursor's own promise never settles: release the gate when the iteration ends.
         return {
           [Symbol.asyncIterator]: () => ({
-            next: () =>
-              it.next().then(
-                (x: IteratorResult<unknown>) => (x.done && release(), x),
-                (e: unknown) => (release(), Promise.reject(e)),
-              ),
-            return: () => (release(), it.return()),
+            next: async () => {
+              try {
+                const x: IteratorResult<unknown> = await it.next()
+                if (x.done) release()
+                return x
+              } catch (e) {
+                release()
+                throw e
+              }
+            },
+            return: () => {
+              release()
+              return it.return()
+            },
           }),
         }
       }
