@@ -114,6 +114,25 @@ describe('pipelining across transaction boundaries', () => {
   })
 })
 
+describe('cursors keep the one-statement-in-flight rule', () => {
+  it('a broken-off and a finished cursor iteration both let the next statements run', async () => {
+    const { app } = appWith(async (sql) => {
+      const seen: number[] = []
+      for await (const rows of sql`select generate_series(1, 10) as i`.cursor(3)) {
+        seen.push(...rows.map((r) => r.i))
+        if (seen.length >= 6) break
+      }
+      const after = await Promise.all([sql`select ${1}::int as n`, sql`select 2 as n`])
+      let total = 0
+      for await (const rows of sql`select generate_series(1, 5) as i`.cursor(2)) total += rows.length
+      const [last] = await sql`select ${3}::int as n`
+      return [seen, after.map((r) => r[0]?.n), total, last?.n]
+    })
+    const res = await within(Promise.resolve(app.request('/')), 10_000)
+    expect(await (res as Response).json()).toEqual({ result: [[1, 2, 3, 4, 5, 6], [1, 2], 5, 3] })
+  })
+})
+
 describe('named prepared statements', () => {
   it('reproduced: postgres.js defaults hit `prepared statement … does not exist` through PgBouncer', async () => {
     // app_pool2: a pool of two server connections that no other test uses.
