@@ -1,0 +1,209 @@
+/**
+ * `npm run bench`: starts the local Postgres + PgBouncer stack, measures, writes bench/RESULTS.md and
+ * bench/chart.svg. Never part of `npm test`. Bounded: ≈ 2–3 minutes with the defaults.
+ *
+ * Env: BENCH_DELAY (ms each way, default 20), BENCH_REPS (default 20), BENCH_DURATION (s per throughput
+ * run, default 5), BENCH_CONNECTIONS (default "16,64"), BENCH_SKIP ("rtt,throughput,guard,bundle").
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
+import postgres from 'postgres'
+import { startStack } from '../scripts/stack.ts'
+import { chartSvg } from './chart.ts'
+import { guardCost } from './guard.ts'
+import { startLatencyProxy } from './proxy.ts'
+import { honoPooler, longLivedPool, pgPerRequest, postgresPerRequest, type Strategy } from './strategies.ts'
+import { throughput } from './throughput.ts'
+import { SCHEMA, WORKLOADS } from './workloads.ts'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..')
+const DELAY = Number(process.env.BENCH_DELAY ?? 20)
+const REPS = Number(process.env.BENCH_REPS ?? 20)
+const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean))
+const log = (...a: unknown[]) => console.error('[bench]', ...a)
+
+async function loadLib(): Promise<any> {
+  const { build } = await import('esbuild')
+  const out = join(root, 'node_modules/.cache/hono-pooler-bench/lib.mjs')
+  await build({
+    entryPoints: [join(here, 'lib.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    packages: 'external',
+    outfile: out,
+    logLevel: 'warning',
+  })
+  return import(out)
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+async function rtt(
+  lib: any,
+  directToBouncer: { host: string; port: number },
+  urlVia: (port: number) => string,
+) {
+  const proxy = await startLatencyProxy(directToBouncer, DELAY)
+  const url = urlVia(proxy.port)
+  const rtt = 2 * DELAY
+  const parallel: Strategy[] = [
+    honoPooler(lib, url),
+    postgresPerRequest(url, 'postgres.js `prepare: false`', { prepare: false }),
+    pgPerRequest(url),
+    await longLivedPool(url, 1),
+  ]
+  const alone: Strategy[] = [postgresPerRequest(url, 'postgres.js defaults', {})]
+  const table = new Map<string, Map<string, number>>()
+  const measure = async (s: Strategy) => {
+    const row = new Map<string, number>()
+    table.set(s.name, row)
+    for (const w of WORKLOADS) {
+      const xs: number[] = []
+      await s.request(w) // warm the code path (not the connection: each request opens its own)
+      for (let i = 0; i < REPS; i++) xs.push((await s.request(w)) / rtt)
+      row.set(w, median(xs))
+    }
+    log('rtt', s.name, [...row.values()].map((x) => x.toFixed(1)).join(' '))
+  }
+  // Named prepared statements (postgres.js defaults) must not share PgBouncer with other streams: alone.
+  await Promise.all(parallel.map(measure))
+  for (const s of alone) await measure(s)
+  for (const s of [...parallel, ...alone]) await s.close()
+  await proxy.close()
+  const order = [
+    'hono-pooler',
+    'postgres.js defaults',
+    'postgres.js `prepare: false`',
+    '`pg` Client per request',
+    'long-lived pool (warm, reference)',
+  ]
+  return order
+    .filter((n) => table.has(n))
+    .map((n) => ({ name: n, values: WORKLOADS.map((w) => table.get(n)!.get(w)!) }))
+}
+
+function bundleSize(): string {
+  if (!statSync(join(root, 'wrangler.toml'), { throwIfNoEntry: false })) return '_skipped: no wrangler.toml_'
+  const out = mkdtempSync(join(tmpdir(), 'hp-bundle-'))
+  try {
+    execFileSync(
+      'npx',
+      ['wrangler', 'deploy', '--dry-run', '--outdir', out, '--metafile', join(out, 'meta.json')],
+      {
+        cwd: root,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: 120_000,
+      },
+    )
+    const files = readdirSync(out).filter((f) => /\.(m?js)$/.test(f))
+    const code = files
+      .map((f) => readFileSync(join(out, f)))
+      .reduce((a, b) => Buffer.concat([a, b]), Buffer.alloc(0))
+    const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8'))
+    const inputs = Object.values(
+      meta.outputs as Record<string, { inputs: Record<string, { bytesInOutput: number }> }>,
+    ).flatMap((o) => Object.entries(o.inputs))
+    const total = inputs.reduce((a, [, v]) => a + v.bytesInOutput, 0)
+    const share = (re: RegExp) =>
+      inputs.filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v.bytesInOutput, 0)
+    const ours = share(/^(\.\.\/)*src\//)
+    const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`
+    return [
+      `| | bytes |`,
+      `|---|---|`,
+      `| Worker bundle (${files.join(', ')}, as wrangler writes it) | ${kb(code.length)} |`,
+      `| gzip | ${kb(gzipSync(code).length)} |`,
+      `| hono-pooler's share (its src/, before gzip) | ${kb(ours)} (${((100 * ours) / total).toFixed(1)} %) |`,
+      `| postgres.js | ${kb(share(/node_modules\/postgres\//))} |`,
+      `| hono | ${kb(share(/node_modules\/hono\//))} |`,
+      `| zod | ${kb(share(/node_modules\/zod\//))} |`,
+    ].join('\n')
+  } catch (e) {
+    return `_bundle step failed: ${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 300)}_`
+  } finally {
+    rmSync(out, { recursive: true, force: true })
+  }
+}
+
+async function main() {
+  const t0 = Date.now()
+  const lib = await loadLib()
+  const stack = await startStack({ ...process.env, DATABASE_URL: '' })
+  const out: string[] = []
+  try {
+    const superApp = new URL(stack.superUrl)
+    superApp.pathname = new URL(stack.directUrl).pathname
+    const setup = postgres(superApp.toString(), { max: 1, onnotice: () => {} })
+    await setup
+      .unsafe(
+        `${SCHEMA}; grant all on all tables in schema public to app; grant all on all sequences in schema public to app;`,
+      )
+      .simple()
+    const [{ version }] = (await setup`select current_setting('server_version') as version`) as any[]
+    await setup.end()
+    const admin = postgres(stack.adminUrl, { max: 1, fetch_types: false, onnotice: () => {} })
+    const bouncer = ((await admin.unsafe('show version').simple()) as any[])[0]?.version ?? '?'
+    await admin.end()
+    const u = new URL(stack.databaseUrl)
+    out.push(
+      '# hono-pooler benchmarks',
+      '',
+      `Generated by \`npm run bench\` on ${new Date().toISOString()}.`,
+      `Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}, PostgreSQL ${version}, ${bouncer} (transaction mode, SCRAM), loopback only.`,
+      '',
+    )
+    if (!SKIP.has('rtt')) {
+      log('rtt: proxy delay', DELAY, 'ms each way, reps', REPS)
+      const rows = await rtt(lib, { host: u.hostname, port: Number(u.port) }, (port) => {
+        const p = new URL(stack.databaseUrl)
+        p.port = String(port)
+        return p.toString()
+      })
+      out.push(
+        `## Round trips per request`,
+        '',
+        `Through a loopback proxy adding ${DELAY} ms each way (1 RTT = ${2 * DELAY} ms) in front of PgBouncer. Wall time from the start of the request (before the connection is opened, TCP handshake not delayed) to the last result, ÷ RTT; median of ${REPS}. Closing is not counted.`,
+        '',
+        `| client | ${WORKLOADS.join(' | ')} |`,
+        `|---|${WORKLOADS.map(() => '---').join('|')}|`,
+        ...rows.map((r) => `| ${r.name} | ${r.values.map((v) => v.toFixed(1)).join(' | ')} |`),
+        '',
+        '![RTT per request](chart.svg)',
+        '',
+      )
+      writeFileSync(
+        join(here, 'chart.svg'),
+        chartSvg(rows, [...WORKLOADS], `RTTs per request (${2 * DELAY} ms RTT)`),
+      )
+    }
+    if (!SKIP.has('throughput')) out.push(await throughput(lib, stack.databaseUrl, log), '')
+    if (!SKIP.has('guard')) out.push('## Guard and inliner cost per query', '', guardCost(lib), '')
+    if (!SKIP.has('bundle')) {
+      log('bundle: wrangler deploy --dry-run')
+      out.push('## Worker bundle (`wrangler deploy --dry-run`)', '', bundleSize(), '')
+    }
+    out.push(
+      `_Total bench time: ${((Date.now() - t0) / 1000).toFixed(0)} s. Reproduce: \`npm run bench\` (env: BENCH_DELAY, BENCH_REPS, BENCH_DURATION, BENCH_CONNECTIONS, BENCH_SKIP)._`,
+      '',
+    )
+    writeFileSync(join(here, 'RESULTS.md'), out.join('\n'))
+    console.log(out.join('\n'))
+  } finally {
+    // Per-request clients closed without waiting (pg's end(), postgres.js's end) may still be reconnecting.
+    process.on('uncaughtException', (e) => log('after the run:', e.message))
+    await stack.stop()
+  }
+}
+
+await main()
+process.exit(0)

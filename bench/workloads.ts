@@ -1,0 +1,66 @@
+/** The same five workloads for postgres.js-style clients and for `pg`. */
+import type pg from 'pg'
+
+export const WORKLOADS = [
+  'select 1',
+  'one param select',
+  '3 sequential param selects',
+  'insert',
+  'sql.begin + 2 statements',
+] as const
+export type Workload = (typeof WORKLOADS)[number]
+
+const id = () => 1 + Math.floor(Math.random() * 100)
+
+export async function runPostgres(sql: any, w: Workload): Promise<void> {
+  switch (w) {
+    case 'select 1':
+      await sql`select 1`
+      return
+    case 'one param select':
+      await sql`select id, v from bench_items where id = ${id()}`
+      return
+    case '3 sequential param selects':
+      for (let i = 0; i < 3; i++) await sql`select id, v from bench_items where id = ${id()}`
+      return
+    case 'insert':
+      await sql`insert into bench_log (v) values (${'x'})`
+      return
+    case 'sql.begin + 2 statements':
+      await sql.begin(async (tx: any) => {
+        const k = id()
+        await tx`update bench_items set v = ${`v${k}`} where id = ${k}`
+        await tx`select v from bench_items where id = ${k}`
+      })
+  }
+}
+
+export async function runPg(client: pg.Client | pg.Pool, w: Workload): Promise<void> {
+  const q = 'select id, v from bench_items where id = $1'
+  switch (w) {
+    case 'select 1':
+      await client.query('select 1')
+      return
+    case 'one param select':
+      await client.query(q, [id()])
+      return
+    case '3 sequential param selects':
+      for (let i = 0; i < 3; i++) await client.query(q, [id()])
+      return
+    case 'insert':
+      await client.query('insert into bench_log (v) values ($1)', ['x'])
+      return
+    case 'sql.begin + 2 statements': {
+      const k = id()
+      await client.query('begin')
+      await client.query('update bench_items set v = $1 where id = $2', [`v${k}`, k])
+      await client.query('select v from bench_items where id = $1', [k])
+      await client.query('commit')
+    }
+  }
+}
+
+export const SCHEMA = `
+create table if not exists bench_items (id int primary key, v text);
+insert into bench_items select g, 'v' || g from generate_series(1, 100) g on conflict do nothing;
+create table if not exists bench_log (id bigserial primary key, v text, at timestamptz default now());`
