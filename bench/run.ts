@@ -3,7 +3,8 @@
  * bench/chart.svg. Never part of `npm test`. Bounded: ≈ 2–3 minutes with the defaults.
  *
  * Env: BENCH_DELAY (ms each way, default 20), BENCH_REPS (default 20), BENCH_DURATION (s per throughput
- * run, default 5), BENCH_CONNECTIONS (default "16,64"), BENCH_SKIP ("rtt,throughput,guard,bundle").
+ * run, default 3), BENCH_ROUNDS (interleaved throughput rounds, default 3), BENCH_CONNECTIONS (default
+ * "16,64"), BENCH_SKIP ("rtt,throughput,guard,bundle").
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -193,7 +194,7 @@ async function main() {
       out.push('## Worker bundle (`wrangler deploy --dry-run`)', '', bundleSize(), '')
     }
     out.push(
-      `_Total bench time: ${((Date.now() - t0) / 1000).toFixed(0)} s. Reproduce: \`npm run bench\` (env: BENCH_DELAY, BENCH_REPS, BENCH_DURATION, BENCH_CONNECTIONS, BENCH_SKIP)._`,
+      `_Total bench time: ${((Date.now() - t0) / 1000).toFixed(0)} s. Reproduce: \`npm run bench\` (env: BENCH_DELAY, BENCH_REPS, BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_SKIP)._`,
       '',
     )
     writeFileSync(join(here, 'RESULTS.md'), out.join('\n'))

@@ -8,7 +8,8 @@ import postgres from 'postgres'
 import { runPg, runPostgres } from './workloads.ts'
 
 const W = 'one param select'
-const DURATION = Number(process.env.BENCH_DURATION ?? 5)
+const DURATION = Number(process.env.BENCH_DURATION ?? 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '16,64').split(',').map(Number)
 
 function apps(lib: any, url: string): { name: string; app: Hono<any>; close?: () => Promise<void> }[] {
@@ -64,30 +65,37 @@ function apps(lib: any, url: string): { name: string; app: Hono<any>; close?: ()
 
 export async function throughput(lib: any, url: string, log: (...a: unknown[]) => void): Promise<string> {
   const rows: { name: string; c: number; rps: number; p99: number; errors: number }[] = []
-  for (const { name, app, close } of apps(lib, url)) {
-    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
-    await new Promise((r) => (server.listening ? r(null) : server.once('listening', r)))
-    const port = (server.address() as AddressInfo).port
-    for (const c of CONNECTIONS) {
-      const r = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: c, duration: DURATION })
-      rows.push({
-        name,
-        c,
-        rps: r.requests.average,
-        p99: r.latency.p99,
-        errors: r.errors + r.timeouts + r.non2xx,
-      })
-      log(
-        'throughput',
-        name,
-        c,
-        r.requests.average,
-        'req/s p99',
-        r.latency.p99,
-        'errors',
-        r.errors + r.non2xx,
-      )
+  const strategies = apps(lib, url)
+  const servers = await Promise.all(
+    strategies.map(async (s) => {
+      const server = serve({ fetch: s.app.fetch, port: 0, hostname: '127.0.0.1' })
+      await new Promise((r) => (server.listening ? r(null) : server.once('listening', r)))
+      return { ...s, server, port: (server.address() as AddressInfo).port }
+    }),
+  )
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0
+  // This machine is noisy (2 cores shared by server, load generator, PgBouncer and Postgres): every
+  // strategy runs ROUNDS times, interleaved in a rotating order, and the medians are reported.
+  for (const c of CONNECTIONS) {
+    const samples = new Map<string, { rps: number[]; p99: number[]; errors: number }>()
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let k = 0; k < servers.length; k++) {
+        const { name, port } = servers[(k + round) % servers.length]!
+        const r = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: c, duration: DURATION })
+        const s = samples.get(name) ?? { rps: [], p99: [], errors: 0 }
+        s.rps.push(r.requests.average)
+        s.p99.push(r.latency.p99)
+        s.errors += r.errors + r.timeouts + r.non2xx
+        samples.set(name, s)
+        log('throughput', name, c, `round ${round + 1}`, r.requests.average, 'req/s p99', r.latency.p99)
+      }
     }
+    for (const { name } of servers) {
+      const s = samples.get(name)!
+      rows.push({ name, c, rps: median(s.rps), p99: median(s.p99), errors: s.errors })
+    }
+  }
+  for (const { server, close } of servers) {
     await new Promise((r) => server.close(r))
     await close?.()
   }
@@ -95,7 +103,7 @@ export async function throughput(lib: any, url: string, log: (...a: unknown[]) =
   return [
     '## Throughput',
     '',
-    `Hono on @hono/node-server, one parameterized select per request, straight to PgBouncer (no added delay), autocannon ${DURATION} s per cell, server and load generator on the same machine.`,
+    `Hono on @hono/node-server, one parameterized select per request, straight to PgBouncer (no added delay), autocannon ${DURATION} s per run; each strategy runs ${ROUNDS} times, interleaved in rotating order, medians shown (server, load generator, PgBouncer and Postgres share 2 cores: expect ±20 % between runs).`,
     '',
     '| strategy | connections | req/s | p99 ms | vs hono-pooler | errors |',
     '|---|---|---|---|---|---|',

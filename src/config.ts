@@ -4,7 +4,7 @@
  */
 import type { Context } from 'hono'
 import type { Options as PostgresOptions } from 'postgres'
-import { z } from 'zod'
+import * as z from 'zod/v4/mini'
 import { PoolerError, redactUrl } from './errors'
 import { classifyUrl, defaultsToTls, isLoopback, type PoolerMode, portMismatch, type UrlInfo } from './url'
 import { isWorkerd, workerdSocket } from './workerd-socket'
@@ -56,32 +56,54 @@ export type PoolerEvent =
 
 export type CloseReason = 'done' | 'error' | 'abort' | 'stream-end' | 'stream-cancel'
 
-const schema = z
-  .object({
-    url: z.union([
-      z.string().min(1),
-      z.custom<(c: Context<any>) => string | undefined>((v) => typeof v === 'function'),
-    ]),
-    binding: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
-    mode: z.enum(['auto', 'transaction', 'session', 'direct']),
-    max: z.number().int().min(1).max(5),
-    connectTimeout: z.number().positive().max(120),
-    closeTimeout: z.number().min(0).max(120),
-    idleTimeout: z.number().positive().max(3600),
-    applicationName: z.string().max(63),
-    prepare: z.boolean(),
-    guard: z.enum(['error', 'warn', 'off']),
-    inlineParams: z.boolean(),
-    ssl: z.union([
+const fn = <T>() => z.custom<T>((v) => typeof v === 'function')
+const num = (...checks: Parameters<ReturnType<typeof z.number>['check']>) => z.number().check(...checks)
+// zod/mini (from 'zod/v4/mini': zod ^3.25 and ^4 both ship it) keeps the Worker bundle small: no locales,
+// no method chains; the messages are written by `describeIssue`.
+const schema = z.strictObject({
+  url: z.optional(z.union([z.string().check(z.minLength(1)), fn<(c: Context<any>) => string | undefined>()])),
+  binding: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/))),
+  mode: z.optional(z.enum(['auto', 'transaction', 'session', 'direct'])),
+  max: z.optional(z.int().check(z.gte(1), z.lte(5))),
+  connectTimeout: z.optional(num(z.gt(0), z.lte(120))),
+  closeTimeout: z.optional(num(z.gte(0), z.lte(120))),
+  idleTimeout: z.optional(num(z.gt(0), z.lte(3600))),
+  applicationName: z.optional(z.string().check(z.maxLength(63))),
+  prepare: z.optional(z.boolean()),
+  guard: z.optional(z.enum(['error', 'warn', 'off'])),
+  inlineParams: z.optional(z.boolean()),
+  ssl: z.optional(
+    z.union([
       z.boolean(),
       z.enum(['require', 'prefer', 'allow', 'verify-full']),
       z.record(z.string(), z.unknown()),
     ]),
-    postgres: z.record(z.string(), z.unknown()),
-    onEvent: z.custom<(e: PoolerEvent) => void>((v) => typeof v === 'function'),
-  })
-  .partial()
-  .strict()
+  ),
+  postgres: z.optional(z.record(z.string(), z.unknown())),
+  onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
+})
+
+/** One line for a zod issue, without echoing the input (it may be a URL with a password). */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `unknown option ${issue.keys.join(', ')}`
+    case 'too_big':
+      return `must be ${issue.inclusive ? '<=' : '<'} ${issue.maximum}`
+    case 'too_small':
+      return `must be ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`
+    case 'invalid_type':
+      return `expected ${issue.expected}`
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`
+    case 'invalid_union':
+      return 'has an unsupported type'
+    case 'invalid_format':
+      return `has an invalid format (${issue.format})`
+    default:
+      return 'is invalid'
+  }
+}
 
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
@@ -99,17 +121,14 @@ export interface ResolvedOptions
  * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
  *
  * @example
- * parseOptions({ max: 9 }) // throws INVALID_OPTIONS: max: Too big: expected number to be <=5
+ * parseOptions({ max: 9 }) // throws INVALID_OPTIONS: Invalid hono-pooler option max: must be <= 5
  */
 export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
   const r = schema.safeParse(options)
   if (!r.success) {
     const issue = r.error.issues[0]
     const where = issue?.path.length ? issue.path.join('.') : 'options'
-    const what =
-      issue?.code === 'unrecognized_keys'
-        ? `unknown option ${(issue as any).keys.join(', ')}`
-        : issue?.message
+    const what = issue ? describeIssue(issue) : 'is invalid'
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
   return {

@@ -221,13 +221,14 @@ describe('configuration errors', () => {
 
   it('INVALID_OPTIONS at factory time, naming the option', () => {
     const bad: [PoolerOptions, string][] = [
-      [{ max: 6 }, 'max'],
-      [{ max: 0 }, 'max'],
-      [{ mode: 'pooled' as never }, 'mode'],
-      [{ closeTimeout: -1 }, 'closeTimeout'],
-      [{ guard: 'loud' as never }, 'guard'],
-      [{ url: 42 as never }, 'url'],
-      [{ nope: true } as never, 'nope'],
+      [{ max: 6 }, 'max: must be <= 5'],
+      [{ max: 0 }, 'max: must be >= 1'],
+      [{ max: 1.5 }, 'max: expected int'],
+      [{ mode: 'pooled' as never }, 'mode: expected one of "auto", "transaction", "session", "direct"'],
+      [{ closeTimeout: -1 }, 'closeTimeout: must be >= 0'],
+      [{ guard: 'loud' as never }, 'guard: expected one of'],
+      [{ url: 42 as never }, 'url: has an unsupported type'],
+      [{ nope: true } as never, 'unknown option nope'],
     ]
     for (const [opts, name] of bad) {
       const err = (() => {

@@ -45,7 +45,7 @@ describe('the published package', () => {
     const js = readFileSync(join(root, 'dist/index.js'), 'utf8')
     expect(js).toMatch(/from ["']postgres["']/)
     expect(js).toMatch(/from ["']hono\/adapter["']/)
-    expect(js).toMatch(/from ["']zod["']/)
+    expect(js).toMatch(/from ["']zod\/v4\/mini["']/) // zod ^3.25 and ^4 both ship it
     expect(js).not.toContain('function Postgres(') // postgres.js's own source
     expect(js).not.toMatch(/from ["']cloudflare:sockets["']/) // only ever a dynamic import, on workerd
   })
