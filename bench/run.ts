@@ -93,46 +93,76 @@ async function rtt(
     .map((n) => ({ name: n, values: WORKLOADS.map((w) => table.get(n)!.get(w)!) }))
 }
 
-function bundleSize(): string {
-  if (!statSync(join(root, 'wrangler.toml'), { throwIfNoEntry: false })) return '_skipped: no wrangler.toml_'
+interface Bundle {
+  raw: number
+  gzip: number
+  share: (re: RegExp) => number
+  total: number
+}
+
+/** `wrangler deploy --dry-run` of one Worker config, with esbuild's metafile for each package's share. */
+function measureBundle(config: string): Bundle {
   const out = mkdtempSync(join(tmpdir(), 'hp-bundle-'))
   try {
     execFileSync(
       'npx',
-      ['wrangler', 'deploy', '--dry-run', '--outdir', out, '--metafile', join(out, 'meta.json')],
+      [
+        'wrangler',
+        'deploy',
+        '--dry-run',
+        '-c',
+        config,
+        '--outdir',
+        out,
+        '--metafile',
+        join(out, 'meta.json'),
+      ],
       {
         cwd: root,
         stdio: ['ignore', 'ignore', 'pipe'],
         timeout: 120_000,
+        env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
       },
     )
-    const files = readdirSync(out).filter((f) => /\.(m?js)$/.test(f))
-    const code = files
+    const code = readdirSync(out)
+      .filter((f) => /\.(m?js)$/.test(f))
       .map((f) => readFileSync(join(out, f)))
       .reduce((a, b) => Buffer.concat([a, b]), Buffer.alloc(0))
     const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8'))
     const inputs = Object.values(
       meta.outputs as Record<string, { inputs: Record<string, { bytesInOutput: number }> }>,
     ).flatMap((o) => Object.entries(o.inputs))
-    const total = inputs.reduce((a, [, v]) => a + v.bytesInOutput, 0)
     const share = (re: RegExp) =>
       inputs.filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v.bytesInOutput, 0)
-    const ours = share(/^(\.\.\/)*src\//)
+    return { raw: code.length, gzip: gzipSync(code).length, share, total: share(/./) }
+  } finally {
+    rmSync(out, { recursive: true, force: true })
+  }
+}
+
+function bundleSize(): string {
+  if (!statSync(join(root, 'wrangler.toml'), { throwIfNoEntry: false })) return '_skipped: no wrangler.toml_'
+  try {
+    const example = measureBundle('wrangler.toml')
+    const minimal = measureBundle('bench/min-worker/wrangler.toml')
     const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`
+    const row = (label: string, f: (b: Bundle) => string) => `| ${label} | ${f(example)} | ${f(minimal)} |`
+    const pkg = (re: RegExp) => (b: Bundle) => kb(b.share(re))
     return [
-      `| | bytes |`,
-      `|---|---|`,
-      `| Worker bundle (${files.join(', ')}, as wrangler writes it) | ${kb(code.length)} |`,
-      `| gzip | ${kb(gzipSync(code).length)} |`,
-      `| hono-pooler's share (its src/, before gzip) | ${kb(ours)} (${((100 * ours) / total).toFixed(1)} %) |`,
-      `| postgres.js | ${kb(share(/node_modules\/postgres\//))} |`,
-      `| hono | ${kb(share(/node_modules\/hono\//))} |`,
-      `| zod | ${kb(share(/node_modules\/zod\//))} |`,
+      '| | notes example (`wrangler.toml`) | minimal Worker (`bench/min-worker`) |',
+      '|---|---|---|',
+      row('bundle (as wrangler writes it)', (b) => kb(b.raw)),
+      row('gzip', (b) => kb(b.gzip)),
+      row("hono-pooler's share (its src/, before gzip)", (b) => {
+        const ours = b.share(/^(\.\.\/)*src\//)
+        return `${kb(ours)} (${((100 * ours) / b.total).toFixed(1)} %)`
+      }),
+      row('postgres.js', pkg(/node_modules\/postgres\//)),
+      row('hono', pkg(/node_modules\/hono\//)),
+      row('zod (the example also uses classic zod for its request validation)', pkg(/node_modules\/zod\//)),
     ].join('\n')
   } catch (e) {
     return `_bundle step failed: ${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 300)}_`
-  } finally {
-    rmSync(out, { recursive: true, force: true })
   }
 }
 
