@@ -24,46 +24,60 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
 }
 
 describe('pipelining across transaction boundaries', () => {
-  // A fast statement pipelined with a slower parameterized one on one connection: PgBouncer 1.18 releases
-  // the server at the first ReadyForQuery, the second reply arrives "when not linked" and is dropped.
-  // Timing-dependent, so each side runs several attempts: plain postgres.js must hang at least once,
-  // c.var.sql never.
-  const ATTEMPTS = 8
+  // Two statements pipelined on one connection: `select 1`, then a parameterized one whose Parse waits for
+  // a table lock held by another session. PgBouncer 1.18 releases the server connection at the first
+  // ReadyForQuery; the second statement's replies then arrive "when not linked" and are dropped, and the
+  // client waits forever. The lock makes the timing deterministic.
   const pipelined = (sql: postgres.Sql) =>
-    Promise.all([sql`select 1 as i`, sql`select pg_sleep(0.1), ${2}::int as i`]).then((r) =>
+    Promise.all([sql`select 1 as i`, sql`select count(*)::int + ${1} as i from pipelock`]).then((r) =>
       r.map((x) => x[0]?.i),
     )
+  async function withTableLocked<T>(fn: () => Promise<T>): Promise<T> {
+    const locker = postgres(stack.directUrl, { max: 1, onnotice: () => {} })
+    await locker`create table if not exists pipelock (id int)`
+    let locked!: () => void
+    const isLocked = new Promise<void>((r) => (locked = r))
+    const held = locker.begin(async (tx) => {
+      await tx`lock table pipelock in access exclusive mode`
+      locked()
+      await sleep(300)
+    })
+    await isLocked
+    try {
+      return await fn()
+    } finally {
+      await held
+      await locker.end()
+    }
+  }
 
   it('reproduced: plain postgres.js pipelines Promise.all through PgBouncer and hangs', async () => {
-    let hangs = 0
-    for (let k = 0; k < ATTEMPTS && hangs === 0; k++) {
-      const sql = postgres(stack.databaseUrl, {
-        max: 1,
-        prepare: false,
-        fetch_types: false,
-        connection: { application_name: `${APP}-raw` },
-      })
-      await sql`select 0`
+    const sql = postgres(stack.databaseUrl, {
+      max: 1,
+      prepare: false,
+      fetch_types: false,
+      connection: { application_name: `${APP}-raw` },
+    })
+    await sql`select 0`
+    const result = await withTableLocked(() => {
       const all = pipelined(sql)
       all.catch(() => {})
-      if ((await within(all, 1500)) === 'timeout') hangs++
-      await sql.end({ timeout: 0 })
-    }
-    expect(hangs).toBeGreaterThan(0)
+      return within(all, 2000)
+    })
+    expect(result).toBe('timeout')
+    await sql.end({ timeout: 0 })
   })
 
-  it('fixed: the same Promise.all through c.var.sql always completes', async () => {
+  it('fixed: the same Promise.all through c.var.sql completes', async () => {
     const app = new Hono<{ Variables: PoolerVariables }>()
     app.use(pooler({ url: stack.databaseUrl, applicationName: APP }))
     app.get('/', async (c) => {
       await c.var.sql`select 0`
-      return c.json(await pipelined(c.var.sql))
+      return c.json(await withTableLocked(() => pipelined(c.var.sql)))
     })
-    for (let k = 0; k < ATTEMPTS; k++) {
-      const res = await within(Promise.resolve(app.request('/')), 5000)
-      expect(res).not.toBe('timeout')
-      expect(await (res as Response).json()).toEqual([1, 2])
-    }
+    const res = await within(Promise.resolve(app.request('/')), 5000)
+    expect(res).not.toBe('timeout')
+    expect(await (res as Response).json()).toEqual([1, 1])
   })
 
   it('fixed: Promise.all of 10 parameterized and 5 simple queries completes', async () => {
