@@ -242,7 +242,12 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     max_lifetime: null,
     prepare: transaction ? false : (options.prepare ?? true),
     fetch_types: transaction ? false : (options.postgres?.fetch_types ?? true),
-    connection: { ...options.postgres?.connection, application_name: options.applicationName },
+    // UTF8 is what the parameter inliner's escaping assumes (it also re-checks what the server reports).
+    connection: {
+      ...options.postgres?.connection,
+      application_name: options.applicationName,
+      ...(transaction ? { client_encoding: 'UTF8' } : {}),
+    },
     ...(ssl === undefined ? {} : { ssl: ssl as PostgresOptions<any>['ssl'] }),
     // workerd: postgres.js's socket polyfill leaves close() rejections unhandled (see workerd-socket.ts).
     ...(isWorkerd() && !(options.postgres as { socket?: unknown } | undefined)?.socket

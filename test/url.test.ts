@@ -84,7 +84,7 @@ describe('driver preset and TLS defaults', () => {
       max: 1,
       connect_timeout: 5,
       ssl: 'require',
-      connection: { application_name: 'hono-pooler' },
+      connection: { application_name: 'hono-pooler', client_encoding: 'UTF8' },
     })
   })
   it('session mode keeps prepared statements', () => {
