@@ -14,14 +14,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { PoolerEvent } from '../src'
 import { appUrl } from './support/app-schema'
 import { showClients, sleep, stack, waitForNoClients } from './support/stack'
-
-process.env.WRANGLER_SEND_METRICS = 'false'
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = 'false' // no Request.cf download (no network here)
+import { startWorker, type Worker } from './support/workerd'
 
 const APP = 'hp-rt-workers-errors'
 const TLS_APP = 'hp-rt-workers-tls'
 
-let worker: Awaited<ReturnType<typeof import('wrangler').unstable_startWorker>>
+let worker: Worker
 let base: URL
 let silent: Server
 let tlsFront: Server
@@ -109,33 +107,16 @@ beforeAll(async () => {
   })
   const silentPort = await listen(silent)
   const closedPort = await refusedPort()
-  for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-    const original = console[level].bind(console)
-    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
-      const line = args.map(String).join(' ')
-      logs.push(line)
-      if ((level === 'error' || level === 'warn') && !line.includes('[observer]')) original(...args)
-    })
-  }
-  const { unstable_startWorker } = await import('wrangler')
-  worker = await unstable_startWorker({
-    config: 'wrangler.toml',
-    entrypoint: 'test/support/workers-errors-observer.ts',
-    bindings: {
-      DATABASE_URL: { type: 'secret_text', value: appUrl(APP) },
-      SILENT_URL: { type: 'secret_text', value: `postgres://u:secret@127.0.0.1:${silentPort}/db` },
-      REFUSED_URL: { type: 'secret_text', value: `postgres://u:secret@127.0.0.1:${closedPort}/db` },
-      TLS_URL: { type: 'secret_text', value: tlsUrl.toString() },
+  ;({ worker, base } = await startWorker(
+    'test/support/workers-errors-observer.ts',
+    {
+      DATABASE_URL: appUrl(APP),
+      SILENT_URL: `postgres://u:secret@127.0.0.1:${silentPort}/db`,
+      REFUSED_URL: `postgres://u:secret@127.0.0.1:${closedPort}/db`,
+      TLS_URL: tlsUrl.toString(),
     },
-    dev: {
-      server: { hostname: '127.0.0.1', port: 0 },
-      inspector: false,
-      watch: false,
-      logLevel: 'log',
-    },
-  } as any)
-  await worker.ready
-  base = await worker.url
+    logs,
+  ))
   await (await fetch(base)).text() // warm-up (no query): the timing below is then the timeout's alone
 })
 

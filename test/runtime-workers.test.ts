@@ -6,42 +6,22 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { PoolerEvent } from '../src'
 import { appUrl, checkRoutes, prepareSchema, readExport, seedNotes } from './support/app-schema'
 import { showClients, sleep, waitForNoClients } from './support/stack'
-
-process.env.WRANGLER_SEND_METRICS = 'false'
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = 'false' // no Request.cf download (no network here)
+import { startWorker, type Worker } from './support/workerd'
 
 const APP = 'hp-rt-workers'
 
-let worker: Awaited<ReturnType<typeof import('wrangler').unstable_startWorker>>
+let worker: Worker
 let base: URL
 const logs: string[] = []
 
 beforeAll(async () => {
   await prepareSchema()
-  for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-    const original = console[level].bind(console)
-    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
-      const line = args.map(String).join(' ')
-      logs.push(line)
-      if ((level === 'error' || level === 'warn') && !line.includes('[observer]')) original(...args)
-    })
-  }
-  const { unstable_startWorker } = await import('wrangler')
-  worker = await unstable_startWorker({
-    config: 'wrangler.toml',
-    // The example's entry, wrapped to report unhandled rejections (see support/workers-observer.ts).
-    entrypoint: 'test/support/workers-observer.ts',
-    // secret_text, as in production (wrangler secret put): wrangler does not print it.
-    bindings: { DATABASE_URL: { type: 'secret_text', value: appUrl(APP) } },
-    dev: {
-      server: { hostname: '127.0.0.1', port: 0 },
-      inspector: false,
-      watch: false,
-      logLevel: 'log',
-    },
-  } as any)
-  await worker.ready
-  base = await worker.url
+  // The example's entry, wrapped to report unhandled rejections (see support/workers-observer.ts).
+  ;({ worker, base } = await startWorker(
+    'test/support/workers-observer.ts',
+    { DATABASE_URL: appUrl(APP) },
+    logs,
+  ))
 })
 
 afterAll(async () => {

@@ -1,16 +1,7 @@
 import type { TestProject } from 'vitest/node'
 import { type Stack, startStack } from '../../scripts/stack.ts'
 
-export interface StackInfo {
-  databaseUrl: string
-  pool1Url: string
-  directUrl: string
-  superUrl: string
-  adminUrl: string
-  tinyUrl: string
-  password: string
-  external: boolean
-}
+export type StackInfo = Omit<Stack, 'stop'>
 
 declare module 'vitest' {
   export interface ProvidedContext {
