@@ -22,7 +22,12 @@ function isTextArg(a: any): boolean {
   )
 }
 
-/** The SQL text of a (possibly nested) postgres.js query with `$n` in place of values. */
+/**
+ * The SQL text of a (possibly nested) postgres.js query with `$n` in place of values.
+ *
+ * @example
+ * queryText(sql`select ${1} where ${sql`a = ${2}`}`).text // 'select $1 where a = $2'
+ */
 export function queryText(q: { tagged: boolean; strings: readonly string[]; args: unknown[] }): {
   text: string
 } {
@@ -61,6 +66,9 @@ function toError(text: string): PoolerError | null {
 /**
  * Checks one query against the guard. Returns the error to reject it with (level `error`), or undefined.
  * Level `warn` logs once per statement text and lets it through.
+ *
+ * @example
+ * const err = guardQuery(sql`set search_path to app`, 'error') // PoolerError UNSAFE_IN_TRANSACTION_MODE
  */
 export function guardQuery(
   q: { tagged: boolean; strings: readonly string[]; args: unknown[] },

@@ -23,7 +23,12 @@ export type PoolerErrorCode =
   | 'INVALID_SETTING'
   | 'INLINE_UNSUPPORTED_VALUE'
 
-/** Codes meaning "this request could not get a database connection": answered with HTTP 503. */
+/**
+ * Codes meaning "this request could not get a database connection": answered with HTTP 503.
+ *
+ * @example
+ * if (CONNECTION_CODES.has(err.code)) retryLater()
+ */
 export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
   'CONNECT_FAILED',
   'CONNECT_TIMEOUT',

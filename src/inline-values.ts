@@ -7,6 +7,9 @@
 /**
  * Types whose postgres.js serializer is not the plain text of the value (json: JSON.stringify, bool: 't'/'f',
  * dates: Date#toISOString, bytea: hex): an untyped value cast to one of them falls back.
+ *
+ * @example
+ * TYPE_SENSITIVE.has('jsonb') // true: an untyped `${x}::jsonb` is not inlined
  */
 export const TYPE_SENSITIVE = new Set([
   'json',
@@ -19,10 +22,20 @@ export const TYPE_SENSITIVE = new Set([
   'bytea',
 ])
 
-/** For plain objects (sent as JSON): casts to json/jsonb agree with postgres.js, the others do not. */
+/**
+ * For plain objects (sent as JSON): casts to json/jsonb agree with postgres.js, the others do not.
+ *
+ * @example
+ * JSON_SENSITIVE.has('jsonb') // false: an object cast to jsonb is inlined
+ */
 export const JSON_SENSITIVE = new Set([...TYPE_SENSITIVE].filter((t) => t !== 'json' && t !== 'jsonb'))
 
-/** `E'…'`: reads the same whatever `standard_conforming_strings` is. A NUL cannot be sent: undefined. */
+/**
+ * `E'…'`: reads the same whatever `standard_conforming_strings` is. A NUL cannot be sent: undefined.
+ *
+ * @example
+ * quote("it's") // "E'it''s'"
+ */
 export function quote(s: string): string | undefined {
   if (s.includes('\0')) return undefined
   return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`

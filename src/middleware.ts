@@ -23,7 +23,12 @@ export type PoolerEnv = { Bindings: PoolerBindings; Variables: PoolerVariables }
 type WaitUntil = (p: Promise<unknown>) => void
 const VERCEL_CONTEXT = Symbol.for('@vercel/request-context')
 
-/** Where to hand a promise that must outlive the response: Workers' ctx, Vercel's request context. */
+/**
+ * Where to hand a promise that must outlive the response: Workers' ctx, Vercel's request context.
+ *
+ * @example
+ * findWaitUntil(c)?.(flushLogs()) // Workers / Vercel: after the response; elsewhere undefined
+ */
 export function findWaitUntil(c: Context): WaitUntil | undefined {
   try {
     const ctx = c.executionCtx

@@ -6,7 +6,12 @@
  */
 import type { Sql } from 'postgres'
 
-/** [element OID, array OID] for every built-in scalar type (PostgreSQL 12–17 agree on these). */
+/**
+ * [element OID, array OID] for every built-in scalar type (PostgreSQL 12–17 agree on these).
+ *
+ * @example
+ * new Map(BUILTIN_ARRAY_TYPES).get(23) // 1007: int4 → int4[]
+ */
 export const BUILTIN_ARRAY_TYPES: ReadonlyArray<readonly [number, number]> = [
   [16, 1000],
   [17, 1001],

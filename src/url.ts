@@ -23,7 +23,12 @@ export interface UrlInfo {
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[?::1\]?)$/i
 
-/** Parses a postgres URL; the error never echoes the URL's password. */
+/**
+ * Parses a postgres URL; the error never echoes the URL's password.
+ *
+ * @example
+ * parseDbUrl('postgres://u:pw@db:6543/app').port // '6543'
+ */
 export function parseDbUrl(url: string): URL {
   let u: URL
   try {
@@ -47,7 +52,12 @@ export function parseDbUrl(url: string): URL {
   return u
 }
 
-/** True for 127.0.0.0/8, ::1 and localhost. */
+/**
+ * True for 127.0.0.0/8, ::1 and localhost.
+ *
+ * @example
+ * isLoopback('127.0.0.1') // true
+ */
 export function isLoopback(host: string): boolean {
   return LOOPBACK.test(host)
 }
@@ -130,7 +140,12 @@ export function classifyUrl(url: string): UrlInfo {
   }
 }
 
-/** Hosts that require TLS by default when the URL says nothing about it. */
+/**
+ * Hosts that require TLS by default when the URL says nothing about it.
+ *
+ * @example
+ * defaultsToTls('aws-0-eu-central-1.pooler.supabase.com') // true
+ */
 export function defaultsToTls(host: string): boolean {
   return /\.(supabase\.com|supabase\.co|neon\.tech)$/i.test(host)
 }
@@ -138,6 +153,9 @@ export function defaultsToTls(host: string): boolean {
 /**
  * Checks an explicit mode against what the URL's port says, for hosts whose ports are known.
  * Returns an error message, or undefined when they agree (or nothing is known).
+ *
+ * @example
+ * portMismatch(classifyUrl('postgres://u:pw@x.pooler.supabase.com:5432/db'), 'transaction') // 'mode "transaction" but port 5432 …'
  */
 export function portMismatch(info: UrlInfo, mode: PoolerMode): string | undefined {
   if (info.provider !== 'supabase' || info.mode === mode) return undefined

@@ -52,6 +52,9 @@ const nextHost = new WeakMap<object, number>()
 
 /**
  * `postgres(url, { socket: workerdSocket })`: opens a `cloudflare:sockets` TCP socket to the next host.
+ *
+ * @example
+ * postgres(url, { socket: workerdSocket }) // on workerd only
  */
 export async function workerdSocket(options: DriverOptions): Promise<WorkerdSocket> {
   const { connect } = await import('cloudflare:sockets')
