@@ -18,7 +18,12 @@ import type { Socket as RawSocket } from 'cloudflare:sockets'
 import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 
-/** True inside workerd (Cloudflare Workers, wrangler dev). */
+/**
+ * True inside workerd (Cloudflare Workers, wrangler dev).
+ *
+ * @example
+ * const socket = isWorkerd() ? workerdSocket : undefined
+ */
 export const isWorkerd = (): boolean =>
   typeof navigator !== 'undefined' && (navigator as { userAgent?: string }).userAgent === 'Cloudflare-Workers'
 
