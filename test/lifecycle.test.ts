@@ -267,6 +267,22 @@ describe('off the critical path', () => {
   })
 })
 
+describe('idleTimeout', () => {
+  it('a connection idle inside a request is closed, and the next query reconnects', async () => {
+    const { app } = makeApp({ idleTimeout: 0.3 })
+    let during = -1
+    app.get('/idle', async (c) => {
+      const [a] = await c.var.sql`select 1 as n`
+      await sleep(800)
+      during = (await showClients(APP)).length
+      const [b] = await c.var.sql`select 2 as n`
+      return c.json([a?.n, b?.n])
+    })
+    expect(await (await app.request('/idle')).json()).toEqual([1, 2])
+    expect(during).toBe(0)
+  })
+})
+
 describe('bounded close', () => {
   it('a query still running at the end gets closeTimeout seconds, then the socket is destroyed', async () => {
     const { app, events } = makeApp({ closeTimeout: 0.3 })
