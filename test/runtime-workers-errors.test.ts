@@ -153,7 +153,7 @@ describe('Cloudflare Workers (workerd): connection failures and TLS', () => {
     expect(body.error.code).toBe('CONNECT_TIMEOUT')
     expect(body.error.message).not.toContain('secret')
     expect(ms).toBeGreaterThanOrEqual(450)
-    expect(ms).toBeLessThan(1500)
+    expect(ms).toBeLessThan(4000) // the 0.5 s timeout, not the 5 s default
     process.stderr.write(
       `workerd: silent server → ${body.error.code} after ${ms} ms: ${body.error.message}\n`,
     )
