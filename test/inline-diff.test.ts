@@ -240,7 +240,10 @@ describe('differential: inlined vs postgres.js parameters', () => {
       pick(str, ['?, nosuchcol', '? + nosuchfn()', "'x' + ?"]),
     )
     await fc.assert(
-      fc.asyncProperty(errCase, fc.boolean(), async (c, tagged) => (await fresh(), compare([c], tagged))),
+      fc.asyncProperty(errCase, fc.boolean(), async (c, tagged) => {
+        await fresh()
+        return compare([c], tagged)
+      }),
       {
         seed: SEED,
         numRuns: Number(process.env.HP_ERROR_CASES ?? 600),

@@ -44,6 +44,7 @@ const CORPUS = [
   "'".repeat(1001),
   '\\'.repeat(1001),
   "😀'💥\\",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text ${1} is the injection attempt
   '${1}',
   '$1',
   '?',

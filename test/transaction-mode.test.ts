@@ -208,7 +208,10 @@ describe('named prepared statements', () => {
   it('prepare: true is refused with PREPARE_UNSUPPORTED (option, URL and per query)', async () => {
     const app = new Hono<{ Variables: PoolerVariables }>()
     const errors: unknown[] = []
-    app.onError((e, c) => (errors.push(e), c.text('x', 500)))
+    app.onError((e, c) => {
+      errors.push(e)
+      return c.text('x', 500)
+    })
     app.use('/opt', pooler({ url: stack.databaseUrl, prepare: true }))
     app.use('/url', pooler({ url: `${stack.databaseUrl}?prepare=true` }))
     app.use('/query', pooler({ url: stack.databaseUrl, applicationName: APP }))

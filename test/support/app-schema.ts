@@ -44,7 +44,10 @@ export const postJson = (call: Call, path: string, body: unknown): Promise<Respo
 export async function checkRoutes(fetchRoute: Call, tag: string): Promise<number> {
   const { expect } = await import('vitest')
   let requests = 0
-  const call: Call = (path, init) => (requests++, fetchRoute(path, init))
+  const call: Call = (path, init) => {
+    requests++
+    return fetchRoute(path, init)
+  }
   const isoDate = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
 
   let res = await call('/')
