@@ -34,16 +34,20 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
   const code = typeof err.code === 'string' ? err.code : ''
   const message = scrub(String(err.message ?? ''), config.password)
   const where = `${config.info.host}:${config.info.port}`
+  // The Supabase guide's classic: the direct host is IPv6-only, and Vercel, GitHub Actions, Render… are not.
+  const ipv6 = config.info.ipv6Only
+    ? ` — ${config.info.host} is IPv6-only: from an IPv4-only platform use the pooler URL (…pooler.supabase.com:6543) or the IPv4 add-on`
+    : ''
   if (UNREACHABLE.has(code) || (!code && UNREACHABLE_WORKERD.test(message)))
     return new PoolerError(
       'CONNECT_FAILED',
-      `Cannot reach the database at ${where} (${code || message}) — check the host and port in the URL and that the pooler is up`,
+      `Cannot reach the database at ${where} (${code || message})${ipv6 || ' — check the host and port in the URL and that the pooler is up'}`,
       { cause: e },
     )
   if (code === 'CONNECT_TIMEOUT')
     return new PoolerError(
       'CONNECT_TIMEOUT',
-      `No connection to ${where} within ${config.options.connectTimeout} s — the pooler may be overloaded or unreachable from this runtime (IPv6-only host?)`,
+      `No connection to ${where} within ${config.options.connectTimeout} s${ipv6 || ' — the pooler may be overloaded or unreachable from this runtime'}`,
       { cause: e },
     )
   if (code === '53300' || SATURATED.test(message))

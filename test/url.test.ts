@@ -102,3 +102,20 @@ describe('driver preset and TLS defaults', () => {
     expect(clientConfig(`postgres://u:${PW}@10.0.0.5:6432/db`, opts).driver).not.toHaveProperty('ssl')
   })
 })
+
+describe('connection errors name the IPv6-only direct host', () => {
+  it('CONNECT_FAILED / CONNECT_TIMEOUT on db.<ref>.supabase.co point at the pooler URL', async () => {
+    const { mapConnectionError } = await import('../src/failures')
+    const opts = parseOptions()
+    const direct = clientConfig(`postgres://postgres:${PW}@db.abcdefghij.supabase.co:5432/postgres`, opts)
+    const unreachable = Object.assign(new Error('connect ENETUNREACH 2600::1:5432'), { code: 'ENETUNREACH' })
+    const failed = mapConnectionError(unreachable, direct) as Error & { code: string }
+    expect(failed.code).toBe('CONNECT_FAILED')
+    expect(failed.message).toMatch(/IPv6-only.*pooler\.supabase\.com:6543/)
+    const timeout = Object.assign(new Error('write CONNECT_TIMEOUT'), { code: 'CONNECT_TIMEOUT' })
+    expect((mapConnectionError(timeout, direct) as Error).message).toMatch(/IPv6-only/)
+    const pooled = clientConfig(`postgres://postgres.abc:${PW}@x.pooler.supabase.com:6543/postgres`, opts)
+    expect((mapConnectionError(unreachable, pooled) as Error).message).not.toMatch(/IPv6-only/)
+    expect(String(failed) + failed.stack).not.toContain(PW)
+  })
+})
