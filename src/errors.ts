@@ -77,25 +77,47 @@ export class PoolerError extends Error {
     if (options.retryAfter !== undefined) this.retryAfter = options.retryAfter
     if (CONNECTION_CODES.has(code)) {
       this.status = 503
-      // Own property, only on connection errors: Hono's default onError answers with it.
-      Object.defineProperty(this, 'getResponse', { value: () => errorResponse(this), enumerable: false })
+      // Own property, only on connection errors: Hono's default onError answers with it (and, as it does
+      // for other errors, logs the detailed message: the response carries the public one).
+      Object.defineProperty(this, 'getResponse', {
+        value: () => {
+          console.error(`[hono-pooler] ${this.code}: ${this.message}`)
+          return errorResponse(this)
+        },
+        enumerable: false,
+      })
     }
+  }
+
+  /** A message fit for HTTP clients: no host, port, user or statement. */
+  get publicMessage(): string {
+    return PUBLIC_MESSAGES[this.code] ?? 'Internal Server Error'
   }
 }
 
+const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
+  CONNECT_FAILED: 'The database is unreachable. Try again later.',
+  CONNECT_TIMEOUT: 'The database did not answer in time. Try again later.',
+  AUTH_FAILED: 'The server could not log in to its database.',
+  POOLER_SATURATED: 'The database is busy. Retry shortly.',
+}
+
 /**
- * The JSON error response hono-pooler uses: `{ error: { code, message } }`.
+ * The JSON error response hono-pooler uses: `{ error: { code, message } }` with the error's status (503 for
+ * connection errors, else 500) and `Retry-After` when saturated. The message is `err.publicMessage` — no
+ * host, port, user or SQL reaches the HTTP client — unless `expose: true` (development) sends `err.message`.
  *
  * @example
  * app.onError((err, c) => (err instanceof PoolerError ? errorResponse(err) : c.text('oops', 500)))
  */
-export function errorResponse(err: PoolerError, status = err.status ?? 500): Response {
+export function errorResponse(
+  err: PoolerError,
+  { status = err.status ?? 500, expose = false }: { status?: number; expose?: boolean } = {},
+): Response {
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=UTF-8' }
   if (err.retryAfter !== undefined) headers['retry-after'] = String(err.retryAfter)
-  return new Response(JSON.stringify({ error: { code: err.code, message: err.message } }), {
-    status,
-    headers,
-  })
+  const message = expose ? err.message : err.publicMessage
+  return new Response(JSON.stringify({ error: { code: err.code, message } }), { status, headers })
 }
 
 /**

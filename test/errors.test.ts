@@ -95,7 +95,12 @@ describe('connection failures answer 503 JSON with a stable code', () => {
     const o = await run({ url: `postgres://app:${stack.password}@127.0.0.1:${closedPort}/app` })
     expect(o.status).toBe(503)
     expect(o.body).toMatchObject({ error: { code: 'CONNECT_FAILED' } })
-    expect(o.body.error.message).toContain(`127.0.0.1:${closedPort}`)
+    // The HTTP client gets the public message; the error (onError, logs) names host and port.
+    expect(o.body.error.message).toBe('The database is unreachable. Try again later.')
+    expect((o.error as Error).message).toContain(`127.0.0.1:${closedPort}`)
+    expect(o.logs).toContain(
+      `[hono-pooler] CONNECT_FAILED: Cannot reach the database at 127.0.0.1:${closedPort}`,
+    )
     expect(o.error).toBeInstanceOf(PoolerError)
     expect(o.events.some((e) => e.type === 'error' && e.code === 'CONNECT_FAILED')).toBe(true)
     expectNoSecret(o)
@@ -115,7 +120,8 @@ describe('connection failures answer 503 JSON with a stable code', () => {
     const o = await run({ url: withPassword(stack.databaseUrl, WRONG) })
     expect(o.status).toBe(503)
     expect(o.body).toMatchObject({ error: { code: 'AUTH_FAILED' } })
-    expect(o.body.error.message).toContain('"app"')
+    expect(o.body.error.message).toBe('The server could not log in to its database.')
+    expect((o.error as Error).message).toContain('"app"')
     expectNoSecret(o)
   })
 
@@ -128,7 +134,8 @@ describe('connection failures answer 503 JSON with a stable code', () => {
       expect(o.status).toBe(503)
       expect(o.headers.get('retry-after')).toBe('1')
       expect(o.body).toMatchObject({ error: { code: 'POOLER_SATURATED' } })
-      expect(o.body.error.message).toMatch(/no more connections allowed/)
+      expect(o.body.error.message).toBe('The database is busy. Retry shortly.')
+      expect((o.error as Error).message).toMatch(/no more connections allowed/)
       expectNoSecret(o)
     } finally {
       await Promise.all(holders.map((h) => h.end({ timeout: 0 })))
@@ -150,7 +157,7 @@ describe('connection failures answer 503 JSON with a stable code', () => {
       const o = await run({ url, mode: 'direct' })
       expect(o.status).toBe(503)
       expect(o.body).toMatchObject({ error: { code: 'POOLER_SATURATED' } })
-      expect(o.body.error.message).toMatch(/too many connections/)
+      expect((o.error as Error).message).toMatch(/too many connections/)
       expectNoSecret(o)
     } finally {
       await holder.end({ timeout: 0 })
