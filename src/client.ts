@@ -3,6 +3,7 @@
  * the guard, the no-pipelining gate, `CLIENT_CLOSED`, the mapping of connection errors to `PoolerError`.
  * `sql` stays a real postgres.js `Sql` (a Proxy over it), so Drizzle, Kysely and helpers keep working.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import postgres, { type Sql, type TransactionSql } from 'postgres'
 import type { ClientConfig } from './config'
 import { guardQuery } from './enforce'
@@ -46,6 +47,8 @@ function gate(size: number) {
 type Gate = ReturnType<typeof gate>
 
 const noop = () => {}
+/** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
+const insideTransaction = new AsyncLocalStorage<object>()
 const QUERY_METHODS = new Set(['unsafe', 'file', 'begin', 'notify', 'listen', 'subscribe', 'reserve'])
 
 async function readText(path: string): Promise<string> {
@@ -75,6 +78,16 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   let closed = false
   let queries = 0
   const active = new Set<{ cancel(): unknown }>()
+  const self = {}
+  // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
+  // would wait for it forever. Fail fast instead.
+  const deadlocked = () =>
+    inFlight && options.max === 1 && insideTransaction.getStore() === self
+      ? new PoolerError(
+          'DEADLOCK_IN_TRANSACTION',
+          "c.var.sql was used inside its own sql.begin() callback: the transaction holds the only connection (max: 1), so it would wait forever — use the callback's tx",
+        )
+      : undefined
 
   const ensure = (): Sql<any> => {
     if (closed) throw closedError()
@@ -118,7 +131,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       this.executed = true
       try {
         if (load) this.strings = [await load()]
-        const err = closed ? closedError() : guardQuery(this, guardLevel)
+        const err = closed ? closedError() : (guardQuery(this, guardLevel) ?? (g && deadlocked()))
         if (err) return this.reject(err)
         await (g ? g.acquire() : 1)
         if (closed) {
@@ -224,9 +237,13 @@ export function createRequestClient(config: ClientConfig): RequestClient {
             opts = ''
           }
           const s = ensure()
+          const stuck = deadlocked()
+          if (stuck) throw stuck
           await g?.acquire()
           try {
-            return await s.begin(opts as string, (tx) => fn!(wrap(() => tx, undefined, false)))
+            return await s.begin(opts as string, (tx) =>
+              insideTransaction.run(self, () => fn!(wrap(() => tx, undefined, false))),
+            )
           } catch (e) {
             throw mapError(e)
           } finally {

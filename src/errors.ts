@@ -21,7 +21,7 @@ export type PoolerErrorCode =
   | 'SUBSCRIBE_UNSUPPORTED'
   | 'RESERVE_UNSUPPORTED'
   | 'INVALID_SETTING'
-  | 'INLINE_UNSUPPORTED_VALUE'
+  | 'DEADLOCK_IN_TRANSACTION'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.

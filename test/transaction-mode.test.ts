@@ -128,6 +128,34 @@ describe('pipelining across transaction boundaries', () => {
   })
 })
 
+describe('the outer client inside its own transaction', () => {
+  it('max 1: c.var.sql inside sql.begin fails fast with DEADLOCK_IN_TRANSACTION instead of hanging', async () => {
+    const { app } = appWith(async (sql) => {
+      const codes: string[] = []
+      const inner = await sql.begin(async (tx) => {
+        await sql`select 1`.catch((e: PoolerError) => codes.push(e.code))
+        await sql.begin(async () => 1).catch((e: PoolerError) => codes.push(e.code))
+        return (await tx`select ${2}::int as n`)[0]?.n
+      })
+      const [after] = await sql`select ${3}::int as n` // outside the callback: fine again
+      return { codes, inner, after: after?.n }
+    })
+    const res = await within(Promise.resolve(app.request('/')), 5000)
+    expect(res).not.toBe('timeout')
+    expect(await (res as Response).json()).toEqual({
+      result: { codes: ['DEADLOCK_IN_TRANSACTION', 'DEADLOCK_IN_TRANSACTION'], inner: 2, after: 3 },
+    })
+  })
+
+  it('max 2: the outer client takes the second connection', async () => {
+    const { app } = appWith(
+      (sql) => sql.begin(async (tx) => [(await sql`select 1 as n`)[0]?.n, (await tx`select 2 as n`)[0]?.n]),
+      2,
+    )
+    expect(await (await app.request('/')).json()).toEqual({ result: [1, 2] })
+  })
+})
+
 describe('cursors keep the one-statement-in-flight rule', () => {
   it('a broken-off and a finished cursor iteration both let the next statements run', async () => {
     const { app } = appWith(async (sql) => {
