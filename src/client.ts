@@ -229,6 +229,15 @@ export function createRequestClient(config: ClientConfig): RequestClient {
         return t.savepoint(name, (s: any) => fn!(wrap(() => s, undefined, false)))
       },
     }
+    if (!top && transaction && guardLevel === 'error') {
+      overrides.prepare = () => {
+        throw new PoolerError(
+          'UNSAFE_IN_TRANSACTION_MODE',
+          'PREPARE TRANSACTION (two-phase commit) leaves the transaction on a server connection you will not get back — commit normally',
+          { rule: 'sql-prepare', fix: 'commit normally; two-phase commit needs a direct connection' },
+        )
+      }
+    }
     if (top) {
       Object.assign(overrides, {
         async begin(opts: unknown, fn?: (tx: TransactionSql<any>) => unknown) {
