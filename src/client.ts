@@ -9,7 +9,16 @@ import type { ClientConfig } from './config'
 import { guardQuery } from './enforce'
 import { PoolerError } from './errors'
 import { mapConnectionError } from './failures'
+import { type Gate, gate } from './gate'
 import { inlineQuery } from './inline'
+import { type HookContext, hookQuery } from './query-hook'
+import {
+  clientClosed,
+  deadlockInTransaction,
+  prepareUnsupported,
+  SESSION_ONLY_METHODS,
+  twoPhaseCommit,
+} from './refusals'
 import { registerArrayTypes } from './types'
 
 /** A request's client and its lifecycle. */
@@ -26,25 +35,6 @@ export interface RequestClient {
   /** The client went away: cancel running statements on the server (bounded), then destroy the sockets. */
   abort(): Promise<void>
 }
-
-/** A counting semaphore: at most `size` statements (or transactions) in flight at once. */
-function gate(size: number) {
-  let active = 0
-  const waiting: (() => void)[] = []
-  return {
-    acquire(): Promise<void> {
-      if (active >= size) return new Promise((r) => waiting.push(r))
-      active++
-      return Promise.resolve()
-    },
-    release(): void {
-      const next = waiting.shift()
-      if (next) next()
-      else active--
-    },
-  }
-}
-type Gate = ReturnType<typeof gate>
 
 const noop = () => {}
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -83,10 +73,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   // would wait for it forever. Fail fast instead.
   const deadlocked = () =>
     inFlight && options.max === 1 && insideTransaction.getStore() === self
-      ? new PoolerError(
-          'DEADLOCK_IN_TRANSACTION',
-          "c.var.sql was used inside its own sql.begin() callback: the transaction holds the only connection (max: 1), so it would wait forever — use the callback's tx",
-        )
+      ? deadlockInTransaction()
       : undefined
 
   const ensure = (): Sql<any> => {
@@ -97,11 +84,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     }
     return real
   }
-  const closedError = () =>
-    new PoolerError(
-      'CLIENT_CLOSED',
-      'This request is over and its database client is closed — use c.var.sql only while the request runs',
-    )
+  const closedError = clientClosed
   const mapError = (e: unknown) => {
     const mapped = mapConnectionError(e, config)
     if (mapped !== e && mapped instanceof PoolerError)
@@ -115,83 +98,29 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     return mapped
   }
 
-  /** Hooks one postgres.js Query: guard, gate, closed check, error mapping. Returns it. */
-  function patch<Q>(query: Q, g: Gate | undefined, load?: () => Promise<string>): Q {
-    const q = query as any
-    const reject = q.reject
-    q.reject = (e: unknown) => reject(mapError(e))
-    let released = !g
-    const release = () => {
-      if (released) return
-      released = true
-      g!.release()
-    }
-    q.handle = async function handle(this: any) {
-      if (this.executed) return
-      this.executed = true
-      try {
-        if (load) this.strings = [await load()]
-        const err = closed ? closedError() : (guardQuery(this, guardLevel) ?? (g && deadlocked()))
-        if (err) return this.reject(err)
-        await (g ? g.acquire() : 1)
-        if (closed) {
-          release()
-          return this.reject(closedError())
-        }
-        if (inline) inlineQuery(this, real!.options as any)
-        queries++ // statements sent (fragments and refused statements do not count)
-        this.handler(this)
-        active.add(this)
-        const settled = () => {
-          active.delete(this)
-          release()
-        }
-        Promise.prototype.then.call(this, settled, settled)
-      } catch (e) {
-        release()
-        this.reject(e)
-      }
-    }
-    if (g) {
-      const cursor = q.cursor
-      q.cursor = function (this: any, ...args: unknown[]) {
-        const r = cursor.apply(this, args)
-        if (r === this) return r
-        const it = r[Symbol.asyncIterator]()
-        // An iterated cursor's own promise never settles: release the gate when the iteration ends.
-        return {
-          [Symbol.asyncIterator]: () => ({
-            next: async () => {
-              try {
-                const x: IteratorResult<unknown> = await it.next()
-                if (x.done) release()
-                return x
-              } catch (e) {
-                release()
-                throw e
-              }
-            },
-            return: () => {
-              release()
-              return it.return()
-            },
-          }),
-        }
-      }
-    }
-    return query
+  const hooks: HookContext = {
+    refuse: (q, gated) =>
+      closed ? closedError() : (guardQuery(q, guardLevel) ?? (gated ? deadlocked() : undefined)),
+    closedNow: () => (closed ? closedError() : undefined),
+    beforeSend: (q) => {
+      if (inline) inlineQuery(q, real!.options as any)
+    },
+    sent: (q) => {
+      queries++ // statements sent (fragments and refused statements do not count)
+      active.add(q)
+      return () => active.delete(q)
+    },
+    mapError,
   }
+  const patch = <Q>(query: Q, g: Gate | undefined, load?: () => Promise<string>): Q =>
+    hookQuery(query, g, hooks, load)
 
   function unsafeArgs(args: unknown[]): [unknown[], Record<string, any>] {
     const [params = [], opts = {}] = args as [unknown, unknown]
     return Array.isArray(params) ? [params, (opts ?? {}) as any] : [[], (params ?? {}) as any]
   }
   function checkPrepare(opts: Record<string, any>) {
-    if (transaction && opts.prepare === true)
-      throw new PoolerError(
-        'PREPARE_UNSUPPORTED',
-        'Named prepared statements do not work behind a transaction-mode pooler (prepared statement "…" does not exist) — drop prepare: true',
-      )
+    if (transaction && opts.prepare === true) throw prepareUnsupported()
   }
 
   /** Wraps a postgres.js Sql (the top-level one or a transaction's) so every query is patched. */
@@ -231,11 +160,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     }
     if (!top && transaction && guardLevel === 'error') {
       overrides.prepare = () => {
-        throw new PoolerError(
-          'UNSAFE_IN_TRANSACTION_MODE',
-          'PREPARE TRANSACTION (two-phase commit) leaves the transaction on a server connection you will not get back — commit normally',
-          { rule: 'sql-prepare', fix: 'commit normally; two-phase commit needs a direct connection' },
-        )
+        throw twoPhaseCommit()
       }
     }
     if (top) {
@@ -259,26 +184,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
             g?.release()
           }
         },
-        ...(transaction && {
-          listen: async () => {
-            throw new PoolerError(
-              'LISTEN_UNSUPPORTED',
-              'LISTEN does not work behind a transaction-mode pooler: notifications never arrive — listen on a session-mode or direct connection, or use Supabase Realtime',
-            )
-          },
-          subscribe: async () => {
-            throw new PoolerError(
-              'SUBSCRIBE_UNSUPPORTED',
-              'sql.subscribe() needs logical replication, which a transaction-mode pooler cannot carry — subscribe over a direct connection',
-            )
-          },
-          reserve: async () => {
-            throw new PoolerError(
-              'RESERVE_UNSUPPORTED',
-              'sql.reserve() does not pin a server connection behind a transaction-mode pooler — use sql.begin() to keep statements on one connection',
-            )
-          },
-        }),
+        ...(transaction && SESSION_ONLY_METHODS),
       })
     }
     const proxy: S = new Proxy(function sql() {} as unknown as S, {

@@ -6,7 +6,9 @@ import type { Context } from 'hono'
 import type { Options as PostgresOptions } from 'postgres'
 import * as z from 'zod/v4/mini'
 import { PoolerError, redactUrl } from './errors'
+import { prepareUnsupported } from './refusals'
 import { classifyUrl, defaultsToTls, isLoopback, type PoolerMode, portMismatch, type UrlInfo } from './url'
+import { checkUrlParams } from './url-params'
 import { isWorkerd, workerdSocket } from './workerd-socket'
 
 /** What `pooler()` accepts. Every field is optional. */
@@ -143,41 +145,6 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
   }
 }
 
-/** Query parameters postgres.js reads itself (not forwarded as startup parameters). */
-const DRIVER_PARAMS = new Set([
-  'sslmode',
-  'ssl',
-  'sslnegotiation',
-  'connect_timeout',
-  'idle_timeout',
-  'max_lifetime',
-  'keep_alive',
-  'target_session_attrs',
-  'max',
-  'fetch_types',
-  'prepare',
-  'backoff',
-  'max_pipeline',
-  'publications',
-  'debug',
-])
-/** Startup parameters PgBouncer and Supavisor accept. */
-const STARTUP_PARAMS = new Set([
-  'application_name',
-  'client_encoding',
-  'datestyle',
-  'timezone',
-  'standard_conforming_strings',
-])
-const PRISMA_PARAMS: Record<string, string> = {
-  pgbouncer: 'a Prisma flag; hono-pooler already applies the transaction-mode preset',
-  connection_limit: 'a Prisma option; use pooler({ max })',
-  pool_timeout: 'a Prisma option; use pooler({ connectTimeout })',
-  statement_cache_size: 'a Prisma option; hono-pooler never prepares named statements in transaction mode',
-  schema: 'a Prisma option; use withSettings(sql, { search_path }, fn) or schema-qualified names',
-  socket_timeout: 'a Prisma option; use pooler({ connectTimeout })',
-}
-
 /** Everything a request's client needs: where to connect and how. */
 export interface ClientConfig {
   url: string
@@ -202,19 +169,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
   if (hit && hit.options === options) return hit
   const info = classifyUrl(url)
   const u = new URL(url)
-  for (const key of u.searchParams.keys()) {
-    const k = key.toLowerCase()
-    if (k in PRISMA_PARAMS)
-      throw new PoolerError(
-        'UNSUPPORTED_URL_PARAM',
-        `URL parameter "${key}" is ${PRISMA_PARAMS[k]} — remove it from the URL (PgBouncer rejects unknown startup parameters)`,
-      )
-    if (!DRIVER_PARAMS.has(k) && !STARTUP_PARAMS.has(k))
-      throw new PoolerError(
-        'UNSUPPORTED_URL_PARAM',
-        `URL parameter "${key}" would be sent to the pooler as a startup parameter, which PgBouncer/Supavisor reject ("unsupported startup parameter") — remove it from the URL`,
-      )
-  }
+  checkUrlParams(u)
   const mode = options.mode === 'auto' ? info.mode : options.mode
   if (options.mode !== 'auto') {
     const mismatch = portMismatch(info, options.mode)
@@ -226,10 +181,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     transaction &&
     (options.prepare === true || urlPrepare === 'true' || options.postgres?.prepare === true)
   )
-    throw new PoolerError(
-      'PREPARE_UNSUPPORTED',
-      'Named prepared statements do not work behind a transaction-mode pooler (prepared statement "…" does not exist) — drop prepare: true',
-    )
+    throw prepareUnsupported()
   const tlsInUrl = u.searchParams.has('sslmode') || u.searchParams.has('ssl')
   const ssl =
     options.ssl ??
