@@ -203,7 +203,7 @@ async function main() {
       out.push(
         `## Round trips per request`,
         '',
-        `Through a loopback proxy adding ${DELAY} ms each way (1 RTT = ${2 * DELAY} ms) in front of PgBouncer. Wall time from the start of the request (before the connection is opened, TCP handshake not delayed) to the last result, ÷ RTT; median of ${REPS}. Closing is not counted. Calibration: the warm pool needs exactly 1 round trip for `select 1` and 2 per parameterized select (Parse/Describe, then Bind/Execute), so its row shows what the proxy's timers and the client's own work add on top of whole round trips.`,
+        `Through a loopback proxy adding ${DELAY} ms each way (1 RTT = ${2 * DELAY} ms) in front of PgBouncer. Wall time from the start of the request (before the connection is opened, TCP handshake not delayed) to the last result, ÷ RTT; median of ${REPS}. Closing is not counted. Calibration: the warm pool needs exactly 1 round trip for \`select 1\` and 2 per parameterized select (Parse/Describe, then Bind/Execute), so its row shows what the proxy's timers and the client's own work add on top of whole round trips.`,
         '',
         `| client | ${WORKLOADS.join(' | ')} |`,
         `|---|${WORKLOADS.map(() => '---').join('|')}|`,
