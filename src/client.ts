@@ -19,7 +19,7 @@ import {
   SESSION_ONLY_METHODS,
   twoPhaseCommit,
 } from './refusals'
-import { registerArrayTypes } from './types'
+import { registerArrayTypes, syncArrayTypes } from './types'
 
 /** A request's client and its lifecycle. */
 export interface RequestClient {
@@ -67,6 +67,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   let real: Sql<any> | undefined
   let closed = false
   let queries = 0
+  let arraysSynced = false
   const active = new Set<{ cancel(): unknown }>()
   const self = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
@@ -103,6 +104,8 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       closed ? closedError() : (guardQuery(q, guardLevel) ?? (gated ? deadlocked() : undefined)),
     closedNow: () => (closed ? closedError() : undefined),
     beforeSend: (q) => {
+      if (!arraysSynced && config.driver.fetch_types === false) syncArrayTypes(real!)
+      arraysSynced = true
       if (inline) inlineQuery(q, real!.options as any)
     },
     sent: (q) => {

@@ -105,7 +105,8 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
       throw e
     }
     const res = c.res
-    if (!res.body || closing || !isLive()) return settle(c, close(c.error ? 'error' : 'done'))
+    // isLive() first: reading res.body of a static response forces @hono/node-server off its fast path.
+    if (closing || !isLive() || !res.body) return settle(c, close(c.error ? 'error' : 'done'))
     // The body may still query (stream(), streamSSE(), any ReadableStream): close when it ends.
     const done = new Promise<void>((resolve) => {
       c.res = new Response(track(res.body!, resolve, close), res)

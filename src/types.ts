@@ -4,7 +4,7 @@
  * so the transaction-mode preset turns `fetch_types` off and registers this table instead. The parser and
  * serializer are ports of postgres.js's own, so results are identical.
  */
-import type { Sql } from 'postgres'
+import postgres, { type Sql } from 'postgres'
 
 /**
  * [element OID, array OID] for every built-in scalar type (PostgreSQL 12–17 agree on these).
@@ -93,10 +93,49 @@ export const BUILTIN_ARRAY_TYPES: ReadonlyArray<readonly [number, number]> = [
 ]
 
 type Options = Sql<any>['options'] & { shared: { typeArrayMap: Record<number, number> }; transform: any }
+type Parser = ((x: string) => unknown) & { array?: boolean }
+type Serializer = (x: unknown) => unknown
+
+interface Shared {
+  parsers: Record<number, Parser>
+  serializers: Record<number, Serializer>
+  typeArrayMap: Record<number, number>
+  /** postgres.js's default element parsers/serializers (the same function objects in every client). */
+  elementParsers: Record<number, Parser | undefined>
+  elementSerializers: Record<number, Serializer | undefined>
+}
+let shared: Shared | undefined
+
+/** The array parsers and serializers built once, from the defaults of a client that never connects. */
+function sharedTables(): Shared {
+  if (shared) return shared
+  const probe = postgres({ max: 1, fetch_types: false }).options as Options
+  const t: Shared = {
+    parsers: {},
+    serializers: {},
+    typeArrayMap: {},
+    elementParsers: {},
+    elementSerializers: {},
+  }
+  for (const [oid, typarray] of BUILTIN_ARRAY_TYPES) {
+    const ep = probe.parsers[oid] as Parser | undefined
+    const es = probe.serializers[oid] as Serializer | undefined
+    t.elementParsers[oid] = ep
+    t.elementSerializers[oid] = es
+    t.typeArrayMap[oid] = typarray
+    const parse: Parser = (xs) => arrayParser(xs, ep, typarray)
+    parse.array = true
+    t.parsers[typarray] = parse
+    t.serializers[typarray] = (xs) => arraySerializer(xs, es, undefined, typarray)
+  }
+  shared = t
+  return t
+}
 
 /**
- * Registers the built-in array types on a postgres.js client created with `fetch_types: false`.
- * Element parsers are looked up when a value is parsed, so later changes (Drizzle's date parsers) apply.
+ * Registers the built-in array types on a postgres.js client created with `fetch_types: false`: three
+ * prototype links to tables built once (a per-request client pays microseconds, not one closure per type).
+ * Call `syncArrayTypes` before the first query, as postgres.js registers its own at connect time.
  *
  * @example
  * const sql = postgres(url, { fetch_types: false })
@@ -104,16 +143,41 @@ type Options = Sql<any>['options'] & { shared: { typeArrayMap: Record<number, nu
  * await sql`select array[1,2]::int4[] as a` // [{ a: [1, 2] }]
  */
 export function registerArrayTypes(sql: Sql<any>): void {
+  const t = sharedTables()
   const options = sql.options as Options
-  const parsers = options.parsers as Record<number, ((x: string) => unknown) & { array?: boolean }>
-  const serializers = options.serializers as Record<number, (x: unknown) => unknown>
+  // Own properties (a user's own `types`) still win over these.
+  Object.setPrototypeOf(options.parsers, t.parsers)
+  Object.setPrototypeOf(options.serializers, t.serializers)
+  Object.setPrototypeOf(options.shared.typeArrayMap, t.typeArrayMap)
+}
+
+/**
+ * Where a client's element parsers or serializers were changed after it was created (Drizzle turns the
+ * date parsers into identity functions) or `transform.undefined` is set, gives those array types their
+ * own parser/serializer built from the client's current ones — what postgres.js's `fetch_types` would
+ * have registered at connect time.
+ *
+ * @example
+ * registerArrayTypes(sql)
+ * drizzle(sql) // changes sql.options.parsers for dates
+ * syncArrayTypes(sql) // before the first query
+ */
+export function syncArrayTypes(sql: Sql<any>): void {
+  const t = sharedTables()
+  const options = sql.options as Options
+  const parsers = options.parsers as Record<number, Parser>
+  const serializers = options.serializers as Record<number, Serializer>
+  const undef = options.transform?.undefined !== undefined
   for (const [oid, typarray] of BUILTIN_ARRAY_TYPES) {
-    if (parsers[typarray] && serializers[typarray]) continue
-    options.shared.typeArrayMap[oid] = typarray
-    const parse = (xs: string) => arrayParser(xs, parsers[oid], typarray)
-    parse.array = true
-    parsers[typarray] = parse
-    serializers[typarray] = (xs) => arraySerializer(xs, serializers[oid], options, typarray)
+    const ep = parsers[oid]
+    if (ep !== t.elementParsers[oid] && !Object.hasOwn(parsers, typarray)) {
+      const parse: Parser = (xs) => arrayParser(xs, ep, typarray)
+      parse.array = true
+      parsers[typarray] = parse
+    }
+    const es = serializers[oid]
+    if ((undef || es !== t.elementSerializers[oid]) && !Object.hasOwn(serializers, typarray))
+      serializers[typarray] = (xs) => arraySerializer(xs, es, options.transform, typarray)
   }
 }
 
@@ -124,7 +188,7 @@ function arrayEscape(x: string): string {
 function arraySerializer(
   xs: unknown,
   serializer: ((x: unknown) => unknown) | undefined,
-  options: Options,
+  transform: { undefined?: unknown } | undefined,
   typarray: number,
 ): unknown {
   if (!Array.isArray(xs)) return xs
@@ -132,11 +196,11 @@ function arraySerializer(
   const first = xs[0]
   const delimiter = typarray === 1020 ? ';' : ','
   if (Array.isArray(first) && !(first as any).type)
-    return `{${xs.map((x) => arraySerializer(x, serializer, options, typarray)).join(delimiter)}}`
+    return `{${xs.map((x) => arraySerializer(x, serializer, transform, typarray)).join(delimiter)}}`
   return `{${xs
     .map((x) => {
       if (x === undefined) {
-        x = options.transform.undefined
+        x = transform?.undefined
         if (x === undefined)
           throw Object.assign(new Error('Undefined values are not allowed'), { code: 'UNDEFINED_VALUE' })
       }

@@ -58,6 +58,32 @@ describe('fetch_types off + the static table of built-in array types', () => {
     })
   })
 
+  it('element parsers changed after the client was created (Drizzle) also apply inside arrays', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl }))
+    let got: any
+    app.get('/', async (c) => {
+      const sql = c.var.sql
+      // What drizzle(sql) does to postgres.js: dates stay strings.
+      for (const oid of [1082, 1114, 1184]) (sql.options.parsers as any)[oid] = (x: string) => x
+      ;[got] = await sql`select '2024-01-02T03:04:05Z'::timestamptz as one,
+        array['2024-01-02T03:04:05Z']::timestamptz[] as many, array[1, 2]::int4[] as ints`
+      return c.text('ok')
+    })
+    await (await app.request('/')).text()
+    expect(got).toEqual({ one: '2024-01-02 03:04:05+00', many: ['2024-01-02 03:04:05+00'], ints: [1, 2] })
+  })
+
+  it('clients never share their element parsers', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl }))
+    app.get('/', async (c) => {
+      const [row] = await c.var.sql`select array['2024-01-02T03:04:05Z']::timestamptz[] as many`
+      return c.json({ isDate: row?.many[0] instanceof Date })
+    })
+    expect(await (await app.request('/')).json()).toEqual({ isDate: true })
+  })
+
   it('the table matches the server: every built-in scalar type with an array type', async () => {
     const sql = postgres(stack.directUrl, { max: 1 })
     // postgres.js's own fetch_types query, limited to built-in (pg_catalog) non-composite types.
