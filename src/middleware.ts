@@ -107,6 +107,11 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     const res = c.res
     // isLive() first: reading res.body of a static response forces @hono/node-server off its fast path.
     if (closing || !isLive() || !res.body) return settle(c, close(c.error ? 'error' : 'done'))
+    // HEAD: Hono drops the body without reading or cancelling it; stop the stream and close now.
+    if (c.req.method === 'HEAD') {
+      res.body.cancel().catch(() => {})
+      return settle(c, close('stream-cancel'))
+    }
     // The body may still query (stream(), streamSSE(), any ReadableStream): close when it ends.
     const done = new Promise<void>((resolve) => {
       c.res = new Response(track(res.body!, resolve, close), res)

@@ -214,6 +214,16 @@ describe('streamed responses close only after the body ends', () => {
     expect(await (await app.request('/readable')).text()).toBe('1,2,3,')
   })
 
+  it('HEAD on a streamed route: the body is never sent, the client is closed anyway', async () => {
+    const { app, events } = makeApp()
+    const res = await app.request('/stream', { method: 'HEAD' })
+    expect(res.status).toBe(200)
+    expect(res.body).toBeNull()
+    expect(await waitForNoClients(APP, 3000)).toEqual([])
+    await sleep(100)
+    expect(events.filter((e) => e.type === 'close')).toHaveLength(1)
+  })
+
   it('a body cancelled by the client closes the client', async () => {
     const { app, events } = makeApp()
     const res = await app.request('/endless')
