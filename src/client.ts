@@ -1,7 +1,7 @@
 /**
  * One postgres.js client per request, created on first use, and the one place every query passes through:
  * the guard, the no-pipelining gate, `CLIENT_CLOSED`, the mapping of connection errors to `PoolerError`.
- * `sql` stays a real postgres.js `Sql` (a Proxy over it), so Drizzle, Kysely and helpers keep working.
+ * `sql` stays a real postgres.js `Sql` (a Proxy over it), so Drizzle and postgres.js's helpers keep working.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import postgres, { type Sql, type TransactionSql } from 'postgres'
@@ -77,8 +77,8 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       ? deadlockInTransaction()
       : undefined
 
+  // Creating the driver client connects nothing; reading its properties stays allowed after the request.
   const ensure = (): Sql<any> => {
-    if (closed) throw closedError()
     if (!real) {
       real = postgres(config.url, config.driver)
       if (config.driver.fetch_types === false) registerArrayTypes(real)
@@ -86,10 +86,15 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     return real
   }
   const closedError = clientClosed
+  const emit = (event: Parameters<NonNullable<typeof options.onEvent>>[0]) => {
+    try {
+      options.onEvent?.(event)
+    } catch {} // an observer must never break a request
+  }
   const mapError = (e: unknown) => {
     const mapped = mapConnectionError(e, config)
     if (mapped !== e && mapped instanceof PoolerError)
-      options.onEvent?.({
+      emit({
         type: 'error',
         host: config.info.host,
         mode,
@@ -192,6 +197,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     }
     const proxy: S = new Proxy(function sql() {} as unknown as S, {
       apply(_t, _this, args) {
+        if (closed) throw closedError()
         const s = target() as any
         const q = s(...args)
         return q instanceof Promise ? patch(q, g) : q

@@ -127,9 +127,19 @@ export function errorResponse(
  * redactUrl('postgres://app:secret@db:6543/app') // 'postgres://app:***@db:6543/app'
  */
 export function redactUrl(url: string): string {
-  return url
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^@/?#]*@/i, '$1:***@')
-    .replace(/([?&](?:password|pass|sslpassword)=)[^&#]*/gi, '$1***')
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([\s\S]*)$/i.exec(url)
+  let out = url
+  // The user info ends at the LAST '@': a raw '@', '/', '?' or '#' in a password must not end it early
+  // (masking a little too much when an '@' stands in the query is the safe side).
+  const rest = m ? (m[2] as string) : url
+  const at = rest.lastIndexOf('@')
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at)
+    const colon = userinfo.indexOf(':')
+    const masked = m ? (colon >= 0 ? `${userinfo.slice(0, colon)}:***` : userinfo) : '***'
+    out = `${m ? m[1] : ''}${masked}@${rest.slice(at + 1)}`
+  }
+  return out.replace(/([?&](?:password|pass|sslpassword)=)[^&#]*/gi, '$1***')
 }
 
 /**

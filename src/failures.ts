@@ -50,7 +50,10 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
       `No connection to ${where} within ${config.options.connectTimeout} s${ipv6 || ' — the pooler may be overloaded or unreachable from this runtime'}`,
       { cause: e },
     )
-  if (code === '53300' || SATURATED.test(message))
+  // Only connection-class errors (no SQLSTATE, 08xxx, 53xxx, XX000): a user's own SQL error whose text
+  // happens to mention "max_client_conn" stays what it is.
+  const connectionClass = !code || code.startsWith('08') || code.startsWith('53') || code === 'XX000'
+  if (code === '53300' || (connectionClass && SATURATED.test(message)))
     return new PoolerError(
       'POOLER_SATURATED',
       `The pooler at ${where} refused the connection (${message}) — retry shortly, lower max, or raise the pool size`,

@@ -89,6 +89,7 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
             reason,
           }),
         )
+        .catch(() => {}) // nor may a throwing onEvent
       return closing
     }
     // The client went away: cancel in-flight statements on the server, then destroy the socket.
@@ -107,6 +108,8 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     const res = c.res
     // isLive() first: reading res.body of a static response forces @hono/node-server off its fast path.
     if (closing || !isLive() || !res.body) return settle(c, close(c.error ? 'error' : 'done'))
+    // A body already read or locked cannot be tracked (and will not query): close now.
+    if (res.bodyUsed || res.body.locked) return settle(c, close('done'))
     // HEAD: Hono drops the body without reading or cancelling it; stop the stream and close now.
     if (c.req.method === 'HEAD') {
       res.body.cancel().catch(() => {})

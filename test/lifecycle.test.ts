@@ -277,6 +277,72 @@ describe('off the critical path', () => {
   })
 })
 
+describe('hostile edges', () => {
+  it('a throwing onEvent never breaks a response (static or streamed)', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(
+      pooler({
+        url: stack.databaseUrl,
+        applicationName: APP,
+        onEvent: () => {
+          throw new Error('logger broke')
+        },
+      }),
+    )
+    app.get('/one', async (c) => c.json((await c.var.sql`select 1 as n`)[0]))
+    app.get('/stream', (c) =>
+      stream(c, async (s) => void (await s.write(String((await c.var.sql`select 2 as n`)[0]?.n)))),
+    )
+    const res = await app.request('/one')
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({ n: 1 })
+    expect(await (await app.request('/stream')).text()).toBe('2')
+  })
+
+  it('a handler returning a Response whose body was already read: closed at once, no unhandled rejection', async () => {
+    const { app, events } = makeApp()
+    app.get('/used', async (c) => {
+      await c.var.sql`select 1`
+      const r = new Response('hello')
+      await r.text()
+      return r
+    })
+    const res = await app.request('/used')
+    expect(res.status).toBe(200)
+    expect(await waitForNoClients(APP, 2000)).toEqual([])
+    await sleep(50)
+    expect(events).toMatchObject([{ type: 'close', reason: 'done' }])
+  })
+
+  it("a SQL error whose text mentions the pooler's limits is still the user's own error", async () => {
+    const { app, errors } = makeApp()
+    app.get('/col', async (c) => c.json(await c.var.sql`select max_client_conn from (select 1) t`))
+    app.get('/raise', async (c) =>
+      c.json(await c.var.sql`do $$ begin raise exception 'too many connections in my own table'; end $$`),
+    )
+    await app.request('/col')
+    await app.request('/raise')
+    expect(errors.map((e: any) => [e.name, e.code])).toEqual([
+      ['PostgresError', '42703'],
+      ['PostgresError', 'P0001'],
+    ])
+  })
+
+  it("after the request, reading c.var.sql's properties still works; only queries throw", async () => {
+    let kept: PoolerVariables['sql'] | undefined
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl, applicationName: APP }))
+    app.get('/', async (c) => {
+      kept = c.var.sql
+      return c.json((await c.var.sql`select 1 as n`)[0])
+    })
+    await (await app.request('/')).json()
+    expect(typeof kept!.PostgresError).toBe('function')
+    expect(kept!.options.max).toBe(1)
+    expect(() => kept!`select 1`).toThrow(expect.objectContaining({ code: 'CLIENT_CLOSED' }))
+  })
+})
+
 describe('idleTimeout', () => {
   it('a connection idle inside a request is closed, and the next query reconnects', async () => {
     const { app } = makeApp({ idleTimeout: 0.3 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { classifyUrl, redactUrl } from '../src'
+import { classifyUrl, pooler, redactUrl } from '../src'
 import { clientConfig, parseOptions } from '../src/config'
 
 const PW = 'S3cret-Canary-Pw'
@@ -117,5 +117,42 @@ describe('connection errors name the IPv6-only direct host', () => {
     const pooled = clientConfig(`postgres://postgres.abc:${PW}@x.pooler.supabase.com:6543/postgres`, opts)
     expect((mapConnectionError(unreachable, pooled) as Error).message).not.toMatch(/IPv6-only/)
     expect(String(failed) + failed.stack).not.toContain(PW)
+  })
+})
+
+describe('redactUrl with awkward passwords', () => {
+  it.each([
+    ['postgres://app:pa/ss@db.example.com:6543/app', 'postgres://app:***@db.example.com:6543/app'],
+    ['postgres://app:pa#ss@db.example.com:6543/app', 'postgres://app:***@db.example.com:6543/app'],
+    ['postgres://app:pa?ss@db.example.com:6543/app', 'postgres://app:***@db.example.com:6543/app'],
+    ['postgres://app:p@ss@db.example.com:6543/app', 'postgres://app:***@db.example.com:6543/app'],
+    ['app:secret@db.example.com:6543/app', '***@db.example.com:6543/app'],
+    ['postgres://db.example.com/app?password=secret&x=1', 'postgres://db.example.com/app?password=***&x=1'],
+  ])('%s', (url, expected) => {
+    expect(redactUrl(url)).toBe(expected)
+  })
+
+  it('INVALID_URL never echoes such a password', () => {
+    let thrown = 0
+    for (const pw of ['pa/ss', 'pa#ss', 'pa?ss', 'p@ss', 'p:a:ss']) {
+      for (const url of [
+        `postgres://app:${pw}@db.example.com:6543/app`,
+        `app:${pw}@db/app`,
+        `mysql://app:${pw}@db/app`,
+      ]) {
+        let err: any
+        try {
+          pooler({ url })
+          classifyUrl(url)
+        } catch (e) {
+          err = e
+        }
+        if (!err) continue
+        thrown++
+        expect(err.code).toBe('INVALID_URL')
+        expect(`${err.message} ${err.stack}`).not.toContain(pw)
+      }
+    }
+    expect(thrown).toBeGreaterThanOrEqual(10)
   })
 })
