@@ -2,7 +2,8 @@
  * The notes app on a stationary Node server (@hono/node-server). Each request's client is closed when the
  * response has been sent (there is no waitUntil on Node: the middleware awaits the close itself).
  *
- *   DATABASE_URL=postgres://… PORT=3000 node examples/node/server.ts
+ *   DATABASE_URL=postgres://… PORT=3000 node --import ./examples/node/register.ts examples/node/server.ts
+ *   (in your own project, importing from 'hono-pooler', plain `node server.ts` does)
  */
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
