@@ -85,7 +85,6 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     }
     return real
   }
-  const closedError = clientClosed
   const emit = (event: Parameters<NonNullable<typeof options.onEvent>>[0]) => {
     try {
       options.onEvent?.(event)
@@ -106,8 +105,8 @@ export function createRequestClient(config: ClientConfig): RequestClient {
 
   const hooks: HookContext = {
     refuse: (q, gated) =>
-      closed ? closedError() : (guardQuery(q, guardLevel) ?? (gated ? deadlocked() : undefined)),
-    closedNow: () => (closed ? closedError() : undefined),
+      closed ? clientClosed() : (guardQuery(q, guardLevel) ?? (gated ? deadlocked() : undefined)),
+    closedNow: () => (closed ? clientClosed() : undefined),
     beforeSend: (q) => {
       if (!arraysSynced && config.driver.fetch_types === false) syncArrayTypes(real!)
       arraysSynced = true
@@ -197,14 +196,14 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     }
     const proxy: S = new Proxy(function sql() {} as unknown as S, {
       apply(_t, _this, args) {
-        if (closed) throw closedError()
+        if (closed) throw clientClosed()
         const s = target() as any
         const q = s(...args)
         return q instanceof Promise ? patch(q, g) : q
       },
       get(_t, prop) {
         if (typeof prop === 'string' && prop in overrides) {
-          if (closed && QUERY_METHODS.has(prop)) throw closedError()
+          if (closed && QUERY_METHODS.has(prop)) throw clientClosed()
           return overrides[prop]
         }
         return Reflect.get(target() as object, prop)

@@ -26,12 +26,10 @@ function isTextArg(a: any): boolean {
  * The SQL text of a (possibly nested) postgres.js query with `$n` in place of values.
  *
  * @example
- * queryText(sql`select ${1} where ${sql`a = ${2}`}`).text // 'select $1 where a = $2'
+ * queryText(sql`select ${1} where ${sql`a = ${2}`}`) // 'select $1 where a = $2'
  */
-export function queryText(q: { tagged: boolean; strings: readonly string[]; args: unknown[] }): {
-  text: string
-} {
-  if (!q.tagged) return { text: q.strings[0] ?? '' }
+export function queryText(q: { tagged: boolean; strings: readonly string[]; args: unknown[] }): string {
+  if (!q.tagged) return q.strings[0] ?? ''
   let n = 0
   const walk = (strings: readonly string[], args: unknown[]): string => {
     let out = strings[0] ?? ''
@@ -50,7 +48,7 @@ export function queryText(q: { tagged: boolean; strings: readonly string[]; args
     }
     return out
   }
-  return { text: walk(q.strings, q.args) }
+  return walk(q.strings, q.args)
 }
 
 function toError(text: string): PoolerError | null {
@@ -80,11 +78,11 @@ export function guardQuery(
     const key = q.strings as TemplateStringsArray
     err = byTemplate.get(key)
     if (err === undefined) {
-      err = toError(queryText(q).text)
+      err = toError(queryText(q))
       byTemplate.set(key, err)
     }
   } else {
-    const text = queryText(q).text
+    const text = queryText(q)
     err = byText.get(text)
     if (err === undefined) {
       err = toError(text)
