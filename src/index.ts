@@ -1,8 +1,6 @@
-export { createRequestClient, type RequestClient } from './client'
-export { type CloseReason, type PoolerEvent, type PoolerOptions, parseOptions } from './config'
 export { errorResponse, PoolerError, type PoolerErrorCode, redactUrl } from './errors'
-export { checkSql, GUARD_RULES, type GuardFinding, type GuardRule } from './guard/rules'
-export { withSettings } from './guard/settings'
+export { GUARD_RULES, type GuardFinding, type GuardRule } from './guard/catalog'
+export { checkSql } from './guard/rules'
 export {
   type Advice,
   adviseConnection,
@@ -12,12 +10,7 @@ export {
   type Platform,
   poolBudget,
 } from './guide'
-export {
-  findWaitUntil,
-  type PoolerBindings,
-  type PoolerEnv,
-  type PoolerVariables,
-  pooler,
-} from './middleware'
-export { BUILTIN_ARRAY_TYPES, registerArrayTypes } from './types'
+export { type PoolerBindings, type PoolerEnv, type PoolerVariables, pooler } from './middleware/pooler'
+export type { CloseReason, GuardLevel, PoolerEvent, PoolerOptions } from './options'
+export { withSettings } from './settings'
 export { classifyUrl, type PoolerMode, type Provider, type UrlInfo } from './url'

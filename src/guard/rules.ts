@@ -1,7 +1,5 @@
+import { type Statement, splitStatements, type Token } from '../sql/lexer'
 import { GUARD_RULES, type GuardFinding, type GuardRule } from './catalog'
-import { type Statement, splitStatements, type Token } from './lexer'
-
-export { GUARD_RULES, type GuardFinding, type GuardRule } from './catalog'
 
 const ADVISORY = new Set([
   'pg_advisory_lock',

@@ -1,0 +1,75 @@
+/**
+ * Turns the ways a request can fail to get a connection into `PoolerError`s with stable codes (answered
+ * with HTTP 503), and leaves SQL errors from the user's own queries untouched.
+ */
+
+import { PoolerError, scrub } from '../errors'
+import type { ClientConfig } from '../preset'
+
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+])
+/** workerd (cloudflare:sockets) rejects a refused or unreachable address with this message and no `code`. */
+const UNREACHABLE_WORKERD = /proxy request failed, cannot connect to the specified address/i
+const SATURATED =
+  /no more connections allowed|max client connections reached|max_client_conn|too many (clients|connections)|remaining connection slots|query_wait_timeout|pool_timeout|connection pool (is )?exhausted/i
+const AUTH =
+  /password authentication failed|SASL|SCRAM|authentication failed|no such user|not allowed to connect/i
+
+/**
+ * Maps a driver error to a `PoolerError` when it means "no connection for this request"; returns any other
+ * error unchanged. Messages name host and port, never the password.
+ *
+ * @example
+ * mapConnectionError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), config).code
+ * // 'CONNECT_FAILED'
+ */
+export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
+  if (!e || typeof e !== 'object' || e instanceof PoolerError) return e
+  const err = e as { code?: unknown; message?: unknown }
+  const code = typeof err.code === 'string' ? err.code : ''
+  const message = scrub(String(err.message ?? ''), config.password)
+  const where = `${config.info.host}:${config.info.port}`
+  // The Supabase guide's classic: the direct host is IPv6-only, and Vercel, GitHub Actions, Render… are not.
+  const ipv6 = config.info.ipv6Only
+    ? ` — ${config.info.host} is IPv6-only: from an IPv4-only platform use the pooler URL (…pooler.supabase.com:6543) or the IPv4 add-on`
+    : ''
+  if (UNREACHABLE.has(code) || (!code && UNREACHABLE_WORKERD.test(message)))
+    return new PoolerError(
+      'CONNECT_FAILED',
+      `Cannot reach the database at ${where} (${code || message})${ipv6 || ' — check the host and port in the URL and that the pooler is up'}`,
+      { cause: e },
+    )
+  if (code === 'CONNECT_TIMEOUT')
+    return new PoolerError(
+      'CONNECT_TIMEOUT',
+      `No connection to ${where} within ${config.options.connectTimeout} s${ipv6 || ' — the pooler may be overloaded or unreachable from this runtime'}`,
+      { cause: e },
+    )
+  // Only connection-class errors (no SQLSTATE, 08xxx, 53xxx, XX000): a user's own SQL error whose text
+  // happens to mention "max_client_conn" stays what it is.
+  const connectionClass = !code || code.startsWith('08') || code.startsWith('53') || code === 'XX000'
+  if (code === '53300' || (connectionClass && SATURATED.test(message)))
+    return new PoolerError(
+      'POOLER_SATURATED',
+      `The pooler at ${where} refused the connection (${message}) — retry shortly, lower max, or raise the pool size`,
+      { cause: e, retryAfter: 1 },
+    )
+  if (
+    code === '28P01' ||
+    code === '28000' ||
+    code === 'SASL_SIGNATURE_MISMATCH' ||
+    (code === '08P01' && AUTH.test(message))
+  )
+    return new PoolerError(
+      'AUTH_FAILED',
+      `Authentication to ${where} as "${config.info.user}" failed (${message}) — check the user and password in the URL (Supavisor users look like postgres.<project-ref>)`,
+      { cause: e },
+    )
+  return e
+}

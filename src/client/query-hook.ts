@@ -1,0 +1,79 @@
+/**
+ * Every postgres.js query of a request's client passes through here before it reaches the
+ * driver: closed check, guard, the outer-client deadlock check, the no-pipelining gate, parameter
+ * inlining, and the mapping of connection errors. Patches the Query object in place (postgres.js starts a
+ * query in `handle()`, called by `then`, `execute`, `cursor`, `forEach`).
+ */
+import type { PoolerError } from '../errors'
+import { type Gate, releaseWhenIterated } from './gate'
+
+/** What the hook needs from its client. */
+export interface HookContext {
+  /** Why this query may not run now (closed client, guard, deadlock), checked just before it is sent. */
+  refuse(q: any, gated: boolean): PoolerError | undefined
+  /** The request ended while the query waited for the gate. */
+  closedNow(): PoolerError | undefined
+  /** Rewrites the query right before it is sent (parameter inlining). */
+  beforeSend(q: any): void
+  /** Called when the query is sent; the returned function when it settled. */
+  sent(q: any): () => void
+  mapError(e: unknown): unknown
+}
+
+/**
+ * Hooks one postgres.js Query. `g` is the gate for top-level queries (none inside `sql.begin`, where the
+ * server connection is pinned); `load` supplies the text first (`sql.file`).
+ *
+ * @example
+ * return hookQuery(real`select 1`, gate, context)
+ */
+export function hookQuery<Q>(
+  query: Q,
+  g: Gate | undefined,
+  ctx: HookContext,
+  load?: () => Promise<string>,
+): Q {
+  const q = query as any
+  const reject = q.reject
+  q.reject = (e: unknown) => reject(ctx.mapError(e))
+  let released = !g
+  const release = () => {
+    if (released) return
+    released = true
+    g!.release()
+  }
+  q.handle = async function handle(this: any) {
+    if (this.executed) return
+    this.executed = true
+    try {
+      if (load) this.strings = [await load()]
+      const refused = ctx.refuse(this, g !== undefined)
+      if (refused) return this.reject(refused)
+      await (g ? g.acquire() : 1) // (the await also lets .values()/.raw() chained after creation apply)
+      const closed = ctx.closedNow()
+      if (closed) {
+        release()
+        return this.reject(closed)
+      }
+      ctx.beforeSend(this)
+      const done = ctx.sent(this)
+      this.handler(this)
+      const settled = () => {
+        done()
+        release()
+      }
+      Promise.prototype.then.call(this, settled, settled)
+    } catch (e) {
+      release()
+      this.reject(e)
+    }
+  }
+  if (g) {
+    const cursor = q.cursor
+    q.cursor = function (this: any, ...args: unknown[]) {
+      const r = cursor.apply(this, args)
+      return r === this ? r : releaseWhenIterated(r, release)
+    }
+  }
+  return query
+}

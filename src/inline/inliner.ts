@@ -1,0 +1,206 @@
+/**
+ * Parameter inlining: turns a postgres.js query with plain values into one parameterless statement, so it
+ * goes out as a single Parse/Bind/Execute/Sync flight (one round trip) instead of Parse+Describe, wait,
+ * Bind+Execute (two). Only where provably safe; anything else is left to postgres.js unchanged.
+ *
+ * Safety: every placeholder must be a `param` token of the guard's lexer (plain SQL context, never inside
+ * a literal, quoted identifier, comment or dollar quote); values become `E'…'` literals (`\` and `'`
+ * doubled: reads the same whatever `standard_conforming_strings` is); plain `'…'` literals of the template
+ * may not contain a backslash (so the template lexes the same whatever `standard_conforming_strings` is);
+ * the connection must speak UTF8; a NUL character falls back (postgres.js gets the server's error).
+ */
+import { tokenize } from '../sql/lexer'
+import { queryText } from '../sql/query-text'
+import { isIdCont } from '../sql/scan'
+import { JSON_SENSITIVE, literal, TYPE_SENSITIVE } from './literals'
+
+/** What the inliner reads from `sql.options` (postgres.js). */
+export interface InlineDriverOptions {
+  connection?: Record<string, unknown>
+  parameters?: Record<string, string>
+  debug?: unknown
+}
+
+/** Words after which a select item is a sort/group key: a bare constant there means something else. */
+const BY_END = new Set([
+  'limit',
+  'offset',
+  'having',
+  'window',
+  'fetch',
+  'for',
+  'union',
+  'intersect',
+  'except',
+  'returning',
+  'select',
+  'from',
+  'where',
+  'values',
+])
+const isUtf8 = (v: unknown) => v === undefined || /^'?utf-?8'?$/i.test(String(v))
+
+/** Placeholder tokens in the order they appear, or undefined when the text is not safe to inline into. */
+function placeholders(text: string, untyped: (k: number) => Set<string> | undefined) {
+  const tokens = tokenize(text)
+  const out: { k: number; start: number; end: number }[] = []
+  const byDepth: boolean[] = []
+  let depth = 0
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!
+    if (t.kind === 'string' && t.value.includes('\\') && !/^e'/i.test(t.value)) return undefined
+    if (t.kind === 'punct' && t.value === '(') {
+      depth++
+      const a = tokens[i - 1]
+      byDepth[depth] = a?.value === 'on' && tokens[i - 2]?.value === 'distinct'
+    } else if (t.kind === 'punct' && t.value === ')') byDepth[depth--] = false
+    else if (t.kind === 'semicolon') byDepth.fill(false)
+    else if (t.kind === 'word') {
+      if (t.value === 'by' && /^(order|group)$/.test(tokens[i - 1]?.value ?? '')) byDepth[depth] = true
+      else if (BY_END.has(t.value)) byDepth[depth] = false
+    }
+    if (t.kind !== 'param') continue
+    if (!/^[1-9][0-9]*$/.test(t.value)) return undefined
+    const k = Number(t.value)
+    const after = text.charCodeAt(t.end)
+    if (t.end < text.length && (isIdCont(after) || after === 39 || after === 34)) return undefined
+    const sensitive = untyped(k)
+    if (sensitive) {
+      // A bare constant as an ORDER BY / GROUP BY / DISTINCT ON key is positional or an error; a parameter is not.
+      if (byDepth[depth]) return undefined
+      // postgres.js serializes by the type the server infers: json, bool, dates and bytea differ from text.
+      const n1 = tokens[i + 1]
+      if (n1?.value === '::' && castsTo(tokens, i + 2, sensitive)) return undefined
+      if (
+        tokens[i - 1]?.value === '(' &&
+        tokens[i - 2]?.value === 'cast' &&
+        n1?.value === 'as' &&
+        castsTo(tokens, i + 2, sensitive)
+      )
+        return undefined
+    }
+    out.push({ k, start: t.start, end: t.end })
+  }
+  return out
+}
+
+function castsTo(tokens: { kind: string; value: string }[], i: number, sensitive: Set<string>): boolean {
+  let t = tokens[i]
+  if (t?.value === 'pg_catalog' && tokens[i + 1]?.value === '.') t = tokens[i + 2]
+  return !!t && (t.kind === 'word' || t.kind === 'ident') && sensitive.has(t.value)
+}
+
+/**
+ * Inlines the values of one postgres.js query in place, when safe. Returns true when it did.
+ * Call it right before the query is handed to the connection (after the guard has seen `$n`).
+ *
+ * @example
+ * if (inline) inlineQuery(query, sql.options)
+ */
+export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
+  try {
+    const args: unknown[] = q.args
+    if (!args.length || q.options?.simple || q.onlyDescribe || q.streaming || opts.debug) return false
+    if (!isUtf8(opts.connection?.client_encoding) || !isUtf8(opts.parameters?.client_encoding)) return false
+    const lits: string[] = []
+    for (const a of args) {
+      const l = literal(a)
+      if (l === undefined) return false
+      lits.push(l)
+    }
+    let text: string
+    let found: { k: number; start: number; end: number }[] | undefined
+    if (q.tagged) {
+      const t = queryText(q) // all args are values here: literal() refused fragments
+      text = t.text
+      found = placeholders(text, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))
+      if (!found || found.length !== args.length) return false
+      for (let i = 0; i < found.length; i++)
+        if (found[i]!.k !== i + 1 || found[i]!.start !== t.at[i]) return false
+    } else {
+      text = q.strings[0] ?? ''
+      found = placeholders(text, (k) =>
+        k <= lits.length ? sensitiveTo(args[k - 1], lits[k - 1]!) : undefined,
+      )
+      if (!found) return false
+      const used = new Set<number>()
+      for (const f of found) {
+        if (f.k > args.length) return false
+        used.add(f.k)
+      }
+      if (used.size !== args.length) return false
+    }
+    let sent = ''
+    let from = 0
+    const spans: [number, number, number][] = [] // [template start, template end, literal index]
+    for (const f of found) {
+      sent += text.slice(from, f.start) + lits[f.k - 1]
+      spans.push([f.start, f.end, f.k - 1])
+      from = f.end
+    }
+    sent += text.slice(from)
+    const { strings: original } = q
+    const origin = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(q), 'origin')?.get
+    q.strings = [sent]
+    q.args = []
+    // What errors show (`err.query`): the template with `$n`, never the values.
+    Object.defineProperty(q, 'string', { configurable: true, get: () => text, set: () => {} })
+    if (origin)
+      Object.defineProperty(q, 'origin', {
+        configurable: true,
+        get() {
+          const s = q.strings
+          q.strings = original
+          try {
+            return origin.call(q)
+          } finally {
+            q.strings = s
+          }
+        },
+      })
+    const reject = q.reject
+    q.reject = (e: any) => reject(fixPosition(e, text, spans, lits))
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Untyped literals (strings, numbers, JSON, arrays, NULL) take the type the server infers, like OID 0; the
+ * casts that would make postgres.js serialize the value differently. Typed literals: undefined.
+ */
+function sensitiveTo(value: unknown, lit: string): Set<string> | undefined {
+  if (/::[a-z0-9]+\)$/.test(lit)) return undefined
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? JSON_SENSITIVE
+    : TYPE_SENSITIVE
+}
+
+const cpLen = (s: string): number => {
+  let n = 0
+  for (const _ of s) n++
+  return n
+}
+
+/** Maps a server error's `position` (1-based, in characters of the sent text) back onto the template. */
+function fixPosition(e: any, text: string, spans: [number, number, number][], lits: string[]): unknown {
+  const p = e && typeof e === 'object' && e.name === 'PostgresError' ? Number(e.position) : Number.NaN
+  if (!(p > 0)) return e
+  let sentCp = 0
+  let from = 0
+  for (const [start, end, li] of spans) {
+    const plain = cpLen(text.slice(from, start))
+    if (p <= sentCp + plain) break
+    sentCp += plain
+    const litLen = cpLen(lits[li]!)
+    if (p <= sentCp + litLen) {
+      delete e.position // a value's input error: a bound parameter's has no position either
+      return e
+    }
+    sentCp += litLen
+    from = end
+  }
+  e.position = String(p - sentCp + cpLen(text.slice(0, from)))
+  return e
+}

@@ -1,0 +1,9 @@
+/**
+ * `hono-pooler/internal`: the building blocks under `pooler()`, for tests and advanced use. Not covered
+ * by semver: names and signatures may change in any release.
+ */
+export { BUILTIN_ARRAY_TYPES, registerArrayTypes } from './client/array-types'
+export { createRequestClient, type RequestClient } from './client/request-client'
+export { findWaitUntil } from './middleware/wait-until'
+export { DEFAULTS, modeDefaults, parseOptions, type ResolvedOptions } from './options'
+export { type ClientConfig, clientConfig } from './preset'

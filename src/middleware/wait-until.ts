@@ -1,0 +1,35 @@
+/**
+ * Where a promise that must outlive the response goes: Workers' `ctx.waitUntil`, Vercel's request context
+ * (the one `@vercel/functions` exports); elsewhere it is awaited before the middleware returns.
+ */
+import type { Context } from 'hono'
+
+type WaitUntil = (p: Promise<unknown>) => void
+const VERCEL_CONTEXT = Symbol.for('@vercel/request-context')
+
+/**
+ * Where to hand a promise that must outlive the response: Workers' ctx, Vercel's request context.
+ *
+ * @example
+ * findWaitUntil(c)?.(flushLogs()) // Workers / Vercel: after the response; elsewhere undefined
+ */
+export function findWaitUntil(c: Context): WaitUntil | undefined {
+  try {
+    const ctx = c.executionCtx
+    if (typeof ctx?.waitUntil === 'function') return (p) => ctx.waitUntil(p)
+  } catch {} // c.executionCtx throws when the runtime has none (Node)
+  const vercel = (globalThis as any)[VERCEL_CONTEXT]?.get?.()?.waitUntil
+  return typeof vercel === 'function' ? (p) => vercel(p) : undefined
+}
+
+/**
+ * Off the critical path where the runtime allows it (Workers, Vercel), else awaited.
+ *
+ * @example
+ * await settle(c, client.close(5))
+ */
+export async function settle(c: Context, p: Promise<void>): Promise<void> {
+  const waitUntil = findWaitUntil(c)
+  if (waitUntil) waitUntil(p)
+  else await p
+}

@@ -1,0 +1,174 @@
+/**
+ * `pooler()`'s options: their types, their validation with zod (when `pooler()` is called) and every
+ * default in one place. No message ever contains a password.
+ */
+import type { Context } from 'hono'
+import type { Options as PostgresOptions } from 'postgres'
+import * as z from 'zod/v4/mini'
+import { PoolerError } from './errors'
+import { POOLER_MODES, type PoolerMode } from './url'
+
+/** What the guard does with a statement transaction mode cannot run. */
+export const GUARD_LEVELS = ['error', 'warn', 'off'] as const
+export type GuardLevel = (typeof GUARD_LEVELS)[number]
+
+/** Every default of `pooler()`: the options table of the README. */
+export const DEFAULTS = {
+  binding: 'DATABASE_URL',
+  mode: 'auto',
+  max: 1,
+  connectTimeout: 5,
+  closeTimeout: 5,
+  idleTimeout: 30,
+  applicationName: 'hono-pooler',
+} as const
+
+/**
+ * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
+ * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
+ *
+ * @example
+ * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true }
+ */
+export function modeDefaults(mode: PoolerMode): {
+  guard: GuardLevel
+  prepare: boolean
+  inlineParams: boolean
+} {
+  const transaction = mode === 'transaction'
+  return { guard: transaction ? 'error' : 'off', prepare: !transaction, inlineParams: transaction }
+}
+
+/** What `pooler()` accepts. Every field is optional. */
+export interface PoolerOptions {
+  /** The connection string, or a function of the request. Default: `env(c)[binding]`. */
+  url?: string | ((c: Context<any>) => string | undefined)
+  /** Name of the binding / environment variable holding the URL. Default `DATABASE_URL`. */
+  binding?: string
+  /** `auto` (default) reads the mode from the URL: see `classifyUrl`. */
+  mode?: 'auto' | PoolerMode
+  /** Connections per request, 1–5 (Workers allow 6 simultaneous outbound connections). Default 1. */
+  max?: number
+  /** Seconds to wait for a connection. Default 5. */
+  connectTimeout?: number
+  /** Seconds `sql.end({ timeout })` waits for running queries at the end of a request. Default 5. */
+  closeTimeout?: number
+  /** Seconds an unused connection may sit idle inside one request before it is closed. Default 30. */
+  idleTimeout?: number
+  /** Sent as `application_name`. Default `hono-pooler`. */
+  applicationName?: string
+  /** Named prepared statements. Refused in transaction mode (`PREPARE_UNSUPPORTED`). */
+  prepare?: boolean
+  /** What to do with statements transaction mode cannot run. Default `error` in transaction mode, else `off`. */
+  guard?: GuardLevel
+  /** Send parameters as escaped literals (one round trip per query). Default: on in transaction mode. */
+  inlineParams?: boolean
+  /** TLS. Default: the URL's `sslmode`; else `require` for Supabase/Neon hosts, none for loopback. */
+  ssl?: boolean | 'require' | 'prefer' | 'allow' | 'verify-full' | Record<string, unknown>
+  /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
+  postgres?: PostgresOptions<any>
+  /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
+  onEvent?: (event: PoolerEvent) => void
+}
+
+/** What `onEvent` receives. Never contains a password. */
+export type PoolerEvent =
+  | {
+      type: 'close'
+      host: string
+      mode: PoolerMode
+      used: boolean
+      queries: number
+      ms: number
+      reason: CloseReason
+    }
+  | { type: 'error'; host: string; mode: PoolerMode; code: string; message: string }
+
+export type CloseReason = 'done' | 'error' | 'abort' | 'stream-end' | 'stream-cancel'
+
+const fn = <T>() => z.custom<T>((v) => typeof v === 'function')
+const num = (...checks: Parameters<ReturnType<typeof z.number>['check']>) => z.number().check(...checks)
+// zod/mini (from 'zod/v4/mini': zod ^3.25 and ^4 both ship it) keeps the Worker bundle small: no locales,
+// no method chains; the messages are written by `describeIssue`.
+const schema = z.strictObject({
+  url: z.optional(z.union([z.string().check(z.minLength(1)), fn<(c: Context<any>) => string | undefined>()])),
+  binding: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/))),
+  mode: z.optional(z.enum(['auto', ...POOLER_MODES])),
+  max: z.optional(z.int().check(z.gte(1), z.lte(5))),
+  connectTimeout: z.optional(num(z.gt(0), z.lte(120))),
+  closeTimeout: z.optional(num(z.gte(0), z.lte(120))),
+  idleTimeout: z.optional(num(z.gt(0), z.lte(3600))),
+  applicationName: z.optional(z.string().check(z.maxLength(63))),
+  prepare: z.optional(z.boolean()),
+  guard: z.optional(z.enum(GUARD_LEVELS)),
+  inlineParams: z.optional(z.boolean()),
+  ssl: z.optional(
+    z.union([
+      z.boolean(),
+      z.enum(['require', 'prefer', 'allow', 'verify-full']),
+      z.record(z.string(), z.unknown()),
+    ]),
+  ),
+  postgres: z.optional(z.record(z.string(), z.unknown())),
+  onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
+})
+
+/** One line for a zod issue, without echoing the input (it may be a URL with a password). */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `unknown option ${issue.keys.join(', ')}`
+    case 'too_big':
+      return `must be ${issue.inclusive ? '<=' : '<'} ${issue.maximum}`
+    case 'too_small':
+      return `must be ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`
+    case 'invalid_type':
+      return `expected ${issue.expected}`
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`
+    case 'invalid_union':
+      return 'has an unsupported type'
+    case 'invalid_format':
+      return `has an invalid format (${issue.format})`
+    default:
+      return 'is invalid'
+  }
+}
+
+/** Options after validation, with defaults filled in. */
+export interface ResolvedOptions
+  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding'> {
+  binding: string
+  mode: 'auto' | PoolerMode
+  max: number
+  connectTimeout: number
+  closeTimeout: number
+  idleTimeout: number
+  applicationName: string
+}
+
+/**
+ * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
+ *
+ * @example
+ * parseOptions({ max: 9 }) // throws INVALID_OPTIONS: Invalid hono-pooler option max: must be <= 5
+ */
+export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
+  const r = schema.safeParse(options)
+  if (!r.success) {
+    const issue = r.error.issues[0]
+    const where = issue?.path.length ? issue.path.join('.') : 'options'
+    const what = issue ? describeIssue(issue) : 'is invalid'
+    throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
+  }
+  return {
+    ...options,
+    binding: options.binding ?? DEFAULTS.binding,
+    mode: options.mode ?? DEFAULTS.mode,
+    max: options.max ?? DEFAULTS.max,
+    connectTimeout: options.connectTimeout ?? DEFAULTS.connectTimeout,
+    closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
+    idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
+    applicationName: options.applicationName ?? DEFAULTS.applicationName,
+  }
+}

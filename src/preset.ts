@@ -1,0 +1,100 @@
+/**
+ * The postgres.js options for one connection string: the mode (from the URL unless given), the checks a
+ * URL must pass before anything connects, and the preset each mode gets (transaction mode: no named
+ * prepared statements, no type fetch, UTF8, the guard on, parameters inlined). No message ever contains a
+ * password.
+ */
+import type { Options as PostgresOptions } from 'postgres'
+import { isWorkerd, workerdSocket } from './client/workerd-socket'
+import { PoolerError, prepareUnsupported, redactUrl } from './errors'
+import { type GuardLevel, modeDefaults, type ResolvedOptions } from './options'
+import {
+  checkUrlParams,
+  classifyUrl,
+  defaultsToTls,
+  isLoopback,
+  type PoolerMode,
+  portMismatch,
+  type UrlInfo,
+} from './url'
+
+/** Everything a request's client needs: where to connect and how. */
+export interface ClientConfig {
+  url: string
+  info: UrlInfo
+  mode: PoolerMode
+  password: string
+  options: ResolvedOptions
+  /** The guard's level: the option, else the mode's default. */
+  guard: GuardLevel
+  /** Parameters sent as escaped literals (the option, else the mode's default; never with custom `types`). */
+  inline: boolean
+  /** postgres.js options (the preset applied). */
+  driver: PostgresOptions<any>
+}
+
+const cache = new Map<string, ClientConfig>()
+
+/**
+ * Validates a URL and builds the driver config for it (cached per URL string, never the client).
+ *
+ * @example
+ * clientConfig('postgres://u:p@db.pooler.supabase.com:6543/postgres', parseOptions()).driver.prepare // false
+ */
+export function clientConfig(url: string, options: ResolvedOptions): ClientConfig {
+  const hit = cache.get(url)
+  if (hit && hit.options === options) return hit
+  const info = classifyUrl(url)
+  const u = new URL(url)
+  checkUrlParams(u)
+  const mode = options.mode === 'auto' ? info.mode : options.mode
+  if (options.mode !== 'auto') {
+    const mismatch = portMismatch(info, options.mode)
+    if (mismatch) throw new PoolerError('WRONG_PORT_FOR_MODE', `${mismatch} (${redactUrl(url)})`)
+  }
+  const transaction = mode === 'transaction'
+  const defaults = modeDefaults(mode)
+  const urlPrepare = u.searchParams.get('prepare')
+  if (
+    transaction &&
+    (options.prepare === true || urlPrepare === 'true' || options.postgres?.prepare === true)
+  )
+    throw prepareUnsupported()
+  const tlsInUrl = u.searchParams.has('sslmode') || u.searchParams.has('ssl')
+  const ssl =
+    options.ssl ??
+    (tlsInUrl ? undefined : defaultsToTls(info.host) ? 'require' : isLoopback(info.host) ? false : undefined)
+  const driver: PostgresOptions<any> = {
+    ...options.postgres,
+    max: options.max,
+    connect_timeout: options.connectTimeout,
+    idle_timeout: options.idleTimeout,
+    max_lifetime: null,
+    prepare: transaction ? false : (options.prepare ?? defaults.prepare),
+    fetch_types: transaction ? false : (options.postgres?.fetch_types ?? true),
+    // UTF8 is what the parameter inliner's escaping assumes (it also re-checks what the server reports).
+    connection: {
+      ...options.postgres?.connection,
+      application_name: options.applicationName,
+      ...(transaction ? { client_encoding: 'UTF8' } : {}),
+    },
+    ...(ssl === undefined ? {} : { ssl: ssl as PostgresOptions<any>['ssl'] }),
+    // workerd: postgres.js's socket polyfill leaves close() rejections unhandled (see client/workerd-socket.ts).
+    ...(isWorkerd() && !(options.postgres as { socket?: unknown } | undefined)?.socket
+      ? { socket: workerdSocket }
+      : {}),
+  }
+  const config: ClientConfig = {
+    url,
+    info,
+    mode,
+    password: decodeURIComponent(u.password),
+    options,
+    guard: options.guard ?? defaults.guard,
+    inline: (options.inlineParams ?? defaults.inlineParams) && !driver.types,
+    driver,
+  }
+  if (cache.size > 16) cache.clear()
+  cache.set(url, config)
+  return config
+}

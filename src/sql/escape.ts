@@ -1,0 +1,25 @@
+/**
+ * Escaping for the two literal syntaxes hono-pooler writes: SQL string literals and the elements of an
+ * array literal (the same escaping postgres.js's array serializer uses).
+ */
+
+/**
+ * `E'…'`: reads the same whatever `standard_conforming_strings` is. A NUL cannot be sent: undefined.
+ *
+ * @example
+ * quote("it's") // "E'it''s'"
+ */
+export function quote(s: string): string | undefined {
+  if (s.includes('\0')) return undefined
+  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
+}
+
+/**
+ * One element of an array literal, double-quoted: `\` and `"` escaped with a backslash.
+ *
+ * @example
+ * arrayElement('say "hi"') // '"say \\"hi\\""'
+ */
+export function arrayElement(x: string): string {
+  return `"${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+}

@@ -1,0 +1,76 @@
+/**
+ * The SQL text of a postgres.js query as the server would see it: nested fragments and identifiers
+ * spliced in, values as `$n`. Shared by the guard (which must never see values) and the inliner (which
+ * needs each placeholder's offset).
+ */
+
+/** The parts of a postgres.js Query (or fragment) the text is built from. */
+export interface QueryParts {
+  tagged: boolean
+  strings: readonly string[]
+  args: unknown[]
+}
+
+/**
+ * True for a postgres.js `Identifier` (`sql(name)` used as a column or table name).
+ *
+ * @example
+ * isIdentifier(sql('users')) // true
+ */
+export function isIdentifier(a: any): boolean {
+  return !!a && typeof a === 'object' && a.constructor?.name === 'Identifier'
+}
+
+const isFragment = (a: any): boolean =>
+  !!a && typeof a === 'object' && Array.isArray(a.strings) && a.tagged !== undefined
+const isFragmentList = (a: any): boolean =>
+  Array.isArray(a) && a.length > 0 && !!a[0] && Array.isArray(a[0].strings)
+
+/**
+ * True for an argument that adds SQL text (a fragment, a list of fragments, an identifier) rather than a
+ * value.
+ *
+ * @example
+ * isTextArg(sql`a = ${1}`) // true
+ * isTextArg(42) // false
+ */
+export function isTextArg(a: any): boolean {
+  return (
+    !!a &&
+    typeof a === 'object' &&
+    (Array.isArray(a.strings) || isIdentifier(a) || (Array.isArray(a) && Array.isArray(a[0]?.strings)))
+  )
+}
+
+/**
+ * The text with `$n` in place of each value, and the offset of each `$n` in it.
+ *
+ * @example
+ * queryText(sql`select ${1} where ${sql`a = ${2}`}`) // { text: 'select $1 where a = $2', at: [7, 20] }
+ */
+export function queryText(q: QueryParts): { text: string; at: number[] } {
+  const at: number[] = []
+  if (!q.tagged) return { text: q.strings[0] ?? '', at }
+  let n = 0
+  let out = ''
+  const walk = (strings: readonly string[], args: unknown[]): void => {
+    out += strings[0] ?? ''
+    for (let i = 1; i < strings.length; i++) {
+      const a = args[i - 1] as any
+      if (isFragment(a)) walk(a.strings, a.args)
+      else if (isFragmentList(a))
+        a.forEach((f: any, j: number) => {
+          if (j) out += ' '
+          walk(f.strings, f.args)
+        })
+      else if (isIdentifier(a)) out += a.value
+      else {
+        at.push(out.length)
+        out += `$${++n}`
+      }
+      out += strings[i]
+    }
+  }
+  walk(q.strings, q.args)
+  return { text: out, at }
+}

@@ -1,0 +1,201 @@
+/**
+ * Connection edge cases in real workerd (wrangler's unstable_startWorker), through src/client/workerd-socket.ts:
+ * a server that accepts and never answers (CONNECT_TIMEOUT), a refused port (CONNECT_FAILED),
+ * `sslmode=require` through a TLS front for PgBouncer (the polyfill's tls.connect upgrading our socket),
+ * and no unhandled rejection from the socket in any case.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { TLSSocket } from 'node:tls'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { PoolerEvent } from '../../src'
+import { appUrl } from '../support/app-schema'
+import { showClients, sleep, stack, waitForNoClients } from '../support/stack'
+import { startWorker, type Worker } from '../support/workerd'
+
+const APP = 'hp-rt-workers-errors'
+const TLS_APP = 'hp-rt-workers-tls'
+
+let worker: Worker
+let base: URL
+let silent: Server
+let tlsFront: Server
+let certDir: string
+let tlsHandshakes = 0
+const held: Socket[] = []
+const logs: string[] = []
+
+const listen = (server: Server) =>
+  new Promise<number>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as any).port)),
+  )
+
+/** A loopback port nothing listens on (bound, then released). */
+async function refusedPort(): Promise<number> {
+  const s = createServer()
+  const port = await listen(s)
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+/**
+ * PgBouncer here has no TLS: this front answers SSLRequest with 'S', terminates TLS with a self-signed
+ * certificate for 127.0.0.1 (trusted by workerd through NODE_EXTRA_CA_CERTS, which miniflare reads when
+ * it loads) and pipes the plaintext to PgBouncer.
+ */
+function startTlsFront(key: Buffer, cert: Buffer, target: URL): Promise<number> {
+  tlsFront = createServer((socket) => {
+    held.push(socket)
+    socket.on('error', () => {})
+    socket.once('data', (first) => {
+      if (first.length !== 8 || first.readUInt32BE(4) !== 80877103) return socket.destroy()
+      socket.write('S')
+      const secure = new TLSSocket(socket, { isServer: true, key, cert })
+      secure.on('error', () => {})
+      secure.once('secure', () => {
+        tlsHandshakes++
+        const upstream = netConnect(Number(target.port), target.hostname)
+        upstream.on('error', () => secure.destroy())
+        secure.on('close', () => upstream.destroy())
+        upstream.on('close', () => secure.destroy())
+        secure.pipe(upstream).pipe(secure)
+      })
+    })
+  })
+  return listen(tlsFront)
+}
+
+beforeAll(async () => {
+  certDir = mkdtempSync(join(tmpdir(), 'hp-tls-'))
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(certDir, 'key.pem'),
+      '-out',
+      join(certDir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  )
+  process.env.NODE_EXTRA_CA_CERTS = join(certDir, 'cert.pem')
+  const tlsPort = await startTlsFront(
+    readFileSync(join(certDir, 'key.pem')),
+    readFileSync(join(certDir, 'cert.pem')),
+    new URL(stack.databaseUrl),
+  )
+  const tlsUrl = new URL(appUrl(TLS_APP))
+  tlsUrl.port = String(tlsPort)
+  tlsUrl.searchParams.set('sslmode', 'require')
+  // Accepts every connection and never answers: the startup message gets no reply.
+  silent = createServer((socket) => {
+    held.push(socket)
+    socket.on('error', () => {})
+  })
+  const silentPort = await listen(silent)
+  const closedPort = await refusedPort()
+  ;({ worker, base } = await startWorker(
+    'test/support/workers-errors-observer.ts',
+    {
+      DATABASE_URL: appUrl(APP),
+      SILENT_URL: `postgres://u:secret@127.0.0.1:${silentPort}/db`,
+      REFUSED_URL: `postgres://u:secret@127.0.0.1:${closedPort}/db`,
+      TLS_URL: tlsUrl.toString(),
+    },
+    logs,
+  ))
+  await (await fetch(base)).text() // warm-up (no query): the timing below is then the timeout's alone
+})
+
+afterAll(async () => {
+  if (process.env.SHOW_LOGS) process.stderr.write(`${logs.join('\n')}\n`)
+  await worker?.dispose()
+  for (const s of held) s.destroy()
+  await new Promise((r) => silent?.close(r))
+  await new Promise((r) => tlsFront?.close(r))
+  if (certDir) rmSync(certDir, { recursive: true, force: true })
+  vi.restoreAllMocks()
+})
+
+const now = (target: string) => fetch(new URL('/now', base), { headers: { 'x-target': target } })
+
+const observed = () =>
+  logs
+    .map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''))
+    .filter((l) => l.includes('[observer]'))
+    .map((l) => l.slice(l.indexOf('[observer]')).trim())
+const errorEvents = () =>
+  logs
+    .filter((l) => l.startsWith('[event] '))
+    .map((l) => JSON.parse(l.slice(8)) as PoolerEvent)
+    .filter((e): e is Extract<PoolerEvent, { type: 'error' }> => e.type === 'error')
+
+describe('Cloudflare Workers (workerd): connection failures and TLS', () => {
+  it('answers 503 CONNECT_TIMEOUT when the server accepts and never answers (connectTimeout 0.5)', async () => {
+    const started = Date.now()
+    const res = await now('SILENT_URL')
+    const ms = Date.now() - started
+    const body = (await res.json()) as { error: { code: string; message: string } }
+    expect(res.status).toBe(503)
+    expect(body.error.code).toBe('CONNECT_TIMEOUT')
+    expect(body.error.message).not.toContain('secret')
+    expect(ms).toBeGreaterThanOrEqual(450)
+    expect(ms).toBeLessThan(4000) // the 0.5 s timeout, not the 5 s default
+    process.stderr.write(
+      `workerd: silent server → ${body.error.code} after ${ms} ms: ${body.error.message}\n`,
+    )
+  })
+
+  it('answers 503 CONNECT_FAILED for a refused port', async () => {
+    const res = await now('REFUSED_URL')
+    const body = (await res.json()) as { error: { code: string; message: string } }
+    process.stderr.write(`workerd: refused port → ${res.status} ${body.error.code}: ${body.error.message}\n`)
+    expect(res.status).toBe(503)
+    expect(body.error.code).toBe('CONNECT_FAILED')
+    expect(body.error.message).not.toContain('secret')
+    expect(errorEvents().map((e) => e.code)).toContain('CONNECT_FAILED')
+  })
+
+  it('still serves the working URL afterwards and leaves no client in PgBouncer', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 3 }, () => now('DATABASE_URL').then((r) => r.status)),
+    )
+    expect(results).toEqual([200, 200, 200])
+    expect(await waitForNoClients(APP)).toEqual([])
+  })
+
+  it('connects with sslmode=require: SSLRequest, startTls on the same socket, queries, then closes', async () => {
+    const before = tlsHandshakes
+    const results = await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        const res = await now('TLS_URL')
+        return [res.status, await res.json()] as const
+      }),
+    )
+    for (const [status, body] of results) {
+      expect(status).toBe(200)
+      expect(body).toEqual({ now: expect.any(String) })
+    }
+    expect(tlsHandshakes - before).toBe(3)
+    expect(await waitForNoClients(TLS_APP)).toEqual([])
+    expect(await showClients(TLS_APP)).toEqual([])
+  })
+
+  it('reports no uncaught error and no unhandled rejection from workerd', async () => {
+    await sleep(300)
+    expect(observed()).toEqual([])
+  })
+})

@@ -1,0 +1,100 @@
+import { Hono } from 'hono'
+import postgres from 'postgres'
+import { describe, expect, it } from 'vitest'
+import { type PoolerVariables, pooler } from '../../src'
+import { BUILTIN_ARRAY_TYPES } from '../../src/internal'
+import { stack } from '../support/stack'
+
+const SELECT = `select
+  array[1,2,null]::int4[] as i4, array[1,2]::int2[] as i2, array[9007199254740993]::int8[] as i8,
+  array['a','b,c','"q"','back\\slash',null,'']::text[] as t, array['x']::varchar[] as vc,
+  array['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']::uuid[] as u,
+  array['2024-01-02T03:04:05Z','1999-12-31T23:59:59.123Z']::timestamptz[] as tz, array['2024-02-29']::date[] as d,
+  array['{"a":1}','[1,"x"]']::jsonb[] as jb, array['{"b":[2]}']::json[] as j,
+  array[true,false,null]::bool[] as b, array[1.5,2.25]::float8[] as f8, array[0.5]::float4[] as f4,
+  array[12345678901234567890.5]::numeric[] as n, array[[1,2],[3,4]]::int4[] as nested,
+  array['\\x0001ff'::bytea] as bytes, '{}'::int4[] as empty, array['(1,2),(3,4)'::box, '(0,0),(1,1)'::box] as boxes,
+  array['1 day'::interval] as iv, array['10.0.0.1'::inet] as ip`
+
+describe('fetch_types off + the static table of built-in array types', () => {
+  it('parses arrays exactly like postgres.js with fetch_types on (direct connection)', async () => {
+    const direct = postgres(stack.directUrl, { max: 1 }) // fetch_types: true, the reference
+    const expected = (await direct.unsafe(SELECT))[0]
+    await direct.end()
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl }))
+    let got: unknown
+    app.get('/', async (c) => {
+      got = (await c.var.sql.unsafe(SELECT))[0]
+      return c.text('ok')
+    })
+    await (await app.request('/')).text()
+    expect(got).toEqual(expected)
+    // (postgres.js itself parses an unquoted NULL inside int4[] as NaN; identical is the contract here.)
+    expect((got as Record<string, unknown>).t).toEqual(['a', 'b,c', '"q"', 'back\\slash', 'NULL', ''])
+    expect((got as Record<string, unknown>).nested).toEqual([
+      [1, 2],
+      [3, 4],
+    ])
+  })
+
+  it('serializes JS arrays as array parameters (int4[], text[], uuid[], timestamptz[])', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl }))
+    let got: any
+    app.get('/', async (c) => {
+      const sql = c.var.sql
+      ;[got] = await sql`select ${[1, 2, 3]}::int4[] as a, ${['x', 'y"z', 'b\\s']}::text[] as t,
+        array_length(${[1, 2]}::int4[], 1) as len, ${sql.array([new Date('2024-01-01T00:00:00Z')])} as tz,
+        ${['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']}::uuid[] as u`
+      return c.text('ok')
+    })
+    await (await app.request('/')).text()
+    expect(got).toEqual({
+      a: [1, 2, 3],
+      t: ['x', 'y"z', 'b\\s'],
+      len: 2,
+      tz: [new Date('2024-01-01T00:00:00Z')],
+      u: ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'],
+    })
+  })
+
+  it('element parsers changed after the client was created (Drizzle) also apply inside arrays', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl }))
+    let got: any
+    app.get('/', async (c) => {
+      const sql = c.var.sql
+      // What drizzle(sql) does to postgres.js: dates stay strings.
+      for (const oid of [1082, 1114, 1184]) (sql.options.parsers as any)[oid] = (x: string) => x
+      ;[got] = await sql`select '2024-01-02T03:04:05Z'::timestamptz as one,
+        array['2024-01-02T03:04:05Z']::timestamptz[] as many, array[1, 2]::int4[] as ints`
+      return c.text('ok')
+    })
+    await (await app.request('/')).text()
+    expect(got).toEqual({ one: '2024-01-02 03:04:05+00', many: ['2024-01-02 03:04:05+00'], ints: [1, 2] })
+  })
+
+  it('clients never share their element parsers', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl }))
+    app.get('/', async (c) => {
+      const [row] = await c.var.sql`select array['2024-01-02T03:04:05Z']::timestamptz[] as many`
+      return c.json({ isDate: row?.many[0] instanceof Date })
+    })
+    expect(await (await app.request('/')).json()).toEqual({ isDate: true })
+  })
+
+  it('the table matches the server: every built-in scalar type with an array type', async () => {
+    const sql = postgres(stack.directUrl, { max: 1 })
+    // postgres.js's own fetch_types query, limited to built-in (pg_catalog) non-composite types.
+    const rows = await sql<{ elem: number; arr: number }[]>`
+      select b.oid::int as elem, b.typarray::int as arr from pg_type a
+      join pg_type b on b.oid = a.typelem join pg_namespace n on n.oid = b.typnamespace
+      where a.typcategory = 'A' and b.oid < 10000 and n.nspname = 'pg_catalog' and b.typtype <> 'c'
+      group by 1, 2 order by 1`
+    await sql.end()
+    expect(rows.map((r) => [r.elem, r.arr])).toEqual(BUILTIN_ARRAY_TYPES.map(([e, a]) => [e, a]))
+    expect(rows.length).toBeGreaterThan(60)
+  })
+})

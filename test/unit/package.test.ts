@@ -1,0 +1,56 @@
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { beforeAll, describe, expect, it } from 'vitest'
+import * as source from '../../src'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..')
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+
+describe('the published package', () => {
+  beforeAll(() => {
+    execFileSync(join(root, 'node_modules/.bin/tsup'), { cwd: root, stdio: 'pipe' })
+  }, 120_000)
+
+  it('exports map, types and peer dependencies', () => {
+    expect(pkg.name).toBe('hono-pooler')
+    expect(pkg.type).toBe('module')
+    expect(pkg.exports['.']).toEqual({
+      types: './dist/index.d.ts',
+      import: './dist/index.js',
+      default: './dist/index.js',
+    })
+    expect(Object.keys(pkg.peerDependencies).sort()).toEqual(['hono', 'postgres', 'zod'])
+    for (const dep of ['hono', 'postgres', 'zod']) expect(pkg.dependencies?.[dep]).toBeUndefined()
+  })
+
+  it('dist exports exactly what src/index.ts exports', async () => {
+    const dist = await import(join(root, 'dist/index.js'))
+    expect(Object.keys(dist).sort()).toEqual(Object.keys(source).sort())
+    expect(typeof dist.pooler).toBe('function')
+    const dts = readFileSync(join(root, 'dist/index.d.ts'), 'utf8')
+    for (const name of [
+      'PoolerVariables',
+      'PoolerEnv',
+      'PoolerOptions',
+      'GuardFinding',
+      'GuardRule',
+      'PoolerErrorCode',
+    ])
+      expect(dts).toContain(name)
+  })
+
+  it('never bundles postgres.js, hono or zod (the workerd export condition of postgres must survive)', () => {
+    // Every file of dist/ (the entries share chunks).
+    const js = readdirSync(join(root, 'dist'))
+      .filter((f) => f.endsWith('.js'))
+      .map((f) => readFileSync(join(root, 'dist', f), 'utf8'))
+      .join('\n')
+    expect(js).toMatch(/from ["']postgres["']/)
+    expect(js).toMatch(/from ["']hono\/adapter["']/)
+    expect(js).toMatch(/from ["']zod\/v4\/mini["']/) // zod ^3.25 and ^4 both ship it
+    expect(js).not.toContain('function Postgres(') // postgres.js's own source
+    expect(js).not.toMatch(/from ["']cloudflare:sockets["']/) // only ever a dynamic import, on workerd
+  })
+})
