@@ -54,3 +54,28 @@ describe('the published package', () => {
     expect(js).not.toMatch(/from ["']cloudflare:sockets["']/) // only ever a dynamic import, on workerd
   })
 })
+
+describe('the export surface', () => {
+  it("is exactly what the README's Exports section lists", () => {
+    const index = readFileSync(join(root, 'src/index.ts'), 'utf8')
+    const exported = new Set(
+      [...index.matchAll(/export (?:type )?\{([^}]*)\}/g)]
+        .flatMap((m) => m[1]!.split(','))
+        .map((x) => x.trim().replace(/^type /, ''))
+        .filter(Boolean),
+    )
+    for (const name of Object.keys(source)) expect(exported).toContain(name)
+    const readme = readFileSync(join(root, 'README.md'), 'utf8')
+    const section = readme.slice(
+      readme.indexOf('## Exports'),
+      readme.indexOf('\n## ', readme.indexOf('## Exports') + 5),
+    )
+    const listed = new Set(
+      section
+        .split('\n')
+        .filter((l) => l.startsWith('| `'))
+        .flatMap((l) => [...l.split('|')[1]!.matchAll(/`([A-Za-z_]+)`/g)].map((m) => m[1]!)),
+    )
+    expect([...listed].sort()).toEqual([...exported].sort())
+  })
+})
