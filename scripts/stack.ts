@@ -28,6 +28,8 @@ import postgres from 'postgres'
 export interface Stack {
   /** Through PgBouncer, transaction mode, database alias `app`. */
   databaseUrl: string
+  /** The same PgBouncer over IPv6 loopback, `postgres://app:…@[::1]:port/app` (IPv6-literal host). */
+  databaseUrl6: string
   /** Through PgBouncer, alias `app_pool1` whose pool has ONE server connection (forces sharing). */
   pool1Url: string
   /** Straight to Postgres as the app user (no pooler). */
@@ -86,16 +88,29 @@ function serviceUser(): { uid: number; gid: number } | undefined {
   }
 }
 
-export async function freePort(): Promise<number> {
+function listenOnce(port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
     srv.unref()
     srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(port, host, () => {
       const addr = srv.address()
       srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))))
     })
   })
+}
+
+/** A port free on 127.0.0.1 and, where the machine has IPv6 loopback, on ::1 too (the stack listens on both). */
+export async function freePort(): Promise<number> {
+  for (let i = 0; ; i++) {
+    const port = await listenOnce(0, '127.0.0.1')
+    try {
+      await listenOnce(port, '::1')
+      return port
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL' || i > 20) return port // no IPv6 loopback
+    }
+  }
 }
 
 async function waitForPort(port: number, child: ChildProcess, what: string, logFile?: string): Promise<void> {
@@ -154,6 +169,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
     const u = new URL(env.DATABASE_URL)
     return {
       databaseUrl: env.DATABASE_URL,
+      databaseUrl6: env.DATABASE_URL_IPV6 ?? '',
       pool1Url: env.DATABASE_URL_POOL1 ?? env.DATABASE_URL,
       directUrl: env.DIRECT_URL ?? env.DATABASE_URL,
       superUrl: env.SUPER_URL ?? env.DIRECT_URL ?? env.DATABASE_URL,
@@ -218,7 +234,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         '-p',
         String(pgPort),
         '-c',
-        'listen_addresses=127.0.0.1',
+        'listen_addresses=127.0.0.1,::1',
         '-c',
         `unix_socket_directories=${dir}`,
         '-c',
@@ -282,7 +298,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
           '[databases]',
           ...databases,
           '[pgbouncer]',
-          'listen_addr = 127.0.0.1',
+          'listen_addr = 127.0.0.1,::1',
           `listen_port = ${port}`,
           `unix_socket_dir = ${join(dir, name)}`,
           'auth_type = scram-sha-256',
@@ -327,6 +343,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
 
     return {
       databaseUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app`,
+      databaseUrl6: `postgres://app:${password}@[::1]:${bPort}/app`,
       pool1Url: `postgres://app:${password}@127.0.0.1:${bPort}/app_pool1`,
       directUrl: `postgres://app:${password}@127.0.0.1:${pgPort}/app`,
       superUrl,
@@ -347,6 +364,7 @@ export function stackEnv(stack: Stack): Record<string, string> {
   return {
     DATABASE_URL: stack.databaseUrl,
     DATABASE_URL_POOL1: stack.pool1Url,
+    DATABASE_URL_IPV6: stack.databaseUrl6,
     DIRECT_URL: stack.directUrl,
     SUPER_URL: stack.superUrl,
     PGBOUNCER_ADMIN_URL: stack.adminUrl,
