@@ -22,6 +22,9 @@ export type PoolerErrorCode =
   | 'RESERVE_UNSUPPORTED'
   | 'INVALID_SETTING'
   | 'DEADLOCK_IN_TRANSACTION'
+  | 'CONNECTION_LOST'
+  | 'TLS_FAILED'
+  | 'QUERY_TIMEOUT'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -34,7 +37,72 @@ export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
   'CONNECT_TIMEOUT',
   'AUTH_FAILED',
   'POOLER_SATURATED',
+  'CONNECTION_LOST',
+  'TLS_FAILED',
 ])
+
+/**
+ * The HTTP status each code is answered with (`getResponse()`, `errorResponse`): 503 when the database could
+ * not be reached or was lost (retry later), 504 when a statement missed its deadline, 500 for the rest
+ * (configuration and programming errors: retrying does not help).
+ *
+ * @example
+ * STATUS.QUERY_TIMEOUT // 504
+ */
+export const STATUS: Readonly<Record<PoolerErrorCode, number>> = {
+  INVALID_OPTIONS: 500,
+  MISSING_DATABASE_URL: 500,
+  INVALID_URL: 500,
+  UNSUPPORTED_URL_PARAM: 500,
+  WRONG_PORT_FOR_MODE: 500,
+  PREPARE_UNSUPPORTED: 500,
+  CLIENT_CLOSED: 500,
+  CONNECT_FAILED: 503,
+  CONNECT_TIMEOUT: 503,
+  AUTH_FAILED: 503,
+  POOLER_SATURATED: 503,
+  CONNECTION_LOST: 503,
+  TLS_FAILED: 503,
+  QUERY_TIMEOUT: 504,
+  UNSAFE_IN_TRANSACTION_MODE: 500,
+  LISTEN_UNSUPPORTED: 500,
+  SUBSCRIBE_UNSUPPORTED: 500,
+  RESERVE_UNSUPPORTED: 500,
+  INVALID_SETTING: 500,
+  DEADLOCK_IN_TRANSACTION: 500,
+}
+
+/** Seconds a client should wait before retrying, per code (sent as `Retry-After`). */
+const RETRY_AFTER: Partial<Record<PoolerErrorCode, number>> = { POOLER_SATURATED: 1, CONNECTION_LOST: 1 }
+
+/** At most one log line per code per this many milliseconds (a saturated pooler fails every request). */
+export const LOG_INTERVAL_MS = 10_000
+const logged = new Map<PoolerErrorCode, { at: number; suppressed: number }>()
+
+/**
+ * Logs `[hono-pooler] CODE: message` at most once per code per `LOG_INTERVAL_MS`; the next line says how
+ * many were left out in between.
+ *
+ * @example
+ * logError(err) // [hono-pooler] POOLER_SATURATED: … (2 499 more since the last line)
+ */
+export function logError(err: PoolerError, now = Date.now()): void {
+  const seen = logged.get(err.code)
+  if (seen && now - seen.at < LOG_INTERVAL_MS) {
+    seen.suppressed++
+    return
+  }
+  const more = seen?.suppressed
+    ? ` (+${seen.suppressed} more ${err.code} in the last ${Math.round((now - seen.at) / 1000)} s)`
+    : ''
+  logged.set(err.code, { at: now, suppressed: 0 })
+  console.error(`[hono-pooler] ${err.code}: ${err.message}${more}`)
+}
+
+/** Forgets what `logError` has logged (tests). */
+export function resetErrorLog(): void {
+  logged.clear()
+}
 
 export interface PoolerErrorOptions {
   cause?: unknown
@@ -44,7 +112,7 @@ export interface PoolerErrorOptions {
   fix?: string
   /** A short excerpt of the offending statement (never with parameter values). */
   statement?: string
-  /** Seconds, for `POOLER_SATURATED` (sent as `Retry-After`). */
+  /** Seconds, sent as `Retry-After` (default: 1 for `POOLER_SATURATED` and `CONNECTION_LOST`). */
   retryAfter?: number
 }
 
@@ -65,8 +133,8 @@ export class PoolerError extends Error {
   readonly fix?: string
   readonly statement?: string
   readonly retryAfter?: number
-  /** HTTP status Hono's default error handler answers with (503 for connection errors). */
-  readonly status?: number
+  /** HTTP status Hono's default error handler answers with (`STATUS`: 503 connection, 504 timeout, else 500). */
+  readonly status: number
 
   constructor(code: PoolerErrorCode, message: string, options: PoolerErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -74,19 +142,18 @@ export class PoolerError extends Error {
     if (options.rule !== undefined) this.rule = options.rule
     if (options.fix !== undefined) this.fix = options.fix
     if (options.statement !== undefined) this.statement = options.statement
-    if (options.retryAfter !== undefined) this.retryAfter = options.retryAfter
-    if (CONNECTION_CODES.has(code)) {
-      this.status = 503
-      // Own property, only on connection errors: Hono's default onError answers with it (and, as it does
-      // for other errors, logs the detailed message: the response carries the public one).
-      Object.defineProperty(this, 'getResponse', {
-        value: () => {
-          console.error(`[hono-pooler] ${this.code}: ${this.message}`)
-          return errorResponse(this)
-        },
-        enumerable: false,
-      })
-    }
+    const retryAfter = options.retryAfter ?? RETRY_AFTER[code]
+    if (retryAfter !== undefined) this.retryAfter = retryAfter
+    this.status = STATUS[code] ?? 500
+    // Hono's default onError answers with it (JSON with the code) and, as it does for other errors, logs
+    // the detailed message (rate-limited per code): the response carries the public one.
+    Object.defineProperty(this, 'getResponse', {
+      value: () => {
+        logError(this)
+        return errorResponse(this)
+      },
+      enumerable: false,
+    })
   }
 
   /** A message fit for HTTP clients: no host, port, user or statement. */
@@ -95,16 +162,26 @@ export class PoolerError extends Error {
   }
 }
 
+const CONFIG = 'The server is misconfigured: its database settings are invalid.'
 const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
   CONNECT_FAILED: 'The database is unreachable. Try again later.',
   CONNECT_TIMEOUT: 'The database did not answer in time. Try again later.',
   AUTH_FAILED: 'The server could not log in to its database.',
   POOLER_SATURATED: 'The database is busy. Retry shortly.',
+  CONNECTION_LOST: 'The connection to the database was lost. Retry shortly.',
+  TLS_FAILED: 'The server could not open a secure connection to its database.',
+  QUERY_TIMEOUT: 'The database did not answer in time.',
+  INVALID_OPTIONS: CONFIG,
+  MISSING_DATABASE_URL: CONFIG,
+  INVALID_URL: CONFIG,
+  UNSUPPORTED_URL_PARAM: CONFIG,
+  WRONG_PORT_FOR_MODE: CONFIG,
+  PREPARE_UNSUPPORTED: CONFIG,
 }
 
 /**
  * The JSON error response hono-pooler uses: `{ error: { code, message } }` with the error's status (503 for
- * connection errors, else 500) and `Retry-After` when saturated. The message is `err.publicMessage` — no
+ * connection errors, 504 for `QUERY_TIMEOUT`, else 500) and `Retry-After` when saturated or lost. The message is `err.publicMessage` — no
  * host, port, user or SQL reaches the HTTP client — unless `expose: true` (development) sends `err.message`.
  *
  * @example
@@ -112,7 +189,7 @@ const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
  */
 export function errorResponse(
   err: PoolerError,
-  { status = err.status ?? 500, expose = false }: { status?: number; expose?: boolean } = {},
+  { status = err.status, expose = false }: { status?: number; expose?: boolean } = {},
 ): Response {
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=UTF-8' }
   if (err.retryAfter !== undefined) headers['retry-after'] = String(err.retryAfter)
@@ -190,6 +267,19 @@ export const deadlockInTransaction = (): PoolerError =>
   new PoolerError(
     'DEADLOCK_IN_TRANSACTION',
     "c.var.sql was used inside its own sql.begin() callback: the transaction holds the only connection (max: 1), so it would wait forever — use the callback's tx",
+  )
+
+/**
+ * A statement had no complete answer within `queryTimeout` seconds (it was cancelled on the server).
+ *
+ * @example
+ * reject(queryTimedOut(30, cause))
+ */
+export const queryTimedOut = (seconds: number, cause?: unknown): PoolerError =>
+  new PoolerError(
+    'QUERY_TIMEOUT',
+    `A statement had no complete answer within ${seconds} s (queryTimeout) and was cancelled on the server — make it faster, or raise queryTimeout (0 disables)`,
+    cause === undefined ? {} : { cause },
   )
 
 /**

@@ -6,7 +6,7 @@ import type { Context } from 'hono'
 import type { Options as PostgresOptions } from 'postgres'
 import * as z from 'zod/v4/mini'
 import { PoolerError } from './errors'
-import { POOLER_MODES, type PoolerMode } from './url'
+import { POOLER_MODES, type PoolerMode, STARTUP_PARAMS } from './url'
 
 /** What the guard does with a statement transaction mode cannot run. */
 export const GUARD_LEVELS = ['error', 'warn', 'off'] as const
@@ -20,8 +20,15 @@ export const DEFAULTS = {
   connectTimeout: 5,
   closeTimeout: 5,
   idleTimeout: 30,
+  queryTimeout: 30,
   applicationName: 'hono-pooler',
 } as const
+
+/** After a client abort: how often the CancelRequest is repeated, and how long statements get to stop. */
+export const ABORT_CANCEL_EVERY_MS = 100
+export const ABORT_WAIT_MS = 3000
+/** After `queryTimeout`: how long the CancelRequest gets to land before the sockets are destroyed. */
+export const CANCEL_GRACE_MS = 1000
 
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
@@ -55,6 +62,12 @@ export interface PoolerOptions {
   closeTimeout?: number
   /** Seconds an unused connection may sit idle inside one request before it is closed. Default 30. */
   idleTimeout?: number
+  /**
+   * Seconds each statement may go without a complete answer before it is cancelled on the server and
+   * rejects with `QUERY_TIMEOUT` (HTTP 504). Client-side: also covers a stalled network. `0` disables.
+   * Default 30.
+   */
+  queryTimeout?: number
   /** Sent as `application_name`. Default `hono-pooler`. */
   applicationName?: string
   /** Named prepared statements. Refused in transaction mode (`PREPARE_UNSUPPORTED`). */
@@ -98,6 +111,7 @@ const schema = z.strictObject({
   connectTimeout: z.optional(num(z.gt(0), z.lte(120))),
   closeTimeout: z.optional(num(z.gte(0), z.lte(120))),
   idleTimeout: z.optional(num(z.gt(0), z.lte(3600))),
+  queryTimeout: z.optional(num(z.gte(0), z.lte(3600))),
   applicationName: z.optional(z.string().check(z.maxLength(63))),
   prepare: z.optional(z.boolean()),
   guard: z.optional(z.enum(GUARD_LEVELS)),
@@ -137,13 +151,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
-  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding'> {
+  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'queryTimeout'> {
   binding: string
   mode: 'auto' | PoolerMode
   max: number
   connectTimeout: number
   closeTimeout: number
   idleTimeout: number
+  queryTimeout: number
   applicationName: string
 }
 
@@ -161,6 +176,19 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     const what = issue ? describeIssue(issue) : 'is invalid'
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
+  // postgres.js sends `connection` as startup parameters, which PgBouncer and Supavisor reject (08P01
+  // "unsupported startup parameter": every request would fail at connect). Only a direct connection takes them.
+  if (options.mode !== 'direct')
+    for (const key of Object.keys((options.postgres?.connection ?? {}) as object))
+      if (!STARTUP_PARAMS.has(key.toLowerCase()))
+        throw new PoolerError(
+          'INVALID_OPTIONS',
+          `Invalid hono-pooler option postgres.connection.${key}: a pooler rejects it as a startup parameter ("unsupported startup parameter") — ${
+            key === 'statement_timeout'
+              ? 'use pooler({ queryTimeout }) for a client-side deadline, or withSettings(sql, { statement_timeout }, fn) for a server-side one'
+              : `set it per transaction with withSettings(sql, { ${key} }, fn), or use mode: 'direct'`
+          }`,
+        )
   return {
     ...options,
     binding: options.binding ?? DEFAULTS.binding,
@@ -169,6 +197,7 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     connectTimeout: options.connectTimeout ?? DEFAULTS.connectTimeout,
     closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
     idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
+    queryTimeout: options.queryTimeout ?? DEFAULTS.queryTimeout,
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
   }
 }

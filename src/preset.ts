@@ -79,6 +79,10 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
       ...(transaction ? { client_encoding: 'UTF8' } : {}),
     },
     ...(ssl === undefined ? {} : { ssl: ssl as PostgresOptions<any>['ssl'] }),
+    // postgres.js reads an IPv6-literal host `[::1]` as the host "[" (ENOTFOUND): give it host and port.
+    ...(u.hostname.startsWith('[') && !options.postgres?.host
+      ? { host: [info.host] as unknown as string, port: [info.port] as unknown as number }
+      : {}),
     // workerd: postgres.js's socket polyfill leaves close() rejections unhandled (see client/workerd-socket.ts).
     ...(isWorkerd() && !(options.postgres as { socket?: unknown } | undefined)?.socket
       ? { socket: workerdSocket }

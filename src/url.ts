@@ -193,7 +193,7 @@ const DRIVER_PARAMS = new Set([
   'debug',
 ])
 /** Startup parameters PgBouncer and Supavisor accept. */
-const STARTUP_PARAMS = new Set([
+export const STARTUP_PARAMS = new Set([
   'application_name',
   'client_encoding',
   'datestyle',

@@ -4,10 +4,10 @@
  * `query-hook.ts`; `sql-proxy.ts` makes `sql` a real postgres.js `Sql`.
  */
 import postgres, { type Sql } from 'postgres'
-import { clientClosed, deadlockInTransaction, PoolerError } from '../errors'
+import { clientClosed, deadlockInTransaction, PoolerError, queryTimedOut } from '../errors'
 import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
-import type { PoolerEvent } from '../options'
+import { ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS, type PoolerEvent } from '../options'
 import type { ClientConfig } from '../preset'
 import { registerArrayTypes, syncArrayTypes } from './array-types'
 import { mapConnectionError } from './driver-errors'
@@ -23,6 +23,8 @@ export interface RequestClient {
   readonly used: boolean
   /** Statements sent to the server (fragments and statements refused before sending do not count). */
   readonly queries: number
+  /** A connection error (a coded `PoolerError`) happened during the request. */
+  readonly failed: boolean
   /** Graceful, bounded close: running queries get `timeout` seconds, then sockets are destroyed. */
   close(timeout: number): Promise<void>
   /** The client went away: cancel running statements on the server (bounded), then destroy the sockets. */
@@ -53,7 +55,12 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   let closed = false
   let queries = 0
   let arraysSynced = false
-  const active = new Set<{ cancel(): unknown }>()
+  // Statements sent and not settled, with postgres.js's canceller (its q.cancel() works only once).
+  const active = new Map<any, () => void>()
+  // A connection died under this request: nothing to wait for at close (postgres.js's end() would wait
+  // its whole timeout on a connection that lost its socket mid-statement).
+  let lost = false
+  let failed = false
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.
@@ -77,9 +84,38 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   }
   const mapError = (e: unknown) => {
     const mapped = mapConnectionError(e, config)
-    if (mapped !== e && mapped instanceof PoolerError)
+    if (mapped !== e && mapped instanceof PoolerError) {
+      failed = true
+      if (mapped.code === 'CONNECTION_LOST' || mapped.code === 'TLS_FAILED') lost = true
       emit({ type: 'error', host: config.info.host, mode, code: mapped.code, message: mapped.message })
+    }
     return mapped
+  }
+  /** Sends a CancelRequest for every statement still running (postgres.js's q.cancel() works only once). */
+  const cancelRunning = () => {
+    for (const cancel of active.values()) cancel()
+  }
+  // queryTimeout: cancel on the server at the deadline; if the cancel does not land within a second
+  // (stalled network, dead pooler), destroy the sockets. The query rejects with QUERY_TIMEOUT either way.
+  const deadline = (q: any): (() => void) => {
+    const seconds = options.queryTimeout
+    if (!seconds || q.cursorFn) return noop
+    let timedOut = false
+    let destroy: ReturnType<typeof setTimeout> | undefined
+    const reject = q.reject
+    q.reject = (e: unknown) => reject(timedOut ? queryTimedOut(seconds, e) : e)
+    const timer = setTimeout(() => {
+      timedOut = true
+      active.get(q)?.()
+      destroy = setTimeout(() => {
+        lost = true
+        void real?.end({ timeout: 0 })
+      }, CANCEL_GRACE_MS)
+    }, seconds * 1000)
+    return () => {
+      clearTimeout(timer)
+      clearTimeout(destroy)
+    }
   }
 
   const hooks: HookContext = {
@@ -94,8 +130,15 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     },
     sent: (q) => {
       queries++
-      active.add(q)
-      return () => active.delete(q)
+      const canceller = q.canceller as ((q: unknown) => void) | null
+      active.set(q, () => {
+        if (canceller) Promise.resolve(q).then(canceller).catch(noop)
+      })
+      const clear = deadline(q)
+      return () => {
+        clear()
+        active.delete(q)
+      }
     },
     mapError,
   }
@@ -120,23 +163,30 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     get queries() {
       return queries
     },
+    get failed() {
+      return failed
+    },
     async abort() {
       closed = true
       if (!real) return
-      // Cancel first: PgBouncer drops a CancelRequest whose client has already disconnected.
-      const running = [...active]
-      if (running.length) {
-        const ended = running.map((q) => {
-          Promise.resolve(q.cancel()).catch(() => {})
-          return Promise.prototype.then.call(q, noop, noop)
-        })
-        await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000))])
+      // Cancel first, and again until our statements settled: PgBouncer drops a CancelRequest whose client
+      // has already disconnected, and a statement still queued in PgBouncer (no server free yet) cannot be
+      // cancelled before it starts — the repeated cancel catches it as soon as it does.
+      const ended = [...active.keys()].map((q) => Promise.prototype.then.call(q, noop, noop))
+      if (ended.length && !lost) {
+        cancelRunning()
+        const repeat = setInterval(cancelRunning, ABORT_CANCEL_EVERY_MS)
+        let give: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([Promise.all(ended), new Promise((r) => (give = setTimeout(r, ABORT_WAIT_MS)))])
+        clearInterval(repeat)
+        clearTimeout(give)
       }
       await real.end({ timeout: 0 })
     },
     async close(timeout: number) {
       closed = true
-      if (real) await real.end({ timeout })
+      // Nothing running (or the connection is dead): no reason to wait.
+      if (real) await real.end({ timeout: lost || active.size === 0 ? 0 : timeout })
     },
   }
 }

@@ -58,8 +58,10 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     const started = Date.now()
     let closing: Promise<void> | undefined
     const signal = c.req.raw.signal as AbortSignal | undefined
-    const close = (reason: CloseReason): Promise<void> => {
+    const close = (why: CloseReason): Promise<void> => {
       if (closing) return closing
+      // A request whose connection failed ends with 'error', even when its (streamed) response ended normally.
+      const reason = client.failed && (why === 'done' || why === 'stream-end') ? 'error' : why
       signal?.removeEventListener('abort', onAbort)
       closing = (reason === 'abort' ? client.abort() : client.close(opts.closeTimeout))
         .catch(() => {}) // a failing close must never surface as an unhandled rejection
@@ -92,7 +94,9 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     }
     const res = c.res
     // isLive() first: reading res.body of a static response forces @hono/node-server off its fast path.
-    if (closing || !isLive() || !res.body) return settle(c, close(c.error ? 'error' : 'done'))
+    // An error answered by onError (Hono's compose catches it): close now, whatever the response is.
+    if (c.error) return settle(c, close('error'))
+    if (closing || !isLive() || !res.body) return settle(c, close('done'))
     // A body already read or locked cannot be tracked (and will not query): close now.
     if (res.bodyUsed || res.body.locked) return settle(c, close('done'))
     // HEAD: Hono drops the body without reading or cancelling it; stop the stream and close now.
