@@ -35,7 +35,9 @@ export const CANCEL_GRACE_MS = 1000
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
  *
  * @example
+ * ```ts
  * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true }
+ * ```
  */
 export function modeDefaults(mode: PoolerMode): {
   guard: GuardLevel
@@ -149,6 +151,30 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
+/**
+ * postgres.js options the preset sets itself, with the `pooler()` option that controls each: given in
+ * `postgres: {…}` they would be silently overridden, so they are refused instead.
+ */
+export const PRESET_OWNED: Readonly<Record<string, string>> = {
+  max: 'max',
+  connect_timeout: 'connectTimeout',
+  idle_timeout: 'idleTimeout',
+  max_lifetime: 'idleTimeout (a request client lives as long as its request)',
+  prepare: 'prepare',
+  ssl: 'ssl',
+  'connection.application_name': 'applicationName',
+}
+
+function presetOwned(driver: Record<string, unknown> | undefined): string | undefined {
+  if (!driver) return undefined
+  const connection = driver.connection as Record<string, unknown> | undefined
+  for (const key of Object.keys(PRESET_OWNED)) {
+    const [a, b] = key.split('.') as [string, string | undefined]
+    if (b ? connection && b in connection : a in driver) return key
+  }
+  return undefined
+}
+
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
   extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'queryTimeout'> {
@@ -166,7 +192,9 @@ export interface ResolvedOptions
  * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
  *
  * @example
+ * ```ts
  * parseOptions({ max: 9 }) // throws INVALID_OPTIONS: Invalid hono-pooler option max: must be <= 5
+ * ```
  */
 export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
   const r = schema.safeParse(options)
@@ -176,6 +204,12 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     const what = issue ? describeIssue(issue) : 'is invalid'
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
+  const owned = presetOwned(options.postgres as Record<string, unknown> | undefined)
+  if (owned)
+    throw new PoolerError(
+      'INVALID_OPTIONS',
+      `Invalid hono-pooler option postgres.${owned}: hono-pooler sets it — use pooler({ ${PRESET_OWNED[owned]} }) instead`,
+    )
   // postgres.js sends `connection` as startup parameters, which PgBouncer and Supavisor reject (08P01
   // "unsupported startup parameter": every request would fail at connect). Only a direct connection takes them.
   if (options.mode !== 'direct')
