@@ -194,7 +194,11 @@ async function acceptsLogins(su: postgres.Sql): Promise<void> {
  * const sql = postgres(stack.databaseUrl, { prepare: false })
  * await stack.stop()
  */
-export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<Stack> {
+export async function startStack(
+  env: NodeJS.ProcessEnv = process.env,
+  /** Extra `[pgbouncer]` settings for the main PgBouncer (fault tests: `server_login_retry = 1`, …). */
+  { bouncerSettings = [] }: { bouncerSettings?: string[] } = {},
+): Promise<Stack> {
   if (env.DATABASE_URL) {
     const u = new URL(env.DATABASE_URL)
     return {
@@ -362,7 +366,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         // Reserved for the prepared-statement reproduction: two server connections, nobody else uses it.
         `app_pool2 = ${server} pool_size=2`,
       ],
-      ['max_client_conn = 400', 'default_pool_size = 10'],
+      ['max_client_conn = 400', 'default_pool_size = 10', ...bouncerSettings],
     )
     // A second, tiny PgBouncer that refuses a third client: "no more connections allowed (max_client_conn)".
     const tinyPort = await startBouncer(

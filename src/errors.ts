@@ -51,12 +51,15 @@ export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
  * (configuration and programming errors: retrying does not help).
  *
  * @example
- * STATUS.QUERY_TIMEOUT // 504
+ * ```ts
+ * const status: number = STATUS.QUERY_TIMEOUT // 504
+ * ```
  */
 export const STATUS: Readonly<Record<PoolerErrorCode, number>> = {
   INVALID_OPTIONS: 500,
   MISSING_DATABASE_URL: 500,
   INVALID_URL: 500,
+  MULTI_HOST_URL: 500,
   UNSUPPORTED_URL_PARAM: 500,
   WRONG_PORT_FOR_MODE: 500,
   PREPARE_UNSUPPORTED: 500,
@@ -88,7 +91,10 @@ const logged = new Map<PoolerErrorCode, { at: number; suppressed: number }>()
  * many were left out in between.
  *
  * @example
- * logError(err) // [hono-pooler] POOLER_SATURATED: … (2 499 more since the last line)
+ * ```ts
+ * logError(new PoolerError('POOLER_SATURATED', 'no more connections allowed'))
+ * // [hono-pooler] POOLER_SATURATED: no more connections allowed (+2499 more POOLER_SATURATED in the last 10 s)
+ * ```
  */
 export function logError(err: PoolerError, now = Date.now()): void {
   const seen = logged.get(err.code)
@@ -180,6 +186,7 @@ const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
   INVALID_OPTIONS: CONFIG,
   MISSING_DATABASE_URL: CONFIG,
   INVALID_URL: CONFIG,
+  MULTI_HOST_URL: CONFIG,
   UNSUPPORTED_URL_PARAM: CONFIG,
   WRONG_PORT_FOR_MODE: CONFIG,
   PREPARE_UNSUPPORTED: CONFIG,
@@ -293,7 +300,10 @@ export const deadlockInTransaction = (): PoolerError =>
  * A statement had no complete answer within `queryTimeout` seconds (it was cancelled on the server).
  *
  * @example
- * reject(queryTimedOut(30, cause))
+ * ```ts
+ * const err = queryTimedOut(30)
+ * console.log(err.code, err.status) // QUERY_TIMEOUT 504
+ * ```
  */
 export const queryTimedOut = (seconds: number, cause?: unknown): PoolerError =>
   new PoolerError(

@@ -132,7 +132,10 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       queries++
       const canceller = q.canceller as ((q: unknown) => void) | null
       active.set(q, () => {
-        if (canceller) Promise.resolve(q).then(canceller).catch(noop)
+        if (canceller)
+          Promise.resolve()
+            .then(() => canceller(q))
+            .catch(noop)
       })
       const clear = deadline(q)
       return () => {
