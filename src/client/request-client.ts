@@ -83,6 +83,8 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     } catch {} // an observer must never break a request
   }
   const mapError = (e: unknown) => {
+    // The request is over and we destroyed its sockets: not a lost connection (a query left running).
+    if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
     const mapped = mapConnectionError(e, config)
     if (mapped !== e && mapped instanceof PoolerError) {
       failed = true
@@ -188,8 +190,8 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     },
     async close(timeout: number) {
       closed = true
-      // Nothing running (or the connection is dead): no reason to wait.
-      if (real) await real.end({ timeout: lost || active.size === 0 ? 0 : timeout })
+      // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
+      if (real) await real.end({ timeout: lost ? 0 : timeout })
     },
   }
 }
