@@ -61,6 +61,10 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   // its whole timeout on a connection that lost its socket mid-statement).
   let lost = false
   let failed = false
+  let lastCode: string | undefined
+  // Resolves abort()'s wait once no statement is running (settled through resolve/reject: an iterated
+  // cursor never settles its own promise).
+  let drained: () => void = noop
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.
@@ -82,13 +86,21 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       options.onEvent?.(event)
     } catch {} // an observer must never break a request
   }
-  const mapError = (e: unknown) => {
+  // Queries past their queryTimeout: whatever they fail with (57014 from our cancel, the destroyed
+  // socket) is QUERY_TIMEOUT. A user's own statement_timeout stays 57014.
+  const timedOut = new WeakSet<object>()
+  const mapError = (e: unknown, q?: unknown) => {
     // The request is over and we destroyed its sockets: not a lost connection (a query left running).
     if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
-    const mapped = mapConnectionError(e, config)
+    const mapped =
+      q && timedOut.has(q as object) && !(e instanceof PoolerError)
+        ? queryTimedOut(options.queryTimeout, e)
+        : mapConnectionError(e, config)
     if (mapped !== e && mapped instanceof PoolerError) {
       failed = true
       if (mapped.code === 'CONNECTION_LOST' || mapped.code === 'TLS_FAILED') lost = true
+      if (mapped.code === lastCode) return mapped // one event per failure (a query may be rejected twice)
+      lastCode = mapped.code
       emit({ type: 'error', host: config.info.host, mode, code: mapped.code, message: mapped.message })
     }
     return mapped
@@ -102,12 +114,9 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   const deadline = (q: any): (() => void) => {
     const seconds = options.queryTimeout
     if (!seconds || q.cursorFn) return noop
-    let timedOut = false
     let destroy: ReturnType<typeof setTimeout> | undefined
-    const reject = q.reject
-    q.reject = (e: unknown) => reject(timedOut ? queryTimedOut(seconds, e) : e)
     const timer = setTimeout(() => {
-      timedOut = true
+      timedOut.add(q)
       active.get(q)?.()
       destroy = setTimeout(() => {
         lost = true
@@ -143,6 +152,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       return () => {
         clear()
         active.delete(q)
+        if (active.size === 0) drained()
       }
     },
     mapError,
@@ -177,12 +187,14 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       // Cancel first, and again until our statements settled: PgBouncer drops a CancelRequest whose client
       // has already disconnected, and a statement still queued in PgBouncer (no server free yet) cannot be
       // cancelled before it starts — the repeated cancel catches it as soon as it does.
-      const ended = [...active.keys()].map((q) => Promise.prototype.then.call(q, noop, noop))
-      if (ended.length && !lost) {
+      if (active.size && !lost) {
         cancelRunning()
         const repeat = setInterval(cancelRunning, ABORT_CANCEL_EVERY_MS)
         let give: ReturnType<typeof setTimeout> | undefined
-        await Promise.race([Promise.all(ended), new Promise((r) => (give = setTimeout(r, ABORT_WAIT_MS)))])
+        await new Promise<void>((r) => {
+          drained = r
+          give = setTimeout(r, ABORT_WAIT_MS)
+        })
         clearInterval(repeat)
         clearTimeout(give)
       }

@@ -151,9 +151,24 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
             release()
             return Promise.reject(clientClosed())
           }
+          // What the user's callback throws is theirs and passes unchanged (a fetch() failing with
+          // ECONNREFUSED inside a transaction is not "cannot reach the database"); only the driver's own
+          // errors (BEGIN, COMMIT, ROLLBACK, the connection closing) are mapped.
+          const theirs = new WeakSet<object>()
+          const mark = (e: unknown) => {
+            if (e !== null && (typeof e === 'object' || typeof e === 'function')) theirs.add(e as object)
+            throw e
+          }
           return s
             .begin(opts as string, (tx) =>
-              insideTransaction.run(ctx.owner, () => fn!(wrapSql(ctx, () => tx, undefined, false))),
+              insideTransaction.run(ctx.owner, () => {
+                try {
+                  const x = fn!(wrapSql(ctx, () => tx, undefined, false))
+                  return Promise.resolve(Array.isArray(x) ? Promise.all(x) : x).catch(mark)
+                } catch (e) {
+                  return mark(e)
+                }
+              }),
             )
             .then(
               (result) => {
@@ -162,7 +177,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
               },
               (e) => {
                 release()
-                throw ctx.mapError(e)
+                throw theirs.has(e) ? e : ctx.mapError(e)
               },
             )
         }
