@@ -30,7 +30,16 @@ export interface ProxyContext {
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
 export const insideTransaction = new AsyncLocalStorage<object>()
 
-const QUERY_METHODS = new Set(['unsafe', 'file', 'begin', 'notify', 'listen', 'subscribe', 'reserve'])
+const QUERY_METHODS = new Set([
+  'unsafe',
+  'file',
+  'begin',
+  'notify',
+  'listen',
+  'subscribe',
+  'reserve',
+  'largeObject',
+])
 
 const rejectWith = (method: keyof typeof SESSION_ONLY) => async (): Promise<never> => {
   throw new PoolerError(SESSION_ONLY[method].code, SESSION_ONLY[method].message)
@@ -183,6 +192,21 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
         }
         const now = g ? g.tryAcquire() : noop
         return now ? run(now) : g!.acquire().then(run)
+      },
+      // postgres.js's largeObject calls sql.begin on its own client, which would skip the gate, the guard
+      // and CLIENT_CLOSED. It looks begin up when called, synchronously: hand it ours for that one call.
+      largeObject(...args: unknown[]) {
+        const s = ctx.ensure() as any
+        const own = s.begin
+        s.begin = (fn: unknown) => {
+          s.begin = own
+          return (proxy as any).begin(fn)
+        }
+        try {
+          return s.largeObject(...args)
+        } finally {
+          s.begin = own
+        }
       },
       ...(ctx.transaction && SESSION_ONLY_METHODS),
     })
