@@ -22,6 +22,7 @@ const SATURATED =
 const LOST = new Set([
   'CONNECTION_CLOSED',
   'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED', // the client was ended under the request (a statement past its deadline)
   'ECONNRESET',
   'EPIPE',
   'ECONNABORTED',

@@ -113,16 +113,39 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   // (stalled network, dead pooler), destroy the sockets. The query rejects with QUERY_TIMEOUT either way.
   const deadline = (q: any): (() => void) => {
     const seconds = options.queryTimeout
-    if (!seconds || q.cursorFn) return noop
+    if (!seconds) return noop
+    let timer: ReturnType<typeof setTimeout> | undefined
     let destroy: ReturnType<typeof setTimeout> | undefined
-    const timer = setTimeout(() => {
-      timedOut.add(q)
-      active.get(q)?.()
-      destroy = setTimeout(() => {
-        lost = true
-        void real?.end({ timeout: 0 })
-      }, CANCEL_GRACE_MS)
-    }, seconds * 1000)
+    const arm = () => {
+      clearTimeout(timer)
+      timer = setTimeout(() => {
+        timedOut.add(q)
+        active.get(q)?.()
+        destroy = setTimeout(() => {
+          lost = true
+          void real?.end({ timeout: 0 })
+        }, CANCEL_GRACE_MS)
+      }, seconds * 1000)
+    }
+    arm()
+    // A cursor: each fetch has the deadline, not the whole iteration. A batch delivered stops the clock;
+    // asking for the next one (its promise settles) starts it again.
+    if (q.cursorFn) {
+      const fetched = (f: (...a: unknown[]) => unknown) => (...a: unknown[]) => {
+        clearTimeout(timer)
+        const r = f(...a)
+        Promise.resolve(r).then(() => active.has(q) && arm(), noop)
+        return r
+      }
+      let fn = fetched(q.cursorFn)
+      Object.defineProperty(q, 'cursorFn', {
+        get: () => fn,
+        set: (f: (...a: unknown[]) => unknown) => {
+          fn = fetched(f)
+        },
+        configurable: true,
+      })
+    }
     return () => {
       clearTimeout(timer)
       clearTimeout(destroy)

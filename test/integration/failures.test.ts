@@ -105,6 +105,29 @@ describe('deadlines', () => {
     expect(caught.code).toBe('57014')
   })
 
+  it('a cursor: each fetch has the deadline, not the whole iteration', async () => {
+    const { app: a } = app({ queryTimeout: 0.6 })
+    let slow: any
+    a.get('/cursor', async (c) => {
+      let batches = 0
+      // Five fetches of ~0.2 s each: 1 s in all, every fetch well within 0.6 s.
+      for await (const _ of c.var.sql`select pg_sleep(0.2) from generate_series(1, 5)`.cursor(1)) batches++
+      try {
+        for await (const _ of c.var
+          .sql`select pg_sleep(case when g = 2 then 5 else 0 end) from generate_series(1, 3) g`.cursor(1))
+          batches++
+      } catch (e) {
+        slow = e
+      }
+      return c.json({ batches })
+    })
+    const started = Date.now()
+    const r = await json(await a.request('/cursor'))
+    expect(r).toMatchObject({ status: 200, body: { batches: 6 } })
+    expect(slow).toMatchObject({ code: 'QUERY_TIMEOUT' })
+    expect(Date.now() - started).toBeLessThan(4500)
+  })
+
   it('QUERY_TIMEOUT inside sql.begin too (each statement has the deadline)', async () => {
     vi.spyOn(console, 'error').mockImplementation(() => {})
     const { app: a, events } = app({ queryTimeout: 0.5 })

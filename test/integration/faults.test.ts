@@ -3,6 +3,7 @@
  * the shared stack), with the loopback fault proxy of test/support/ in front of PgBouncer for stalls and cuts.
  * Every test ends with nothing of the app left in PgBouncer's SHOW CLIENTS or running in pg_stat_activity.
  */
+import postgres from 'postgres'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Stack } from '../../scripts/stack.ts'
 import type { PoolerEvent } from '../../src'
@@ -153,6 +154,26 @@ describe('a live connection dies', () => {
     expect(a.status).toBe(503)
     expect(a.body.error.code).toBe('CONNECTION_LOST')
     expect(Date.now() - cutAt).toBeLessThan(2000)
+  })
+})
+
+describe('saturation', () => {
+  it('max_client_conn reached: every request answers 503 POOLER_SATURATED with Retry-After, none hangs', async () => {
+    quiet()
+    const holders = [0, 1].map(() => postgres(stack.tinyUrl, { max: 1, fetch_types: false, prepare: false }))
+    try {
+      await Promise.all(holders.map((h) => h`select 1`))
+      const app = faultApp({ url: stack.tinyUrl, applicationName: APP })
+      const answers = await Promise.all(Array.from({ length: 30 }, () => ask(app, '/one')))
+      for (const a of answers) {
+        expect(a.status).toBe(503)
+        expect(a.body.error.code).toBe('POOLER_SATURATED')
+        expect(a.retryAfter).toBe('1')
+        expect(a.ms).toBeLessThan(5000)
+      }
+    } finally {
+      await Promise.all(holders.map((h) => h.end({ timeout: 0 })))
+    }
   })
 })
 
