@@ -131,12 +131,14 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     // A cursor: each fetch has the deadline, not the whole iteration. A batch delivered stops the clock;
     // asking for the next one (its promise settles) starts it again.
     if (q.cursorFn) {
-      const fetched = (f: (...a: unknown[]) => unknown) => (...a: unknown[]) => {
-        clearTimeout(timer)
-        const r = f(...a)
-        Promise.resolve(r).then(() => active.has(q) && arm(), noop)
-        return r
-      }
+      const fetched =
+        (f: (...a: unknown[]) => unknown) =>
+        (...a: unknown[]) => {
+          clearTimeout(timer)
+          const r = f(...a)
+          Promise.resolve(r).then(() => active.has(q) && arm(), noop)
+          return r
+        }
       let fn = fetched(q.cursorFn)
       Object.defineProperty(q, 'cursorFn', {
         get: () => fn,
