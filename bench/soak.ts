@@ -56,7 +56,7 @@ function app(lib: any, url: string): Hono<any> {
     throw new Error('handler failed on purpose')
   })
   a.get('/begin', async (c) =>
-    c.json(await c.var.sql.begin(async (tx) => [await tx`select 1 as a`, await tx`select 2 as b`])),
+    c.json(await c.var.sql.begin(async (tx: any) => [await tx`select 1 as a`, await tx`select 2 as b`])),
   )
   a.get('/stream', (c) =>
     stream(c, async (s) => {
