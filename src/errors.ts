@@ -1,6 +1,6 @@
 /**
  * Every error hono-pooler raises is a `PoolerError` with a stable `code` and a one-line message that says
- * what to do. Messages never contain a password: URLs are always shown through `redactUrl`.
+ * what to do. Messages never contain a password: URLs are always shown through `redactUrl` (`redact.ts`).
  */
 
 /** Stable error codes. Match on `err.code`, never on the message. */
@@ -46,37 +46,18 @@ export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
 ])
 
 /**
- * The HTTP status each code is answered with (`getResponse()`, `errorResponse`): 503 when the database could
- * not be reached or was lost (retry later), 504 when a statement missed its deadline, 500 for the rest
- * (configuration and programming errors: retrying does not help).
+ * The HTTP status of each code that is not 500 (`getResponse()`, `errorResponse`): 503 when the database
+ * could not be reached or was lost (retry later), 504 when a statement missed its deadline. Every other
+ * code — configuration and programming errors, where retrying does not help — is 500.
  *
  * @example
  * ```ts
- * const status: number = STATUS.QUERY_TIMEOUT // 504
+ * const status: number = STATUS.QUERY_TIMEOUT ?? 500 // 504
  * ```
  */
-export const STATUS: Readonly<Record<PoolerErrorCode, number>> = {
-  INVALID_OPTIONS: 500,
-  MISSING_DATABASE_URL: 500,
-  INVALID_URL: 500,
-  MULTI_HOST_URL: 500,
-  UNSUPPORTED_URL_PARAM: 500,
-  WRONG_PORT_FOR_MODE: 500,
-  PREPARE_UNSUPPORTED: 500,
-  CLIENT_CLOSED: 500,
-  CONNECT_FAILED: 503,
-  CONNECT_TIMEOUT: 503,
-  AUTH_FAILED: 503,
-  POOLER_SATURATED: 503,
-  CONNECTION_LOST: 503,
-  TLS_FAILED: 503,
+export const STATUS: Readonly<Partial<Record<PoolerErrorCode, 503 | 504>>> = {
+  ...Object.fromEntries([...CONNECTION_CODES].map((c) => [c, 503])),
   QUERY_TIMEOUT: 504,
-  UNSAFE_IN_TRANSACTION_MODE: 500,
-  LISTEN_UNSUPPORTED: 500,
-  SUBSCRIBE_UNSUPPORTED: 500,
-  RESERVE_UNSUPPORTED: 500,
-  INVALID_SETTING: 500,
-  DEADLOCK_IN_TRANSACTION: 500,
 }
 
 /** Seconds a client should wait before retrying, per code (sent as `Retry-After`). */
@@ -210,46 +191,6 @@ export function errorResponse(
   if (err.retryAfter !== undefined) headers['retry-after'] = String(err.retryAfter)
   const message = expose ? err.message : err.publicMessage
   return new Response(JSON.stringify({ error: { code: err.code, message } }), { status, headers })
-}
-
-/**
- * A connection string with its password replaced by `***` (also in query parameters such as `password=`).
- *
- * @example
- * ```ts
- * redactUrl('postgres://app:secret@db:6543/app') // 'postgres://app:***@db:6543/app'
- * ```
- */
-export function redactUrl(url: string): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([\s\S]*)$/i.exec(url)
-  let out = url
-  // The user info ends at the LAST '@': a raw '@', '/', '?' or '#' in a password must not end it early
-  // (masking a little too much when an '@' stands in the query is the safe side).
-  const rest = m ? (m[2] as string) : url
-  const at = rest.lastIndexOf('@')
-  if (at >= 0) {
-    const userinfo = rest.slice(0, at)
-    const colon = userinfo.indexOf(':')
-    const masked = m ? (colon >= 0 ? `${userinfo.slice(0, colon)}:***` : userinfo) : '***'
-    out = `${m ? m[1] : ''}${masked}@${rest.slice(at + 1)}`
-  }
-  return out.replace(/([?&](?:password|pass|sslpassword)=)[^&#]*/gi, '$1***')
-}
-
-/**
- * Removes every occurrence of `secret` from a string (for messages built from foreign errors).
- *
- * @example
- * ```ts
- * scrub('auth failed for p4ss', 'p4ss') // 'auth failed for ***'
- * ```
- */
-export function scrub(text: string, secret: string | undefined): string {
-  if (!secret) return text
-  let out = text.split(secret).join('***')
-  const enc = encodeURIComponent(secret)
-  if (enc !== secret) out = out.split(enc).join('***')
-  return out
 }
 
 /*

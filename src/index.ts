@@ -1,4 +1,4 @@
-export { errorResponse, PoolerError, type PoolerErrorCode, redactUrl } from './errors'
+export { errorResponse, PoolerError, type PoolerErrorCode } from './errors'
 export { GUARD_RULES, type GuardFinding, type GuardRule } from './guard/catalog'
 export { checkSql } from './guard/rules'
 export {
@@ -12,5 +12,6 @@ export {
 } from './guide'
 export { type PoolerBindings, type PoolerEnv, type PoolerVariables, pooler } from './middleware/pooler'
 export type { CloseReason, GuardLevel, PoolerEvent, PoolerOptions } from './options'
+export { redactUrl } from './redact'
 export { withSettings } from './settings'
 export { classifyUrl, type PoolerMode, type Provider, type UrlInfo } from './url'

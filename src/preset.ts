@@ -6,8 +6,9 @@
  */
 import type { Options as PostgresOptions } from 'postgres'
 import { isWorkerd, workerdSocket } from './client/workerd-socket'
-import { PoolerError, prepareUnsupported, redactUrl } from './errors'
+import { PoolerError, prepareUnsupported } from './errors'
 import { type GuardLevel, modeDefaults, type ResolvedOptions } from './options'
+import { redactUrl } from './redact'
 import {
   checkUrlParams,
   classifyUrl,

@@ -3,7 +3,8 @@
  * pooler or transaction-mode pooler, IPv6-only direct hosts, TLS defaults of the known clouds, and the
  * query parameters a pooler would reject.
  */
-import { PoolerError, redactUrl } from './errors'
+import { PoolerError } from './errors'
+import { redactUrl } from './redact'
 
 /** How the server side treats the connection. */
 export const POOLER_MODES = ['transaction', 'session', 'direct'] as const

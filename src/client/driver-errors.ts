@@ -3,8 +3,9 @@
  * with HTTP 503), and leaves SQL errors from the user's own queries untouched.
  */
 
-import { PoolerError, scrub } from '../errors'
+import { PoolerError } from '../errors'
 import type { ClientConfig } from '../preset'
+import { scrub } from '../redact'
 
 const UNREACHABLE = new Set([
   'ECONNREFUSED',

@@ -14,7 +14,32 @@ import {
 } from '../../src/errors'
 import { clientConfig, parseOptions } from '../../src/internal'
 
-const CODES = Object.keys(STATUS) as PoolerErrorCode[]
+// Exhaustive (a code added to PoolerErrorCode without a line here fails to typecheck).
+const ALL: Record<PoolerErrorCode, true> = {
+  INVALID_OPTIONS: true,
+  MISSING_DATABASE_URL: true,
+  INVALID_URL: true,
+  MULTI_HOST_URL: true,
+  UNSUPPORTED_URL_PARAM: true,
+  WRONG_PORT_FOR_MODE: true,
+  PREPARE_UNSUPPORTED: true,
+  CLIENT_CLOSED: true,
+  CONNECT_FAILED: true,
+  CONNECT_TIMEOUT: true,
+  AUTH_FAILED: true,
+  POOLER_SATURATED: true,
+  CONNECTION_LOST: true,
+  TLS_FAILED: true,
+  QUERY_TIMEOUT: true,
+  UNSAFE_IN_TRANSACTION_MODE: true,
+  LISTEN_UNSUPPORTED: true,
+  SUBSCRIBE_UNSUPPORTED: true,
+  RESERVE_UNSUPPORTED: true,
+  INVALID_SETTING: true,
+  DEADLOCK_IN_TRANSACTION: true,
+}
+const CODES = Object.keys(ALL) as PoolerErrorCode[]
+const status = (code: PoolerErrorCode) => STATUS[code] ?? 500
 const config = clientConfig('postgres://app:Secret-Pw-9@127.0.0.1:6432/app', parseOptions())
 
 afterEach(() => {
@@ -27,7 +52,8 @@ describe('every code answers JSON with its status', () => {
     vi.spyOn(console, 'error').mockImplementation(() => {})
     const err = new PoolerError(code, `detail for ${code} at 127.0.0.1:6432`)
     const res = (err as unknown as { getResponse(): Response }).getResponse()
-    expect(res.status).toBe(STATUS[code])
+    expect(res.status).toBe(status(code))
+    expect(err.status).toBe(status(code))
     expect(res.headers.get('content-type')).toMatch(/application\/json/)
     const body = (await res.json()) as { error: { code: string; message: string } }
     expect(body.error.code).toBe(code)
@@ -39,12 +65,13 @@ describe('every code answers JSON with its status', () => {
   })
 
   it('503 for connection codes, 504 for QUERY_TIMEOUT, 500 for configuration errors', () => {
-    expect(STATUS.CONNECTION_LOST).toBe(503)
-    expect(STATUS.TLS_FAILED).toBe(503)
-    expect(STATUS.QUERY_TIMEOUT).toBe(504)
-    expect(STATUS.MISSING_DATABASE_URL).toBe(500)
-    expect(STATUS.UNSUPPORTED_URL_PARAM).toBe(500)
-    expect(STATUS.PREPARE_UNSUPPORTED).toBe(500)
+    expect(status('CONNECTION_LOST')).toBe(503)
+    expect(status('TLS_FAILED')).toBe(503)
+    expect(status('QUERY_TIMEOUT')).toBe(504)
+    expect(status('CONNECT_FAILED')).toBe(503)
+    expect(status('MISSING_DATABASE_URL')).toBe(500)
+    expect(status('UNSUPPORTED_URL_PARAM')).toBe(500)
+    expect(status('PREPARE_UNSUPPORTED')).toBe(500)
   })
 })
 
