@@ -159,7 +159,7 @@ describe('a live connection dies', () => {
 
 describe('saturation', () => {
   it('max_client_conn reached: every request answers 503 POOLER_SATURATED with Retry-After, none hangs', async () => {
-    quiet()
+    const log = quiet()
     const holders = [0, 1].map(() => postgres(stack.tinyUrl, { max: 1, fetch_types: false, prepare: false }))
     try {
       await Promise.all(holders.map((h) => h`select 1`))
@@ -171,6 +171,9 @@ describe('saturation', () => {
         expect(a.retryAfter).toBe('1')
         expect(a.ms).toBeLessThan(5000)
       }
+      // 30 failures, one log line (at most one per code per 10 s).
+      const lines = log.mock.calls.map((c) => String(c[0])).filter((l) => l.includes('POOLER_SATURATED'))
+      expect(lines).toHaveLength(1)
     } finally {
       await Promise.all(holders.map((h) => h.end({ timeout: 0 })))
     }
