@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
-import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY, twoPhaseCommit } from '../errors'
+import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY } from '../errors'
 import type { Gate } from './gate'
 
 /** What a wrapped `Sql` needs from its request client. */
@@ -97,11 +97,6 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
         return t.savepoint((s: any) => name(wrapSql(ctx, () => s, undefined, false)))
       return t.savepoint(name, (s: any) => fn!(wrapSql(ctx, () => s, undefined, false)))
     },
-  }
-  if (!top && ctx.transaction && ctx.guardRefuses) {
-    overrides.prepare = () => {
-      throw twoPhaseCommit()
-    }
   }
   if (top) {
     Object.assign(overrides, {
