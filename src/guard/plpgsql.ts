@@ -8,7 +8,7 @@
 import { type Token, tokenize } from '../sql/lexer'
 import { stringValue } from '../sql/strings'
 import { callFindings, type Found, finding, isPunct, isWord } from './calls'
-import { type Hit, statementRule } from './statements'
+import { type Hit, statementRule, storesCode } from './statements'
 
 /** Checks SQL text (for EXECUTE '…' and nested DO); findings have offsets into that text. */
 export type CheckText = (sql: string) => Found[]
@@ -120,7 +120,7 @@ function plpgsqlBody(body: string, check: CheckText, out: Found[]): void {
     }
     const hit: Hit = statementRule(p, raw, 'plpgsql')
     if (hit) out.push(finding(hit[0], '', p[0]!.start, hit[1]))
-    calls(p)
+    if (!storesCode(p)) calls(p)
   }
 }
 

@@ -11,6 +11,7 @@ import { checkSql, type GuardRule } from '../../src'
 import { splitStatements, type Token, tokenize } from '../../src/sql/lexer'
 import { DO_CASES, GUARD_CASES } from '../support/guard-cases'
 import { generateSql } from '../support/guard-gen'
+import { generateLabelled } from '../support/guard-labels'
 
 beforeAll(async () => {
   await loadModule()
@@ -283,5 +284,10 @@ describe('PostgreSQL parser oracle', () => {
 
   it.each(generated.map((sql, i) => [i, sql] as const))('generated #%i', (_, sql) => {
     agree(sql)
+  })
+
+  // The labelled statements (test/unit/guard-labels.test.ts), a different seed: the parser agrees too.
+  it('labelled statements: lexer, splitter and rules agree with the parsers', () => {
+    for (const c of generateLabelled(Number(process.env.GUARD_SEED ?? 20240611), 1500)) agree(c.sql)
   })
 })
