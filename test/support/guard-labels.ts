@@ -38,6 +38,8 @@ interface Effect {
   explainable: boolean
   /** Runs as a plain PL/pgSQL statement; otherwise only through EXECUTE '…'. */
   plpgsql: boolean
+  /** Can run in a DO block at all (EXECUTE of SELECT … INTO is not implemented). */
+  inDo?: boolean
   observable?: boolean
   sql: (k: (s: string) => string, r: Rand) => string
 }
@@ -252,6 +254,7 @@ const EFFECTS: Effect[] = [
   }),
   stmt({
     name: 'select-into-temp',
+    inDo: false,
     label: 'leaks',
     rule: 'session-temp-table',
     probe: 'temp',
@@ -308,7 +311,7 @@ const EFFECTS: Effect[] = [
     'undecidable',
     'set_config-expr',
     (r) =>
-      `set_config('hp.a', 'v', ${pick(r, ['1 = 0', "current_setting('hp.flag', true) = 'on'", "'f' || ''"])})`,
+      `set_config('hp.a', 'v', ${pick(r, ['1 = 0', "current_setting('hp.flag', true) = 'on'", "('f' || '')::bool"])})`,
     'none',
   ),
 ]
@@ -341,6 +344,7 @@ function inPlpgsql(c: Ctx, r: Rand, e: Effect, text: string): string {
     const expr = text.replace(/^\S+\s+/, '') // drop `select`
     return e.probe === 'lock' || r() < 0.5 ? `${c.k('perform')} ${expr}` : `hp_v := ${expr}`
   }
+  if (e.form === 'call') return `${c.k('execute')} ${quoteBody(r, text)}` // a bare SELECT has no destination
   if (e.plpgsql && r() < 0.6) return text
   return `${c.k('execute')} ${quoteBody(r, text)}`
 }
@@ -373,7 +377,7 @@ function one(c: Ctx, r: Rand): LabelledCase {
     (w) =>
       (w !== 'cte' || e.form === 'call') &&
       (!w.startsWith('explain') || e.explainable) &&
-      (!w.startsWith('do') || e.name !== 'two-phase') &&
+      (!w.startsWith('do') || (e.name !== 'two-phase' && e.inDo !== false)) &&
       (e.name !== 'cursor' || w === 'plain' || w === 'multi'),
   )
   const w = pick(r, usable)
