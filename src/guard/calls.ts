@@ -42,7 +42,9 @@ export const finding = (rule: GuardRule, statement: string, offset: number, mess
  * `1`, `0`. Undefined when the server would reject the text.
  *
  * @example
+ * ```ts
  * parseBool(' Of ') // false
+ * ```
  */
 export function parseBool(text: string): boolean | undefined {
   const v = text.replace(/^[ \t\n\r\v\f]+|[ \t\n\r\v\f]+$/g, '').toLowerCase()

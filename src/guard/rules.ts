@@ -18,7 +18,9 @@ function excerpt(text: string): string {
  * All findings, including the `undecidable` ones that wait for the value of a `$n` placeholder (`param`).
  *
  * @example
+ * ```ts
  * analyzeSql("select set_config('a.b', 'c', $1)")[0]?.param // 1
+ * ```
  */
 export function analyzeSql(text: string): Found[] {
   const out: Found[] = []
@@ -56,7 +58,9 @@ function boundScope(v: unknown): 'session' | 'local' | undefined {
  * `undecidable`.
  *
  * @example
+ * ```ts
  * resolveParams(analyzeSql("select set_config('a.b', 'c', $1)"), [true]) // []
+ * ```
  */
 export function resolveParams(found: Found[], params: readonly unknown[]): GuardFinding[] {
   const out: GuardFinding[] = []
@@ -78,9 +82,11 @@ export function resolveParams(found: Found[], params: readonly unknown[]): Guard
  * decided from its value; without them it is `undecidable`).
  *
  * @example
+ * ```ts
  * checkSql("set local statement_timeout = '2s'") // []
  * checkSql('select pg_advisory_lock(42)')[0]?.rule // 'session-advisory-lock'
  * checkSql("select set_config('app.id', '1', $1)", [false])[0]?.rule // 'session-set'
+ * ```
  */
 export function checkSql(text: string, params: readonly unknown[] = []): GuardFinding[] {
   return resolveParams(analyzeSql(text), params)

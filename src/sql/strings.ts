@@ -70,7 +70,11 @@ function uString(body: string): string | undefined {
  * guard can read (bit strings, `N'…'`, an unterminated literal, `U&'…' UESCAPE`).
  *
  * @example
+ * ```ts
+ * import { tokenize } from './lexer'
+ *
  * stringValue(tokenize("E'it\\'s'"), 0) // "it's"
+ * ```
  */
 export function stringValue(tokens: Token[], k: number): string | undefined {
   const t = tokens[k]
