@@ -148,12 +148,25 @@ const BEFORE_CALL = new Set(
   ),
 )
 
-/** Can a function call follow token `prev` (undefined: statement start)? Not after `::` (a type). */
-function callPosition(prev: Token | undefined): boolean {
+/** Can a function call follow token `t[at]` (at < 0: statement start)? Not after `::` (a type). */
+function callPosition(t: Token[], at: number): boolean {
+  const prev = t[at]
   if (!prev) return true
   if (prev.kind === 'op') return prev.value !== '::'
+  if (isPunct(prev, ')')) return afterDistinctOn(t, at)
   if (prev.kind === 'punct') return prev.value === '(' || prev.value === ',' || prev.value === '['
   return prev.kind === 'word' && BEFORE_CALL.has(prev.value)
+}
+
+/** Does the `)` at `close` end `DISTINCT ON (…)` (after which a select-list item starts)? */
+function afterDistinctOn(t: Token[], close: number): boolean {
+  let depth = 0
+  for (let i = close; i >= 0; i--) {
+    if (isPunct(t[i], ')')) depth++
+    else if (isPunct(t[i], '(') && --depth === 0)
+      return isWord(t[i - 1], 'on') && isWord(t[i - 2], 'distinct')
+  }
+  return false
 }
 
 /**
@@ -168,7 +181,7 @@ export function callFindings(t: Token[], excerpt: string, out: Found[]): void {
     if (!ADVISORY.has(name) && name !== 'set_config') continue
     const qualified = isPunct(t[k - 1], '.')
     if (qualified && (t[k - 2]?.value !== 'pg_catalog' || isPunct(t[k - 3], '.'))) continue
-    if (!callPosition(t[qualified ? k - 3 : k - 1])) continue
+    if (!callPosition(t, qualified ? k - 3 : k - 1)) continue
     const offset = qualified ? t[k - 2]!.start : tok.start
     if (name !== 'set_config') {
       const message = `${name} takes or releases a session-level lock; ${LEAK}`

@@ -107,11 +107,23 @@ export function explained(t: Token[]): number {
   return analyze ? k : -1
 }
 
-/** Is this a CREATE FUNCTION / PROCEDURE, whose body is stored and not run? */
-export const storesCode = (t: Token[]): boolean =>
-  isWord(t[0], 'create') &&
-  (isWord(t[1], 'function', 'procedure') ||
-    (isWord(t[1], 'or') && isWord(t[2], 'replace') && isWord(t[3], 'function', 'procedure')))
+/**
+ * Does this statement only store the code in it, running none of it now? CREATE FUNCTION / PROCEDURE /
+ * RULE / POLICY / VIEW (not materialized), a CREATE TABLE's column definitions (not `… AS`, not a partition
+ * bound), anything created `WITH NO DATA`.
+ */
+export function storesCode(t: Token[]): boolean {
+  if (!isWord(t[0], 'create')) return false
+  let k = isWord(t[1], 'or') && isWord(t[2], 'replace') ? 3 : 1
+  if (isWord(t[k], 'function', 'procedure', 'rule', 'policy')) return true
+  const n = t.length
+  if (isWord(t[n - 3], 'with') && isWord(t[n - 2], 'no') && isWord(t[n - 1], 'data')) return true
+  while (isWord(t[k], 'global', 'local', 'temp', 'temporary', 'unlogged', 'recursive')) k++
+  if (isWord(t[k], 'view')) return true
+  if (!isWord(t[k], 'table')) return false
+  for (const i of topLevel(t, k)) if (isWord(t[i], 'as', 'partition')) return false
+  return true
+}
 
 /** The statement-level rule for the tokens of one statement, or undefined. */
 export function statementRule(t: Token[], raw: (tok: Token | undefined) => string, dialect: Dialect): Hit {

@@ -103,7 +103,7 @@ describe(`the pooler as the guard's oracle (seed ${SEED}, ${PER_STRATUM} per str
     expect(sample.length).toBeGreaterThan(150)
     expect(new Set(sample.map((c) => c.label))).toEqual(new Set(['leaks', 'safe']))
     expect(new Set(sample.flatMap((c) => c.rule ?? [])).size).toBe(6) // all but load (superuser only)
-    for (const w of ['plain', 'multi', 'cte', 'explain', 'explain-analyze', 'do', 'do-nested'])
+    for (const w of ['plain', 'multi', 'cte', 'distinct-on', 'explain', 'explain-analyze', 'do', 'do-nested'])
       expect(
         sample.some((c) => c.stratum.endsWith(`/${w}`)),
         w,

@@ -304,6 +304,9 @@ const EFFECTS: Effect[] = [
       pick(r, [
         `${k('create or replace function')} hp_oracle_f() ${k('returns void language sql as')} 'select pg_advisory_lock(1)'`,
         `${k('create or replace function')} hp_oracle_g() ${k('returns void language plpgsql as')} $f$ ${k('begin perform')} set_config('hp.a', 'v', false); ${k('end')} $f$`,
+        `${k('create or replace view')} hp_oracle_v ${k('as select')} pg_try_advisory_lock(1) ${k('as')} a`,
+        `${k('create table if not exists')} hp_oracle_t (a boolean ${k('default')} pg_try_advisory_lock(1))`,
+        `${k('create table if not exists')} hp_oracle_n ${k('as select')} pg_try_advisory_lock(1) ${k('as')} a ${k('with no data')}`,
       ]),
   }),
   // undecidable (policy: refused)
@@ -368,14 +371,23 @@ function doBlock(c: Ctx, r: Rand, inner: string): string {
   return lang === 'before' ? `${k('do language plpgsql')} ${quoted}` : `${k('do')} ${quoted}${lang}`
 }
 
-const WRAPPERS = ['plain', 'multi', 'cte', 'explain', 'explain-analyze', 'do', 'do-nested'] as const
+const WRAPPERS = [
+  'plain',
+  'multi',
+  'cte',
+  'distinct-on',
+  'explain',
+  'explain-analyze',
+  'do',
+  'do-nested',
+] as const
 
 /** One labelled case. */
 function one(c: Ctx, r: Rand): LabelledCase {
   const e = pick(r, EFFECTS)
   const usable = WRAPPERS.filter(
     (w) =>
-      (w !== 'cte' || e.form === 'call') &&
+      ((w !== 'cte' && w !== 'distinct-on') || e.form === 'call') &&
       (!w.startsWith('explain') || e.explainable) &&
       (!w.startsWith('do') || (e.name !== 'two-phase' && e.inDo !== false)) &&
       (e.name !== 'cursor' || w === 'plain' || w === 'multi'),
@@ -388,6 +400,8 @@ function one(c: Ctx, r: Rand): LabelledCase {
     const before = Array.from({ length: Math.floor(r() * 3) }, () => pick(r, FILLERS))
     const after = Array.from({ length: Math.floor(r() * 3) }, () => pick(r, FILLERS))
     sql = [...before, text, ...after].join(`${c.ws()};${c.ws()}`)
+  } else if (w === 'distinct-on') {
+    sql = `${c.k('select distinct on')} (1 = 1) ${text.replace(/^\S+\s+/, '')}`
   } else if (w === 'cte') {
     sql = `${c.k('with')} hp_x ${c.k(pick(r, ['as', 'as materialized']))} (${text}) ${c.k('select * from')} hp_x`
   } else if (w === 'explain') {

@@ -147,7 +147,9 @@ function callRules(tree: unknown, out: [number, GuardRule][] = []): [number, Gua
   if (Array.isArray(tree)) for (const x of tree) callRules(x, out)
   else if (tree && typeof tree === 'object') {
     const t = tree as any
-    if (t.CreateFunctionStmt || t.DoStmt) return out
+    // Stored, not run now: routine bodies, views, rules, policies, column defaults, WITH NO DATA.
+    if (t.CreateFunctionStmt || t.DoStmt || t.ViewStmt || t.RuleStmt || t.CreatePolicyStmt) return out
+    if ((t.CreateStmt && !t.CreateStmt.partbound) || t.CreateTableAsStmt?.into?.skipData) return out
     if (t.ExplainStmt) return explainAnalyze(t.ExplainStmt) ? callRules(t.ExplainStmt.query, out) : out
     const call = t.FuncCall
     if (call) {
