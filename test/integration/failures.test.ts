@@ -9,7 +9,8 @@ import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { Hono } from 'hono'
 import { stream } from 'hono/streaming'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import postgres from 'postgres'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   PoolerError,
   type PoolerEvent,
@@ -29,7 +30,24 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await proxy.close()
+})
+// Nothing of the app left: no client in PgBouncer, no statement of it running on the server.
+afterEach(async () => {
   expect(await waitForNoClients(APP)).toEqual([])
+  const su = postgres(stack.superUrl, { max: 1, onnotice: () => {} })
+  try {
+    const running = async () =>
+      su`select pid from pg_stat_activity where application_name = ${APP} and state <> 'idle'`
+    const deadline = Date.now() + 5000
+    let rows = await running()
+    while (rows.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50))
+      rows = await running()
+    }
+    expect(rows).toEqual([])
+  } finally {
+    await su.end({ timeout: 1 })
+  }
 })
 
 function app(options: PoolerOptions = {}) {
