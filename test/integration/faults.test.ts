@@ -76,7 +76,7 @@ describe('a live connection dies', () => {
     await stack.control.startBouncer()
     const back = await ask(app, '/one')
     expect(back.status).toBe(200)
-    expect(back.ms).toBeLessThan(2000)
+    expect(back.ms).toBeLessThan(3000)
     // The statement that ran when PgBouncer died is gone too (its server connection was closed).
   })
 
@@ -102,7 +102,7 @@ describe('a live connection dies', () => {
     stop = true
     await Promise.all(workers)
     expect(firstOk).toBeGreaterThan(0)
-    expect(firstOk - restartedAt).toBeLessThan(2000)
+    expect(firstOk - restartedAt).toBeLessThan(3000)
     const statuses = new Set(answers.map((a) => a.status))
     expect([...statuses].every((s) => s === 200 || s === 503)).toBe(true)
     expect(statuses.has(503)).toBe(true)
@@ -209,12 +209,12 @@ describe('deadlines', () => {
 
   it('a slow statement past queryTimeout: QUERY_TIMEOUT, cancelled on the server; a fast one passes', async () => {
     quiet()
-    const app = faultApp({ url: stack.databaseUrl, applicationName: APP, queryTimeout: 0.5 })
+    const app = faultApp({ url: stack.databaseUrl, applicationName: APP, queryTimeout: 1 })
     expect((await ask(app, '/sleep/0.1/hpfault6')).status).toBe(200)
     const a = await ask(app, '/sleep/10/hpfault6')
     expect(a.status).toBe(504)
     expect(a.body.error.code).toBe('QUERY_TIMEOUT')
-    expect(a.ms).toBeLessThan(3000)
+    expect(a.ms).toBeLessThan(4000)
     expect(await until(() => serverActivity(stack, 'hpfault6'), 2000)).toEqual([])
   })
 })
