@@ -1,0 +1,77 @@
+/**
+ * The postgres.js `socket` option when hono-pooler owns the setup phase: picks the host (postgres.js's
+ * rotation), decides whether this connection pipelines (never to Supavisor, never to a host that did not
+ * ask for SCRAM before), and opens the transport for the runtime (Node `net`/`tls`, workerd
+ * `cloudflare:sockets`).
+ */
+import { isWorkerd } from '../client/workerd-socket'
+import { type HandshakeSocket, handshakeSocket, type Transport } from './handshake'
+import { openNodeSocket, type TlsSettings } from './tls'
+import { openWorkerdTransport } from './workerd-transport'
+
+/** The postgres.js options the factory reads (normalised by postgres.js: host and port are arrays). */
+interface DriverOptions {
+  host: string[]
+  port: number[]
+  pass?: unknown
+  connect_timeout?: number | null
+}
+
+export interface FastConnectConfig {
+  tls: TlsSettings
+  /** `pipelineConnect` after the safety checks (see preset.ts). */
+  pipeline: boolean
+}
+
+/** Supavisor reads each TCP chunk as one message during login: never pipeline to it. */
+export const isSupavisor = (host: string): boolean => /\.pooler\.supabase\.com$/i.test(host)
+
+/** host:port that answered a pipelined login with something other than SCRAM (bounded). */
+const notScram = new Set<string>()
+const nextHost = new WeakMap<object, number>()
+let warned = false
+
+/**
+ * The `socket` factory for `postgres(url, { ssl: false, socket })`.
+ *
+ * @example
+ * postgres(url, { ssl: false, socket: fastConnectSocket({ tls: tlsSettings('verify-full', null), pipeline: false }) })
+ */
+export function fastConnectSocket(config: FastConnectConfig) {
+  return async (options: DriverOptions): Promise<HandshakeSocket> => {
+    const index = (nextHost.get(options) ?? 0) % Math.max(1, options.host.length)
+    nextHost.set(options, index + 1)
+    const host = options.host[index] ?? 'localhost'
+    const port = options.port[index] ?? options.port[0] ?? 5432
+    const key = `${host}:${port}`
+    let pipeline = config.pipeline && !notScram.has(key)
+    if (pipeline && isSupavisor(host)) {
+      pipeline = false
+      if (!warned) {
+        warned = true
+        console.warn(
+          `[hono-pooler] pipelineConnect is off for ${host}: Supavisor does not accept a pipelined login (connecting normally)`,
+        )
+      }
+    }
+    const workerd = isWorkerd()
+    return handshakeSocket({
+      host,
+      port,
+      open: (): Promise<Transport> =>
+        workerd
+          ? openWorkerdTransport(host, port, config.tls)
+          : (openNodeSocket(host, port, config.tls) as Promise<unknown> as Promise<Transport>),
+      password: async () => {
+        const pass = options.pass
+        return String((typeof pass === 'function' ? await pass() : pass) ?? '')
+      },
+      pipeline,
+      onNotScram: () => {
+        if (notScram.size > 64) notScram.clear()
+        notScram.add(key)
+      },
+      timeoutMs: (options.connect_timeout ?? 0) * 1000,
+    })
+  }
+}
