@@ -213,7 +213,14 @@ export function handshakeSocket(o: HandshakeOptions) {
   function handle(m: Buffer): 'forward' | 'swallow' | 'pass' | 'pass-after' | 'stop' {
     const type = m[0]
     if (type === 0x5a && swallowReady) return 'pass-after' // the real ReadyForQuery after a pipelined login
-    if (type !== 0x52) return type === 0x45 && !swallowReady ? 'pass' : 'forward'
+    if (type === 0x45 && pipelined && (phase === 'final' || phase === 'await-first')) {
+      // A login error (FATAL) after the synthetic ReadyForQuery: postgres.js holds an error until the next
+      // ReadyForQuery, which the server (closing) never sends. Give it one, so the statement rejects now.
+      socket.emit('data', m)
+      socket.emit('data', SYNTHETIC_READY.subarray(9))
+      return 'pass-after'
+    }
+    if (type !== 0x52) return type === 0x45 ? 'pass' : 'forward'
     const auth = authType(m)
     if (auth === AUTH.sasl) {
       if (!saslMechanisms(m).includes(SCRAM)) return pipelined ? fallback() : 'pass'
