@@ -235,7 +235,10 @@ export const twoPhaseCommit = (): PoolerError =>
  * TLS was asked for (`sslmode=require`/`verify-full`) and the server said no (or answered nonsense).
  *
  * @example
- * if (answer === 'N') throw tlsRefused('db', 5432, 'the server does not support TLS')
+ * ```ts
+ * declare const answer: number
+ * if (answer === 0x4e) throw tlsRefused('db', 5432, 'the server does not support TLS')
+ * ```
  */
 export const tlsRefused = (host: string, port: number, why: string): PoolerError =>
   new PoolerError(
@@ -247,7 +250,10 @@ export const tlsRefused = (host: string, port: number, why: string): PoolerError
  * The server's SCRAM signature was wrong: it does not know the password (an impostor, or a broken pooler).
  *
  * @example
- * if (!scram.verifyServer(final)) fail(saslSignatureMismatch())
+ * ```ts
+ * declare const verified: boolean
+ * if (!verified) throw saslSignatureMismatch()
+ * ```
  */
 export const saslSignatureMismatch = (): PoolerError =>
   new PoolerError(
@@ -259,7 +265,10 @@ export const saslSignatureMismatch = (): PoolerError =>
  * `pipelineConnect: true` sends the first statement before the server proved it knows the password.
  *
  * @example
- * if (pipeline === true && !verified && !loopback) throw pipelineConnectUnsafe('db.example.com')
+ * ```ts
+ * declare const verified: boolean
+ * if (!verified) throw pipelineConnectUnsafe('db.example.com')
+ * ```
  */
 export const pipelineConnectUnsafe = (host: string): PoolerError =>
   new PoolerError(

@@ -7,7 +7,7 @@
 import type { Options as PostgresOptions } from 'postgres'
 import { isWorkerd, workerdSocket } from './client/workerd-socket'
 import { fastConnectSocket } from './connect/socket'
-import { tlsSettings, verifiesServer } from './connect/tls'
+import { type TlsSettings, tlsSettings, verifiesServer } from './connect/tls'
 import { PoolerError, pipelineConnectUnsafe, prepareUnsupported, redactUrl } from './errors'
 import { type GuardLevel, modeDefaults, type ResolvedOptions } from './options'
 import {
@@ -33,6 +33,8 @@ export interface ClientConfig {
   inline: boolean
   /** postgres.js options (the preset applied). */
   driver: PostgresOptions<any>
+  /** The TLS the connect layer negotiates (fast connect; then `driver.ssl` is false), else undefined. */
+  tls: TlsSettings | undefined
 }
 
 const cache = new Map<string, ClientConfig>()
@@ -100,7 +102,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
       ? { socket: workerdSocket }
       : {}),
   }
-  fastConnect(driver, u, info, options)
+  const tls = fastConnect(driver, u, info, options)
   const config: ClientConfig = {
     url,
     info,
@@ -110,6 +112,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     guard: options.guard ?? defaults.guard,
     inline: (options.inlineParams ?? defaults.inlineParams) && !driver.types,
     driver,
+    tls,
   }
   if (cache.size > 16) cache.clear()
   cache.set(url, config)
@@ -121,7 +124,12 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
  * TLS (as the URL's sslmode or `ssl` says) and runs SCRAM with the cached keys. Not for a socket of the
  * user's own or a Unix socket. `pipelineConnect` without verified TLS is refused off loopback.
  */
-function fastConnect(driver: PostgresOptions<any>, u: URL, info: UrlInfo, options: ResolvedOptions): void {
+function fastConnect(
+  driver: PostgresOptions<any>,
+  u: URL,
+  info: UrlInfo,
+  options: ResolvedOptions,
+): TlsSettings | undefined {
   const d = driver as PostgresOptions<any> & { socket?: unknown; sslnegotiation?: unknown }
   const own = (options.postgres as { socket?: unknown } | undefined)?.socket
   if (!options.fastConnect || own || info.host.startsWith('/')) {
@@ -130,7 +138,7 @@ function fastConnect(driver: PostgresOptions<any>, u: URL, info: UrlInfo, option
         'INVALID_OPTIONS',
         'Invalid hono-pooler option pipelineConnect: needs fastConnect and no socket of your own',
       )
-    return
+    return undefined
   }
   const q = u.searchParams
   const fromUrl = q.get('sslmode') ?? q.get('ssl')
@@ -141,4 +149,5 @@ function fastConnect(driver: PostgresOptions<any>, u: URL, info: UrlInfo, option
     throw pipelineConnectUnsafe(info.host)
   d.ssl = false
   d.socket = fastConnectSocket({ tls, pipeline: Boolean(pipeline) })
+  return tls
 }

@@ -63,7 +63,20 @@ const noop = () => {}
  * from a Node socket, so postgres.js's connection lifecycle is unchanged.
  *
  * @example
- * postgres(url, { ssl: false, socket: (o) => handshakeSocket({ host, port, open, password, … }) })
+ * ```ts
+ * import { openNodeSocket, tlsSettings } from './tls'
+ *
+ * const socket = handshakeSocket({
+ *   host: '127.0.0.1',
+ *   port: 6432,
+ *   open: async () => (await openNodeSocket('127.0.0.1', 6432, tlsSettings(false, null))) as unknown as Transport,
+ *   password: async () => 'pw',
+ *   pipeline: false,
+ *   onNotScram: () => {},
+ *   timeoutMs: 5000,
+ * })
+ * socket.on('close', () => {})
+ * ```
  */
 export function handshakeSocket(o: HandshakeOptions) {
   let phase: Phase = 'opening'

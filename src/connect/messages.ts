@@ -17,7 +17,9 @@ export const AUTH = { ok: 0, cleartext: 3, md5: 5, sasl: 10, saslContinue: 11, s
  * What postgres.js wrote first: a StartupMessage (protocol 3.0) or a CancelRequest (which must pass through).
  *
  * @example
- * firstWriteKind(startup) // 'startup'
+ * ```ts
+ * firstWriteKind(new Uint8Array([0, 0, 0, 16, 4, 210, 22, 46, 0, 0, 0, 1, 0, 0, 0, 2])) // 'cancel'
+ * ```
  */
 export function firstWriteKind(x: Uint8Array): 'startup' | 'cancel' | 'other' {
   if (x.length < 8) return 'other'
@@ -68,7 +70,10 @@ export const authType = (msg: Buffer): number => msg.readUInt32BE(5)
  * Splits a byte stream into backend messages (type byte + Int32 length); keeps the incomplete tail.
  *
  * @example
- * const reader = messageReader(); for (const m of reader.push(chunk)) handle(m)
+ * ```ts
+ * const reader = messageReader()
+ * for (const m of reader.push(Buffer.from([0x5a, 0, 0, 0, 5, 0x49]))) console.log(String.fromCharCode(m[0] ?? 0)) // Z
+ * ```
  */
 export function messageReader(): { push(chunk: Buffer): Buffer[]; rest(): Buffer } {
   let pending: Buffer = Buffer.alloc(0)

@@ -25,7 +25,11 @@ const hmac = (key: Buffer, data: string | Buffer) => createHmac('sha256', key).u
  * How many times PBKDF2 ran in this process (tests: cache hits leave it unchanged).
  *
  * @example
- * const before = scramDerivations(); await sql`select 1`; scramDerivations() - before // 0 on a hit
+ * ```ts
+ * const before = scramDerivations()
+ * await sql`select 1`
+ * console.log(scramDerivations() - before) // 0 when the keys were cached
+ * ```
  */
 export const scramDerivations = (): number => derivations
 
@@ -63,7 +67,13 @@ export interface ScramExchange {
  * Starts a SCRAM-SHA-256 exchange (no channel binding, as postgres.js).
  *
  * @example
- * const s = scramExchange(); send(s.clientFirst); send(s.clientFinal(serverFirst, pw)); s.verifyServer(final)
+ * ```ts
+ * declare function send(message: string): Promise<string>
+ * const s = scramExchange()
+ * const serverFirst = await send(s.clientFirst)
+ * const serverFinal = await send(s.clientFinal(serverFirst, 'pw'))
+ * if (!s.verifyServer(serverFinal)) throw new Error('impostor')
+ * ```
  */
 export function scramExchange(): ScramExchange {
   const nonce = randomBytes(18).toString('base64')

@@ -35,7 +35,13 @@ let warned = false
  * The `socket` factory for `postgres(url, { ssl: false, socket })`.
  *
  * @example
- * postgres(url, { ssl: false, socket: fastConnectSocket({ tls: tlsSettings('verify-full', null), pipeline: false }) })
+ * ```ts
+ * import postgres from 'postgres'
+ * import { tlsSettings } from './tls'
+ *
+ * const socket = fastConnectSocket({ tls: tlsSettings('verify-full', null), pipeline: false })
+ * const db = postgres('postgres://app:pw@db.example.com:6432/app', { ssl: false, socket } as object)
+ * ```
  */
 export function fastConnectSocket(config: FastConnectConfig) {
   return async (options: DriverOptions): Promise<HandshakeSocket> => {

@@ -23,7 +23,9 @@ export interface TlsSettings {
  * The TLS settings for postgres.js's `ssl` and `sslnegotiation` values.
  *
  * @example
+ * ```ts
  * tlsSettings('require', null) // { mode: 'require', options: { rejectUnauthorized: false }, direct: false }
+ * ```
  */
 export function tlsSettings(ssl: unknown, sslnegotiation: unknown): TlsSettings {
   const direct = sslnegotiation === 'direct'
@@ -48,7 +50,10 @@ const isIp = (host: string) => /^[\d.]+$/.test(host) || host.includes(':')
  * Opens a Node socket to host:port and negotiates TLS as the settings say.
  *
  * @example
+ * ```ts
  * const socket = await openNodeSocket('127.0.0.1', 6432, tlsSettings('verify-full', null))
+ * socket.end()
+ * ```
  */
 export async function openNodeSocket(host: string, port: number, tls: TlsSettings): Promise<Socket> {
   const net = await import('node:net')

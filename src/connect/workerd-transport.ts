@@ -19,7 +19,12 @@ const noop = () => {}
  * Opens host:port from workerd and negotiates TLS.
  *
  * @example
+ * ```ts
+ * import { tlsSettings } from './tls'
+ *
  * const t = await openWorkerdTransport('db.example.com', 5432, tlsSettings('verify-full', null))
+ * t.destroy()
+ * ```
  */
 export async function openWorkerdTransport(host: string, port: number, tls: TlsSettings): Promise<Transport> {
   const { connect } = await import('cloudflare:sockets')
