@@ -43,6 +43,10 @@ export function tlsSettings(ssl: unknown, sslnegotiation: unknown): TlsSettings 
 /** True when the server's certificate is verified (what `pipelineConnect` needs off loopback). */
 export const verifiesServer = (t: TlsSettings): boolean => t.mode === 'verify-full'
 
+// Imported on first use, then kept: a dynamic import per connection costs ~0.1 ms of CPU (the ESM loader).
+let netModule: Promise<typeof import('node:net')> | undefined
+let tlsModule: Promise<typeof import('node:tls')> | undefined
+
 /** True for an IP literal (no SNI, as postgres.js). */
 const isIp = (host: string) => /^[\d.]+$/.test(host) || host.includes(':')
 
@@ -56,7 +60,8 @@ const isIp = (host: string) => /^[\d.]+$/.test(host) || host.includes(':')
  * ```
  */
 export async function openNodeSocket(host: string, port: number, tls: TlsSettings): Promise<Socket> {
-  const net = await import('node:net')
+  netModule ??= import('node:net')
+  const net = await netModule
   const socket = net.connect({ host, port })
   socket.setNoDelay(true)
   try {
@@ -82,7 +87,8 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
         throw tlsRefused(host, port, 'the server does not support TLS')
       }
     }
-    const { connect } = await import('node:tls')
+    tlsModule ??= import('node:tls')
+    const { connect } = await tlsModule
     const secure = connect({
       socket,
       ...(isIp(host) ? {} : { servername: host }),

@@ -14,6 +14,7 @@ import { SSL_REQUEST } from './messages'
 import type { TlsSettings } from './tls'
 
 const noop = () => {}
+let sockets: Promise<typeof import('cloudflare:sockets')> | undefined
 
 /**
  * Opens host:port from workerd and negotiates TLS.
@@ -27,7 +28,8 @@ const noop = () => {}
  * ```
  */
 export async function openWorkerdTransport(host: string, port: number, tls: TlsSettings): Promise<Transport> {
-  const { connect } = await import('cloudflare:sockets')
+  sockets ??= import('cloudflare:sockets')
+  const { connect } = await sockets
   const secure = tls.mode !== 'disable'
   let raw: RawSocket = connect(
     { hostname: host, port },
