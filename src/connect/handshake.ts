@@ -28,16 +28,7 @@ import {
   saslResponse,
 } from './messages'
 import { type ScramExchange, scramExchange } from './scram'
-
-/** What the real socket offers (a Node net/tls socket, or the workerd transport). */
-export interface Transport extends EventEmitter {
-  write(data: Uint8Array, cb?: (err?: Error | null) => void): boolean
-  end(data?: Uint8Array): unknown
-  destroy(): unknown
-  setKeepAlive?(enable: boolean, ms: number): unknown
-  pause?(): unknown
-  resume?(): unknown
-}
+import { quietErrors, type Transport } from './transport'
 
 export interface HandshakeOptions {
   host: string
@@ -64,18 +55,12 @@ const noop = () => {}
  *
  * @example
  * ```ts
- * import { openNodeSocket, tlsSettings } from './tls'
+ * import type { Transport } from './transport'
  *
- * const socket = handshakeSocket({
- *   host: '127.0.0.1',
- *   port: 6432,
- *   open: async () => (await openNodeSocket('127.0.0.1', 6432, tlsSettings(false, null))) as unknown as Transport,
- *   password: async () => 'pw',
- *   pipeline: false,
- *   onNotScram: () => {},
- *   timeoutMs: 5000,
- * })
- * socket.on('close', () => {})
+ * declare function open(): Promise<Transport>
+ * const password = async () => 'pw'
+ * const options = { host: '127.0.0.1', port: 6432, open, password, pipeline: false, timeoutMs: 5000 }
+ * const socket = handshakeSocket({ ...options, onNotScram: () => {} })
  * ```
  */
 export function handshakeSocket(o: HandshakeOptions) {
@@ -90,9 +75,10 @@ export function handshakeSocket(o: HandshakeOptions) {
   let swallowReady = false
   let pendingFinal: Buffer | undefined
   let reader = messageReader()
+  let keepAlive: [boolean, number] | undefined
   const queued: [Uint8Array, ((err?: Error | null) => void) | undefined][] = []
 
-  const socket = Object.assign(new EventEmitter(), {
+  const socket = Object.assign(quietErrors(new EventEmitter()), {
     host: o.host,
     port: o.port,
     get readyState() {
@@ -101,14 +87,13 @@ export function handshakeSocket(o: HandshakeOptions) {
     write,
     end,
     destroy,
-    setKeepAlive: (on: boolean, ms: number) => transport?.setKeepAlive?.(on, ms),
+    setKeepAlive: (on: boolean, ms: number) => {
+      keepAlive = [on, ms]
+      transport?.setKeepAlive?.(on, ms)
+    },
     pause: () => transport?.pause?.(),
     resume: () => transport?.resume?.(),
   })
-  // postgres.js removes its listeners once the socket closed: a late 'error' must not throw.
-  const emit = socket.emit.bind(socket)
-  socket.emit = (event: string | symbol, ...args: unknown[]) =>
-    event === 'error' && socket.listenerCount('error') === 0 ? false : emit(event, ...args)
 
   const timer =
     o.timeoutMs > 0
@@ -140,6 +125,7 @@ export function handshakeSocket(o: HandshakeOptions) {
 
   function attach(t: Transport) {
     transport = t
+    if (keepAlive) t.setKeepAlive?.(...keepAlive)
     t.on('data', onData)
     t.on('error', (e: unknown) => socket.emit('error', e))
     t.on('close', (hadError: boolean) => closed(hadError))

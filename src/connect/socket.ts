@@ -5,8 +5,9 @@
  * `cloudflare:sockets`).
  */
 import { isWorkerd } from '../client/workerd-socket'
-import { type HandshakeSocket, handshakeSocket, type Transport } from './handshake'
+import { type HandshakeSocket, handshakeSocket } from './handshake'
 import { openNodeSocket, type TlsSettings } from './tls'
+import type { Transport } from './transport'
 import { openWorkerdTransport } from './workerd-transport'
 
 /** The postgres.js options the factory reads (normalised by postgres.js: host and port are arrays). */

@@ -9,9 +9,9 @@ import type { Socket as RawSocket } from 'cloudflare:sockets'
 import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import { tlsRefused } from '../errors'
-import type { Transport } from './handshake'
 import { SSL_REQUEST } from './messages'
 import type { TlsSettings } from './tls'
+import { quietErrors, type Transport } from './transport'
 
 const noop = () => {}
 let sockets: Promise<typeof import('cloudflare:sockets')> | undefined
@@ -58,13 +58,10 @@ export async function openWorkerdTransport(host: string, port: number, tls: TlsS
 }
 
 function transport(raw: RawSocket): Transport {
-  const t = new EventEmitter() as Transport & EventEmitter
+  const t = quietErrors(new EventEmitter()) as Transport & EventEmitter
   let closed = false
   const writer = raw.writable.getWriter()
   const reader = raw.readable.getReader()
-  const emit = t.emit.bind(t)
-  t.emit = (event: string | symbol, ...args: unknown[]) =>
-    event === 'error' && t.listenerCount('error') === 0 ? false : emit(event, ...args)
   const close = (hadError: boolean) => {
     if (closed) return
     closed = true
