@@ -64,7 +64,8 @@ export interface ScramExchange {
 }
 
 /**
- * Starts a SCRAM-SHA-256 exchange (no channel binding, as postgres.js).
+ * Starts a SCRAM-SHA-256 exchange (no channel binding, as postgres.js). Postgres ignores the SCRAM user
+ * name (`*`); `nonce` and `user` are for the RFC 7677 test vector.
  *
  * @example
  * ```ts
@@ -75,9 +76,8 @@ export interface ScramExchange {
  * if (!s.verifyServer(serverFinal)) throw new Error('impostor')
  * ```
  */
-export function scramExchange(): ScramExchange {
-  const nonce = randomBytes(18).toString('base64')
-  const clientFirstBare = `n=*,r=${nonce}`
+export function scramExchange(nonce = randomBytes(18).toString('base64'), user = '*'): ScramExchange {
+  const clientFirstBare = `n=${user},r=${nonce}`
   let serverSignature: Buffer | undefined
   return {
     clientFirst: `n,,${clientFirstBare}`,
