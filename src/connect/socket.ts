@@ -33,6 +33,27 @@ const nextHost = new WeakMap<object, number>()
 let warned = false
 
 /**
+ * Whether this connection pipelines: asked for, not Supavisor (warned once), not a host that answered a
+ * pipelined login with something other than SCRAM.
+ *
+ * @example
+ * ```ts
+ * pipelineFor(true, 'aws-0-eu-west-1.pooler.supabase.com', 6543) // false, and one console.warn
+ * ```
+ */
+export function pipelineFor(asked: boolean, host: string, port: number): boolean {
+  if (!asked || notScram.has(`${host}:${port}`)) return false
+  if (!isSupavisor(host)) return true
+  if (!warned) {
+    warned = true
+    console.warn(
+      `[hono-pooler] pipelineConnect is off for ${host}: Supavisor does not accept a pipelined login (connecting normally)`,
+    )
+  }
+  return false
+}
+
+/**
  * The `socket` factory for `postgres(url, { ssl: false, socket })`.
  *
  * @example
@@ -51,16 +72,7 @@ export function fastConnectSocket(config: FastConnectConfig) {
     const host = options.host[index] ?? 'localhost'
     const port = options.port[index] ?? options.port[0] ?? 5432
     const key = `${host}:${port}`
-    let pipeline = config.pipeline && !notScram.has(key)
-    if (pipeline && isSupavisor(host)) {
-      pipeline = false
-      if (!warned) {
-        warned = true
-        console.warn(
-          `[hono-pooler] pipelineConnect is off for ${host}: Supavisor does not accept a pipelined login (connecting normally)`,
-        )
-      }
-    }
+    const pipeline = pipelineFor(config.pipeline, host, port)
     const workerd = isWorkerd()
     return handshakeSocket({
       host,

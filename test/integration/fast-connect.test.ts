@@ -3,6 +3,9 @@
  * auth methods that fall through to postgres.js, against the real PgBouncer and Postgres.
  */
 import { readFileSync } from 'node:fs'
+import { connect as netConnect } from 'node:net'
+import { dirname, join } from 'node:path'
+import { createServer as createTlsServer } from 'node:tls'
 import { Hono } from 'hono'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -38,6 +41,9 @@ function makeApp(url: string, extra: PoolerOptions = {}) {
     await c.var.sql`insert into fc_canary (marker) values (${c.req.query('m') ?? ''})`
     return c.json({ ok: true })
   })
+  app.get('/begin', async (c) =>
+    c.json(await c.var.sql.begin(async (tx) => (await tx`select ${41}::int + 1 as n`)[0])),
+  )
   app.get('/tls', async (c) => {
     await c.var.sql`select 1`
     const mine = (await showClients(APP)) as unknown as { tls: string }[]
@@ -172,6 +178,29 @@ describe('pipelineConnect', () => {
     })
   }
 
+  it('the first statement may be extended protocol (inlineParams: false) or a transaction', async () => {
+    const p = proxyBouncer
+    p.reset()
+    const url = viaProxy(stack.databaseUrl, p)
+    expect(await get(makeApp(url, { pipelineConnect: true, inlineParams: false }))).toEqual({
+      status: 200,
+      body: { n: 42 },
+    })
+    expect(await get(makeApp(url, { pipelineConnect: true }), '/begin')).toEqual({
+      status: 200,
+      body: { n: 42 },
+    })
+    expect(p.texts.map((t) => t.length > 1 && t[1]?.startsWith('p'))).toEqual([true, true])
+  })
+
+  it('an unknown database fails at once with the server error (no hang)', async () => {
+    const u = new URL(stack.databaseUrl)
+    u.pathname = '/no_such_db'
+    const r = await get(makeApp(u.toString(), { pipelineConnect: true }))
+    expect(r.status).toBe(503)
+    expect(r.body.message).toMatch(/no such database|does not exist/)
+  })
+
   it('with TLS verify-full through PgBouncer', async () => {
     clearScramCache()
     const app = makeApp(stack.tlsUrl, { pipelineConnect: true, ssl: { ca: ca() } })
@@ -209,6 +238,42 @@ describe('TLS modes through the connect layer', () => {
       expect(untrusted.body.message).toMatch(/self[- ]signed|unable to verify/)
     })
   }
+
+  it('sslnegotiation=direct: TLS from the first byte with ALPN postgresql (a TLS front before PgBouncer)', async () => {
+    const dir = dirname(stack.caFile) // the stack's server certificate and key sit beside its CA
+    const alpn: (string | false | null)[] = []
+    const front = createTlsServer(
+      {
+        key: readFileSync(join(dir, 'server.key')),
+        cert: readFileSync(join(dir, 'server.crt')),
+        ALPNProtocols: ['postgresql'],
+      },
+      (secure) => {
+        alpn.push(secure.alpnProtocol)
+        const upstream = netConnect(portOf(stack.databaseUrl), '127.0.0.1')
+        upstream.on('error', () => secure.destroy())
+        secure.on('error', () => upstream.destroy())
+        secure.pipe(upstream).pipe(secure)
+      },
+    )
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
+    try {
+      const u = new URL(stack.tlsUrl)
+      u.port = String((front.address() as { port: number }).port)
+      u.searchParams.set('sslnegotiation', 'direct')
+      expect(await get(makeApp(u.toString(), { ssl: { ca: ca() } }))).toEqual({
+        status: 200,
+        body: { n: 42 },
+      })
+      expect(await get(makeApp(u.toString(), { ssl: { ca: ca() }, pipelineConnect: true }))).toEqual({
+        status: 200,
+        body: { n: 42 },
+      })
+      expect(alpn).toEqual(['postgresql', 'postgresql'])
+    } finally {
+      await new Promise((r) => front.close(r))
+    }
+  })
 
   it('PgBouncer sees TLS for require and plain TCP for sslmode=disable', async () => {
     const tls = await get(makeApp(stack.tlsUrl, { ssl: 'require' }), '/tls')

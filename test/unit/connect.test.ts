@@ -1,6 +1,6 @@
 /** The connect layer's pure parts: SCRAM against RFC 7677, the key cache, message framing, TLS modes. */
 import { Buffer } from 'node:buffer'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { firstWriteKind, messageReader, saslInitialResponse } from '../../src/connect/messages'
 import { scramExchange } from '../../src/connect/scram'
 import { clearScramCache, scramDerivations, tlsSettings } from '../../src/internal'
@@ -99,5 +99,22 @@ describe('TLS modes (postgres.js ssl semantics)', () => {
   it('sslnegotiation=direct only with TLS', () => {
     expect(tlsSettings('require', 'direct').direct).toBe(true)
     expect(tlsSettings(false, 'direct').direct).toBe(false)
+  })
+})
+
+describe('pipelineConnect decision', () => {
+  it('never pipelines to Supavisor, and warns once', async () => {
+    const { pipelineFor } = await import('../../src/connect/socket')
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    try {
+      expect(pipelineFor(true, 'aws-0-eu-west-1.pooler.supabase.com', 6543)).toBe(false)
+      expect(pipelineFor(true, 'aws-0-us-east-1.POOLER.supabase.com', 5432)).toBe(false)
+      expect(warn).toHaveBeenCalledTimes(1)
+      expect(String(warn.mock.calls[0]?.[0])).toMatch(/Supavisor/)
+      expect(pipelineFor(true, 'db.abc.supabase.co', 6543)).toBe(true)
+      expect(pipelineFor(false, 'db.abc.supabase.co', 6543)).toBe(false)
+    } finally {
+      warn.mockRestore()
+    }
   })
 })
