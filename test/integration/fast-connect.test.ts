@@ -193,6 +193,16 @@ describe('pipelineConnect', () => {
     expect(p.texts.map((t) => t.length > 1 && t[1]?.startsWith('p'))).toEqual([true, true])
   })
 
+  it("direct mode (fetch_types on): postgres.js's type lookup is the pipelined statement, then the query", async () => {
+    const p = proxyDirect
+    p.reset()
+    const app = makeApp(viaProxy(stack.directUrl, p), { pipelineConnect: true, mode: 'direct' })
+    expect(await get(app)).toEqual({ status: 200, body: { n: 42 } })
+    expect(p.texts[0]?.[1]).toMatch(/pg_catalog\.pg_type/)
+    // login + SASLInitialResponse, SASLResponse + types, Parse/Describe, Bind/Execute (prepared), Terminate
+    expect(p.flights).toEqual([5])
+  })
+
   it('an unknown database fails at once with the server error (no hang)', async () => {
     const u = new URL(stack.databaseUrl)
     u.pathname = '/no_such_db'
