@@ -95,21 +95,22 @@ export function handshakeSocket(o: HandshakeOptions) {
     resume: () => transport?.resume?.(),
   })
 
-  const timer =
-    o.timeoutMs > 0
-      ? setTimeout(
-          () => fail(Object.assign(new Error('CONNECT_TIMEOUT'), { code: 'CONNECT_TIMEOUT' })),
-          o.timeoutMs,
-        )
-      : undefined
+  const timedOut = () => fail(Object.assign(new Error('CONNECT_TIMEOUT'), { code: 'CONNECT_TIMEOUT' }))
+  const timer = o.timeoutMs > 0 ? setTimeout(timedOut, o.timeoutMs) : undefined
 
   void start()
   return socket
 
   async function start() {
+    const opening = o.open()
     try {
-      const [t, pw] = await Promise.all([o.open(), o.password()])
-      password = pw
+      password = await o.password()
+    } catch (e) {
+      opening.then((t) => t.destroy(), noop) // a `pass` function that threw: no socket left behind
+      return fail(e)
+    }
+    try {
+      const t = await opening
       if (phase === 'closed') {
         t.destroy()
         return
