@@ -148,6 +148,6 @@ function fastConnect(
   if (pipeline === true && !verifiesServer(tls) && !isLoopback(info.host))
     throw pipelineConnectUnsafe(info.host)
   d.ssl = false
-  d.socket = fastConnectSocket({ tls, pipeline: Boolean(pipeline) })
+  d.socket = fastConnectSocket({ tls, pipeline: Boolean(pipeline), host: info.host, port: info.port })
   return tls
 }

@@ -22,6 +22,12 @@ export interface FastConnectConfig {
   tls: TlsSettings
   /** `pipelineConnect` after the safety checks (see preset.ts). */
   pipeline: boolean
+  /**
+   * The URL's host and port as hono-pooler parsed them (one host per URL): postgres.js splits an IPv6
+   * literal such as `[::1]` at its first colon. Without them, postgres.js's hosts in rotation.
+   */
+  host?: string
+  port?: number
 }
 
 /** Supavisor reads each TCP chunk as one message during login: never pipeline to it. */
@@ -69,8 +75,8 @@ export function fastConnectSocket(config: FastConnectConfig) {
   return async (options: DriverOptions): Promise<HandshakeSocket> => {
     const index = (nextHost.get(options) ?? 0) % Math.max(1, options.host.length)
     nextHost.set(options, index + 1)
-    const host = options.host[index] ?? 'localhost'
-    const port = options.port[index] ?? options.port[0] ?? 5432
+    const host = config.host ?? options.host[index] ?? 'localhost'
+    const port = config.port ?? options.port[index] ?? options.port[0] ?? 5432
     const key = `${host}:${port}`
     const pipeline = pipelineFor(config.pipeline, host, port)
     const workerd = isWorkerd()

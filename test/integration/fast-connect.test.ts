@@ -349,6 +349,17 @@ describe('other auth methods fall through to postgres.js', () => {
   })
 })
 
+describe('IPv6 literal host', () => {
+  it('postgres://…@[::1]:port/… connects (postgres.js alone splits the literal at its first colon)', async () => {
+    expect(stack.databaseUrl6).toMatch(/@\[::1\]:/)
+    expect(await get(makeApp(stack.databaseUrl6))).toEqual({ status: 200, body: { n: 42 } })
+    expect(await get(makeApp(stack.databaseUrl6, { pipelineConnect: true }))).toEqual({
+      status: 200,
+      body: { n: 42 },
+    })
+  })
+})
+
 describe('nothing left behind', () => {
   it('SHOW CLIENTS lists none of these clients', async () => {
     expect(await waitForNoClients(APP)).toEqual([])
