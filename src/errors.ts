@@ -23,6 +23,7 @@ export type PoolerErrorCode =
   | 'RESERVE_UNSUPPORTED'
   | 'INVALID_SETTING'
   | 'DEADLOCK_IN_TRANSACTION'
+  | 'PIPELINE_CONNECT_UNSAFE'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -210,6 +211,51 @@ export const deadlockInTransaction = (): PoolerError =>
   new PoolerError(
     'DEADLOCK_IN_TRANSACTION',
     "c.var.sql was used inside its own sql.begin() callback: the transaction holds the only connection (max: 1), so it would wait forever — use the callback's tx",
+  )
+
+/**
+ * TLS was asked for (`sslmode=require`/`verify-full`) and the server said no (or answered nonsense).
+ *
+ * @example
+ * ```ts
+ * declare const answer: number
+ * if (answer === 0x4e) throw tlsRefused('db', 5432, 'the server does not support TLS')
+ * ```
+ */
+export const tlsRefused = (host: string, port: number, why: string): PoolerError =>
+  new PoolerError(
+    'CONNECT_FAILED',
+    `TLS to ${host}:${port} failed: ${why} — enable TLS on the server, or use sslmode=prefer / disable for a local database`,
+  )
+
+/**
+ * The server's SCRAM signature was wrong: it does not know the password (an impostor, or a broken pooler).
+ *
+ * @example
+ * ```ts
+ * declare const verified: boolean
+ * if (!verified) throw saslSignatureMismatch()
+ * ```
+ */
+export const saslSignatureMismatch = (): PoolerError =>
+  new PoolerError(
+    'AUTH_FAILED',
+    'The server did not prove that it knows the password (SCRAM server signature mismatch) — check that the URL points at your database and use sslmode=verify-full',
+  )
+
+/**
+ * `pipelineConnect: true` sends the first statement before the server proved it knows the password.
+ *
+ * @example
+ * ```ts
+ * declare const verified: boolean
+ * if (!verified) throw pipelineConnectUnsafe('db.example.com')
+ * ```
+ */
+export const pipelineConnectUnsafe = (host: string): PoolerError =>
+  new PoolerError(
+    'PIPELINE_CONNECT_UNSAFE',
+    `pipelineConnect sends the first statement before ${host} has proven it knows the password: use TLS with verification (sslmode=verify-full, or ssl: { ca }) — or pipelineConnect: 'insecure' if you accept that risk`,
   )
 
 /** The postgres.js methods that need a session of their own, and why each is refused in transaction mode. */
