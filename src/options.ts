@@ -150,6 +150,30 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
+/**
+ * postgres.js options the preset sets itself, with the `pooler()` option that controls each: given in
+ * `postgres: {…}` they would be silently overridden, so they are refused instead.
+ */
+export const PRESET_OWNED: Readonly<Record<string, string>> = {
+  max: 'max',
+  connect_timeout: 'connectTimeout',
+  idle_timeout: 'idleTimeout',
+  max_lifetime: 'idleTimeout (a request client lives as long as its request)',
+  prepare: 'prepare',
+  ssl: 'ssl',
+  'connection.application_name': 'applicationName',
+}
+
+function presetOwned(driver: Record<string, unknown> | undefined): string | undefined {
+  if (!driver) return undefined
+  const connection = driver.connection as Record<string, unknown> | undefined
+  for (const key of Object.keys(PRESET_OWNED)) {
+    const [a, b] = key.split('.') as [string, string | undefined]
+    if (b ? connection && b in connection : a in driver) return key
+  }
+  return undefined
+}
+
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
   extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding'> {
@@ -176,6 +200,12 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     const what = issue ? describeIssue(issue) : 'is invalid'
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
+  const owned = presetOwned(options.postgres as Record<string, unknown> | undefined)
+  if (owned)
+    throw new PoolerError(
+      'INVALID_OPTIONS',
+      `Invalid hono-pooler option postgres.${owned}: hono-pooler sets it — use pooler({ ${PRESET_OWNED[owned]} }) instead`,
+    )
   return {
     ...options,
     binding: options.binding ?? DEFAULTS.binding,

@@ -32,6 +32,12 @@ const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[?::1\]?)$/i
  * parseDbUrl('postgres://u:pw@db:6543/app').port // '6543'
  */
 export function parseDbUrl(url: string): URL {
+  const hosts = /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#]*@)?([^/?#]*)/i.exec(url)?.[1] ?? ''
+  if (hosts.includes(','))
+    throw new PoolerError(
+      'MULTI_HOST_URL',
+      `${redactUrl(url)} lists several hosts (${hosts}) — hono-pooler connects to one host: put the pooler's single host in the URL (poolers fail over on their side)`,
+    )
   let u: URL
   try {
     u = new URL(url)

@@ -143,6 +143,9 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     const origin = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(q), 'origin')?.get
     q.strings = [sent]
     q.args = []
+    // Every distinct value makes a distinct text: preparing it by name (direct/session mode) would leave
+    // one server-side statement per value on a long-lived connection.
+    q.options = { ...q.options, prepare: false }
     // What errors show (`err.query`): the template with `$n`, never the values.
     Object.defineProperty(q, 'string', { configurable: true, get: () => text, set: () => {} })
     if (origin)
