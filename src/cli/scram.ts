@@ -19,10 +19,14 @@ export interface Scram {
 /**
  * @example
  * const scram = startScram(password); write(saslInitial(scram.first))
+ * // `nonce` and `user` are for the RFC 7677 test vector only.
  */
-export function startScram(password: string): Scram {
-  const nonce = randomBytes(18).toString('base64')
-  const bare = `n=*,r=${nonce}`
+export function startScram(
+  password: string,
+  { nonce = randomBytes(18).toString('base64'), user = '*' }: { nonce?: string; user?: string } = {},
+): Scram {
+  // Postgres ignores the SCRAM user name (it has the startup message's): '*' as postgres.js sends.
+  const bare = `n=${user},r=${nonce}`
   let serverSignature = ''
   return {
     first: `n,,${bare}`,
