@@ -117,18 +117,27 @@ const POOLER_FIX =
 export async function ipv6Check(s: DoctorState): Promise<CheckResult> {
   const info = s.info
   if (!info) return { id: 'ipv6', status: 'skip', message: 'no host (the URL did not parse)' }
-  if (!s.v6.length)
+  const platform = s.opts.platform
+  const fix = info.provider === 'supabase' ? POOLER_FIX : 'use a host or pooler URL reachable over IPv4'
+  if (!s.v6.length) {
+    // Known IPv6-only (Supabase's direct host) on a platform the guide names as IPv4-only: wrong without a lookup.
+    const advice =
+      platform && adviseConnection(s.opts.url, { platform }).advice.find((a) => a.code === 'IPV6_ONLY_HOST')
+    if (advice) return { id: 'ipv6', status: 'fail', message: advice.message.split(' — ')[0] as string, fix }
     return {
       id: 'ipv6',
       status: 'skip',
       message: s.v4.length ? `not needed: ${info.host} has no IPv6 address` : 'no address to connect to',
     }
+  }
   if (s.v4.length)
-    return { id: 'ipv6', status: 'skip', message: `not needed: ${info.host} has IPv4 addresses too` }
+    return {
+      id: 'ipv6',
+      status: 'skip',
+      message: `not needed: ${info.host} has IPv4 addresses too${info.ipv6Only ? ' (the IPv4 add-on?)' : ''}`,
+    }
   const address = s.v6[0] as string
   const where = hostPort(address, info.port)
-  const platform = s.opts.platform
-  const fix = info.provider === 'supabase' ? POOLER_FIX : 'use a host or pooler URL reachable over IPv4'
   const budget = Math.min(CLI_DEFAULTS.ipv6Timeout * 1000, s.left())
   try {
     const { socket, ms: took } = await connectTcp(address, info.port, budget)
