@@ -43,7 +43,9 @@ export const CLI_DEFAULTS = {
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
  *
  * @example
+ * ```ts
  * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true }
+ * ```
  */
 export function modeDefaults(mode: PoolerMode): {
   guard: GuardLevel
@@ -190,7 +192,9 @@ export interface ResolvedOptions
  * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
  *
  * @example
+ * ```ts
  * parseOptions({ max: 9 }) // throws INVALID_OPTIONS: Invalid hono-pooler option max: must be <= 5
+ * ```
  */
 export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
   const r = schema.safeParse(options)

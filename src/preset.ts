@@ -39,7 +39,11 @@ const cache = new Map<string, ClientConfig>()
  * Validates a URL and builds the driver config for it (cached per URL string, never the client).
  *
  * @example
+ * ```ts
+ * import { parseOptions } from './options'
+ *
  * clientConfig('postgres://u:p@db.pooler.supabase.com:6543/postgres', parseOptions()).driver.prepare // false
+ * ```
  */
 export function clientConfig(url: string, options: ResolvedOptions): ClientConfig {
   const hit = cache.get(url)

@@ -27,7 +27,14 @@ export interface HookContext {
  * server connection is pinned); `load` supplies the text first (`sql.file`).
  *
  * @example
- * return hookQuery(real`select 1`, gate, context)
+ * ```ts
+ * import postgres from 'postgres'
+ * import { gate } from './gate'
+ *
+ * declare const context: HookContext
+ * const real = postgres('postgres://app:pw@127.0.0.1:6432/app')
+ * const query = hookQuery(real`select 1`, gate(1), context)
+ * ```
  */
 export function hookQuery<Q>(
   query: Q,

@@ -82,7 +82,12 @@ function unsafeArgs(args: unknown[]): [unknown[], Record<string, any>] {
  * Wraps a postgres.js Sql (the top-level one, `top`, or a transaction's) so every query is hooked.
  *
  * @example
+ * ```ts
+ * import { gate } from './gate'
+ *
+ * declare const ctx: ProxyContext
  * const sql = wrapSql(ctx, ctx.ensure, gate(1), true)
+ * ```
  */
 export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   ctx: ProxyContext,

@@ -95,7 +95,10 @@ function castsTo(tokens: { kind: string; value: string }[], i: number, sensitive
  * Call it right before the query is handed to the connection (after the guard has seen `$n`).
  *
  * @example
- * if (inline) inlineQuery(query, sql.options)
+ * ```ts
+ * const query = sql`select ${1}::int as n`
+ * inlineQuery(query, sql.options) // true: sent as `select (E'1')::int as n`
+ * ```
  */
 export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
   try {
