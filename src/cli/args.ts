@@ -48,7 +48,9 @@ const num = (name: string, v: string | undefined, min: number, max: number, inte
 
 /**
  * @example
+ * ```ts
  * parseCommand(['doctor', '--json'], { DATABASE_URL: 'postgres://u:p@h:6543/db' }).command // 'doctor'
+ * ```
  */
 export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
   let parsed: ReturnType<typeof parse>

@@ -18,7 +18,10 @@ const pct = (x: number) => `${Math.round(x * 100)} %`
  * Logs in with the URL's user and password (`select 1` is the first query: connect, TLS, SCRAM, query).
  *
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * await authCheck(state) // { id: 'auth', status: 'ok', message: 'logged in as "app" to database "app" …' }
+ * ```
  */
 export async function authCheck(s: DoctorState): Promise<CheckResult> {
   const info = s.info
@@ -72,7 +75,10 @@ export async function authCheck(s: DoctorState): Promise<CheckResult> {
  * `select 1` round-trip time (the median of `CLI_DEFAULTS.queryRuns`).
  *
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * await queryCheck(state) // { id: 'query', status: 'ok', message: 'select 1: median 0.4 ms of 5 …' }
+ * ```
  */
 export async function queryCheck(s: DoctorState): Promise<CheckResult> {
   const client = s.client
@@ -105,7 +111,10 @@ export async function queryCheck(s: DoctorState): Promise<CheckResult> {
  * `max_connections` and the connections now, by application, user and state.
  *
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * await connectionsCheck(state) // { id: 'connections', status: 'ok', message: '5 of 40 in use (13 %) …' }
+ * ```
  */
 export async function connectionsCheck(s: DoctorState): Promise<CheckResult> {
   const client = s.client
@@ -154,7 +163,10 @@ export async function connectionsCheck(s: DoctorState): Promise<CheckResult> {
  * The guide's 40 % / 80 % rule → pool size per instance, and whether the server is over it now.
  *
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * budgetCheck(state) // { id: 'budget', status: 'ok', message: '80 % of max_connections 40 = 32 …' }
+ * ```
  */
 export function budgetCheck(s: DoctorState): CheckResult & { budget?: Record<string, unknown> } {
   const stats = s.stats

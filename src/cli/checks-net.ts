@@ -15,7 +15,10 @@ const TLS_MODES: readonly TlsMode[] = ['disable', 'allow', 'prefer', 'require', 
 
 /**
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * urlCheck(state) // { id: 'url', status: 'ok', message: 'transaction mode (port 6543 …), …' }
+ * ```
  */
 export function urlCheck(s: DoctorState): CheckResult {
   let info: ReturnType<typeof classifyUrl>
@@ -63,7 +66,10 @@ const splitFixAdvice = (text: string) => {
 
 /**
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * await dnsCheck(state) // { id: 'dns', status: 'ok', message: 'A 127.0.0.1; AAAA ::1' }
+ * ```
  */
 export async function dnsCheck(s: DoctorState): Promise<CheckResult> {
   const host = s.info?.host
@@ -112,7 +118,10 @@ const POOLER_FIX =
  * Runs only for an IPv6-only host: a real connect attempt over IPv6 with a short timeout.
  *
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * await ipv6Check(state) // { id: 'ipv6', status: 'skip', message: 'not needed: … has IPv4 addresses' }
+ * ```
  */
 export async function ipv6Check(s: DoctorState): Promise<CheckResult> {
   const info = s.info
@@ -178,7 +187,10 @@ const TCP_FIX: Record<string, string> = {
  * Connect time per address family (the first address of each).
  *
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * await tcpCheck(state) // { id: 'tcp', status: 'ok', message: 'IPv4 127.0.0.1:6432 0.3 ms · IPv6 [::1]:6432 0.4 ms' }
+ * ```
  */
 export async function tcpCheck(s: DoctorState): Promise<CheckResult> {
   const port = s.info?.port

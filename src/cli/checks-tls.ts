@@ -13,7 +13,10 @@ const CA_FIX =
 
 /**
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * await tlsCheck(state) // { id: 'tls', status: 'ok', message: 'not offered by the server and not requested (loopback)' }
+ * ```
  */
 export async function tlsCheck(s: DoctorState): Promise<CheckResult> {
   const info = s.info

@@ -48,7 +48,10 @@ export interface DoctorState {
  * A fresh state for one run, the deadline counted from now.
  *
  * @example
+ * ```ts
+ * const url = 'postgres://app:pw@127.0.0.1:6432/app'
  * const state = newState({ url, json: false, timeout: 10, dataApi: false, instances: 1, probePipeline: false })
+ * ```
  */
 export function newState(opts: DoctorOptions): DoctorState {
   const deadline = performance.now() + opts.timeout * 1000
@@ -71,7 +74,9 @@ export function newState(opts: DoctorOptions): DoctorState {
  * Splits a `PoolerError` message "what happened — what to do" into the finding and the fix.
  *
  * @example
+ * ```ts
  * splitFix('URL parameter "x" … — remove it') // { message: 'URL parameter "x" …', fix: 'remove it' }
+ * ```
  */
 export function splitFix(text: string): { message: string; fix?: string } {
   const i = text.lastIndexOf(' — ')

@@ -35,7 +35,11 @@ const CHECKS: [CheckId, Check][] = [
 
 /**
  * @example
+ * ```ts
+ * import { processIo } from './output'
+ * const url = 'postgres://app:pw@127.0.0.1:6432/app'
  * process.exitCode = await doctor({ url, json: false, timeout: 10, dataApi: false, instances: 1, probePipeline: false }, processIo())
+ * ```
  */
 export async function doctor(opts: DoctorOptions, io: Io): Promise<number> {
   const s = newState(opts)

@@ -13,7 +13,10 @@ export const timedOut = (what: string, ms: number): Error =>
  * Rejects with `ETIMEDOUT` when `p` has not settled within `ms`; `onTimeout` cleans up (destroys sockets).
  *
  * @example
- * await within(lookup(host), 2000, 'dns lookup')
+ * ```ts
+ * import { lookup } from 'node:dns/promises'
+ * await within(lookup('db.example.com'), 2000, 'dns lookup')
+ * ```
  */
 export function within<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -41,7 +44,10 @@ export function within<T>(p: Promise<T>, ms: number, what: string, onTimeout?: (
  * Opens a TCP connection to one address; resolves with the socket and the connect time.
  *
  * @example
- * const { socket, ms } = await connectTcp('127.0.0.1', 6432, 3000); socket.destroy()
+ * ```ts
+ * const { socket, ms } = await connectTcp('127.0.0.1', 6432, 3000)
+ * socket.destroy()
+ * ```
  */
 export function connectTcp(
   address: string,
@@ -66,7 +72,9 @@ export function connectTcp(
  * `host:port`, with brackets around an IPv6 address.
  *
  * @example
+ * ```ts
  * hostPort('::1', 6432) // '[::1]:6432'
+ * ```
  */
 export function hostPort(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
@@ -94,7 +102,9 @@ export type TlsProbe =
  * certificate must match; `address` where to connect.
  *
  * @example
+ * ```ts
  * const probe = await probeTls('db.example.com', '203.0.113.7', 5432, 5000)
+ * ```
  */
 export async function probeTls(host: string, address: string, port: number, ms: number): Promise<TlsProbe> {
   const started = performance.now()

@@ -41,7 +41,10 @@ export interface Io {
  * The process's own streams.
  *
  * @example
- * const io = processIo(); io.out('hello\n')
+ * ```ts
+ * const io = processIo()
+ * io.out('hello\n')
+ * ```
  */
 export function processIo(): Io {
   const tty = Boolean(process.stdout.isTTY)
@@ -60,7 +63,9 @@ export type Style = keyof typeof CODES
  * Wraps text in an ANSI style when colour is on.
  *
  * @example
- * paint(io, 'green', '✓') // '\x1b[32m✓\x1b[0m' on a terminal, '✓' otherwise
+ * ```ts
+ * paint(processIo(), 'green', '✓') // '\x1b[32m✓\x1b[0m' on a terminal, '✓' otherwise
+ * ```
  */
 export function paint(io: Pick<Io, 'color'>, style: Style, text: string): string {
   return io.color ? `\x1b[${CODES[style]}m${text}\x1b[0m` : text
@@ -77,7 +82,9 @@ const SYMBOL: Record<Status, [string, Style]> = {
  * One line per check: `✓ name — finding — what to do`.
  *
  * @example
- * formatCheck({ id: 'dns', status: 'ok', message: '127.0.0.1 (A)' }, io) // '✓ dns          — 127.0.0.1 (A)'
+ * ```ts
+ * formatCheck({ id: 'dns', status: 'ok', message: '127.0.0.1 (A)' }, { color: false }) // '✓ dns          — 127.0.0.1 (A)'
+ * ```
  */
 export function formatCheck(r: CheckResult, io: Pick<Io, 'color'>): string {
   const [symbol, style] = SYMBOL[r.status]
@@ -96,7 +103,11 @@ export interface Spinner {
 
 /**
  * @example
- * const s = spinner(); s.start('dns'); await lookup(); s.stop()
+ * ```ts
+ * const s = spinner()
+ * s.start('dns')
+ * s.stop()
+ * ```
  */
 export function spinner(enabled = Boolean(process.stderr.isTTY)): Spinner {
   let timer: ReturnType<typeof setInterval> | undefined
@@ -124,7 +135,9 @@ export function spinner(enabled = Boolean(process.stderr.isTTY)): Spinner {
  * Milliseconds with one decimal under 10 ms, whole above.
  *
  * @example
+ * ```ts
  * ms(1.234) // '1.2 ms'
+ * ```
  */
 export function ms(n: number): string {
   return `${n < 10 ? n.toFixed(1) : Math.round(n)} ms`
@@ -134,7 +147,9 @@ export function ms(n: number): string {
  * The error's code or message, one line (never a stack).
  *
  * @example
+ * ```ts
  * errText(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })) // 'ECONNREFUSED'
+ * ```
  */
 export function errText(e: unknown): string {
   const err = e as { code?: unknown; message?: unknown }

@@ -145,7 +145,10 @@ async function connectOnce(s: DoctorState, address: string, pipelined: boolean):
 
 /**
  * @example
+ * ```ts
+ * declare const state: import('./context').DoctorState
  * await pipelineCheck(state) // { id: 'pipeline', status: 'ok', message: 'accepted: … 2 round trips instead of 3 …' }
+ * ```
  */
 export async function pipelineCheck(s: DoctorState): Promise<CheckResult> {
   const address = s.reachable[0]

@@ -18,8 +18,11 @@ export interface Scram {
 
 /**
  * @example
- * const scram = startScram(password); write(saslInitial(scram.first))
+ * ```ts
+ * const scram = startScram('secret')
+ * scram.first // 'n,,n=*,r=<nonce>': the SASL initial response
  * // `nonce` and `user` are for the RFC 7677 test vector only.
+ * ```
  */
 export function startScram(
   password: string,

@@ -18,7 +18,14 @@ export interface Screen {
  * restored).
  *
  * @example
- * const screen = fullScreen(() => (stopped = true)); screen.draw(['hello']); screen.restore()
+ * ```ts
+ * let stopped = false
+ * const screen = fullScreen(() => {
+ *   stopped = true
+ * })
+ * screen.draw(['hello'])
+ * screen.restore()
+ * ```
  */
 export function fullScreen(onStop: (signal: NodeJS.Signals) => void): Screen {
   let active = true

@@ -43,13 +43,17 @@ const pct = (x: number) => `${Math.round(x * 100)} %`
  * True for hono-pooler's own clients (its default `application_name`, and the commands' own).
  *
  * @example
+ * ```ts
  * isOwnClient('hono-pooler') // true
+ * ```
  */
 export const isOwnClient = (app: string): boolean => app.startsWith(DEFAULTS.applicationName)
 
 /**
  * @example
- * renderFrame({ target: 'app@127.0.0.1:6432/app', mode: 'transaction', at: new Date(), interval: 2 }, io)
+ * ```ts
+ * renderFrame({ target: 'app@127.0.0.1:6432/app', mode: 'transaction', at: new Date(), interval: 2 }, { color: false })
+ * ```
  */
 export function renderFrame(d: FrameData, io: Pick<Io, 'color'>, live = false): string[] {
   const time = d.at.toISOString().slice(11, 19)

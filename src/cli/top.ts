@@ -27,7 +27,11 @@ const oneLine = (e: unknown, secrets: string[]) =>
 
 /**
  * @example
+ * ```ts
+ * import { processIo } from './output'
+ * const url = 'postgres://app:pw@127.0.0.1:6432/app'
  * process.exitCode = await top({ url, interval: 2, once: true, dataApi: false, instances: 1 }, processIo())
+ * ```
  */
 export async function top(opts: TopOptions, io: Io): Promise<number> {
   const config = clientConfig(

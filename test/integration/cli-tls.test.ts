@@ -1,7 +1,8 @@
 /**
- * `hono-pooler doctor`'s tls check against a self-signed pooler (a TLS front made in the test for the
- * stack's PgBouncer): verify-full fails and says why, require encrypts without verifying (warn), and with
- * the certificate trusted (NODE_EXTRA_CA_CERTS) verify-full passes and the login goes through TLS.
+ * `hono-pooler doctor`'s tls check: against a self-signed pooler (a TLS front made in the test for the
+ * stack's PgBouncer) verify-full fails and says why and require encrypts without verifying (warn); the
+ * stack's own CA-signed TLS verifies once the CA is trusted (NODE_EXTRA_CA_CERTS), and the login goes
+ * through TLS; a pooler without TLS fails sslmode=require.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildCli, check, type Report, runCli } from '../support/cli'
@@ -61,28 +62,52 @@ describe('hono-pooler doctor: tls', () => {
     expect(front.handshakes() - before).toBeGreaterThanOrEqual(1)
   })
 
-  it('verify-full with the certificate trusted (NODE_EXTRA_CA_CERTS): the tls check verifies it', async () => {
-    const r = await runCli(cli.path, ['doctor', '--json', '--timeout', '60', tlsUrl('verify-full')], {
-      NODE_EXTRA_CA_CERTS: front.certFile,
+  it('the stack’s own TLS (a CA-signed certificate): verify-full without the CA fails, with NODE_EXTRA_CA_CERTS every check passes', async () => {
+    const untrusted = await runCli(cli.path, ['doctor', '--json', '--timeout', '60', stack.tlsUrl])
+    expect(untrusted.code).toBe(1)
+    expect(check(JSON.parse(untrusted.stdout) as Report, 'tls')).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(
+        /rejects the certificate for localhost .*: (SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)$/,
+      ),
+      fix: expect.stringMatching(/NODE_EXTRA_CA_CERTS/),
     })
-    const report = JSON.parse(r.stdout) as Report
+
+    const trusted = await runCli(cli.path, ['doctor', '--json', '--timeout', '60', stack.tlsUrl], {
+      NODE_EXTRA_CA_CERTS: stack.caFile,
+    })
+    const report = JSON.parse(trusted.stdout) as Report
     expect(check(report, 'tls')).toMatchObject({
       status: 'ok',
-      message: expect.stringMatching(/^negotiated: TLSv1\.[23], certificate for 127\.0\.0\.1 .*verified$/),
+      message: expect.stringMatching(/^negotiated: TLSv1\.[23], certificate for localhost .*verified$/),
     })
-    // (The login itself then fails: postgres.js checks an IP-literal host's certificate against
-    // "localhost" — reported by the auth check as ERR_TLS_CERT_ALTNAME_INVALID, as the app would see it.)
-    expect(check(report, 'auth').status).not.toBe('skip')
+    expect(report.checks.filter((c) => c.status !== 'ok').map((c) => c.id)).toEqual(['ipv6']) // skipped: IPv4 host
+    expect(trusted.code).toBe(0)
   })
 
-  it('sslmode=require against a server without TLS: tls fails', async () => {
-    const u = new URL(stack.databaseUrl)
-    u.searchParams.set('sslmode', 'require')
-    const r = await runCli(cli.path, ['doctor', '--json', '--timeout', '60', u.toString()])
-    expect(r.code).toBe(1)
-    expect(check(JSON.parse(r.stdout) as Report, 'tls')).toMatchObject({
-      status: 'fail',
-      message: 'the server does not offer TLS, but the URL asks for sslmode=require',
-    })
+  it('sslmode=require against a pooler without TLS: tls fails', async () => {
+    const plain = await startTlsFront(new URL(stack.databaseUrl), { tls: false })
+    try {
+      const u = new URL(stack.databaseUrl)
+      u.port = String(plain.port)
+      u.searchParams.set('sslmode', 'require')
+      const r = await runCli(cli.path, ['doctor', '--json', '--timeout', '60', u.toString()])
+      expect(r.code).toBe(1)
+      expect(check(JSON.parse(r.stdout) as Report, 'tls')).toMatchObject({
+        status: 'fail',
+        message: 'the server does not offer TLS, but the URL asks for sslmode=require',
+      })
+      // Without sslmode the same pooler is fine on loopback: plain, and the login goes through.
+      u.searchParams.delete('sslmode')
+      const ok = await runCli(cli.path, ['doctor', '--json', '--timeout', '60', u.toString()])
+      const report = JSON.parse(ok.stdout) as Report
+      expect(check(report, 'tls')).toMatchObject({
+        status: 'ok',
+        message: 'not offered by the server and not requested (loopback)',
+      })
+      expect(check(report, 'auth').status).toBe('ok')
+    } finally {
+      await plain.stop()
+    }
   })
 })

@@ -1,5 +1,5 @@
 /**
- * A throwaway TLS front for PgBouncer (which has no TLS in the stack): answers SSLRequest with 'S',
+ * A throwaway TLS front for PgBouncer (the stack's own TLS is CA-signed; this one is self-signed): answers SSLRequest with 'S',
  * terminates TLS with a self-signed certificate for 127.0.0.1 made by openssl, and pipes the plaintext to
  * the target. For tests of TLS findings (`sslmode=verify-full` against a self-signed pooler).
  */
@@ -20,10 +20,12 @@ export interface TlsFront {
 }
 
 /**
+ * With `tls: false` the front answers SSLRequest with 'N' and pipes plaintext: a pooler without TLS.
+ *
  * @example
  * const front = await startTlsFront(new URL(stack.databaseUrl)); …; await front.stop()
  */
-export async function startTlsFront(target: URL): Promise<TlsFront> {
+export async function startTlsFront(target: URL, { tls = true } = {}): Promise<TlsFront> {
   const dir = mkdtempSync(join(tmpdir(), 'hp-cli-tls-'))
   execFileSync(
     'openssl',
@@ -54,7 +56,18 @@ export async function startTlsFront(target: URL): Promise<TlsFront> {
     held.push(socket)
     socket.on('error', () => {})
     socket.once('data', (first) => {
-      if (first.length !== 8 || first.readUInt32BE(4) !== 80877103) return socket.destroy()
+      const sslRequest = first.length === 8 && first.readUInt32BE(4) === 80877103
+      if (!tls) {
+        if (sslRequest) socket.write('N')
+        const upstream = netConnect(Number(target.port), target.hostname)
+        upstream.on('error', () => socket.destroy())
+        socket.on('close', () => upstream.destroy())
+        upstream.on('close', () => socket.destroy())
+        if (!sslRequest) upstream.write(first)
+        socket.pipe(upstream).pipe(socket)
+        return
+      }
+      if (!sslRequest) return socket.destroy()
       socket.write('S')
       const secure = new TLSSocket(socket, { isServer: true, key, cert })
       secure.on('error', () => {})
