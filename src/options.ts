@@ -44,16 +44,23 @@ export const CLI_DEFAULTS = {
  *
  * @example
  * ```ts
- * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true }
+ * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true, fetchTypes: false }
  * ```
  */
 export function modeDefaults(mode: PoolerMode): {
   guard: GuardLevel
   prepare: boolean
   inlineParams: boolean
+  fetchTypes: boolean
 } {
   const transaction = mode === 'transaction'
-  return { guard: transaction ? 'error' : 'off', prepare: !transaction, inlineParams: transaction }
+  return {
+    guard: transaction ? 'error' : 'off',
+    prepare: !transaction,
+    inlineParams: transaction,
+    // transaction mode registers the built-in array types instead (one round trip saved per connection)
+    fetchTypes: !transaction,
+  }
 }
 
 /** What `pooler()` accepts. Every field is optional. */
@@ -126,7 +133,7 @@ const schema = z.strictObject({
       z.record(z.string(), z.unknown()),
     ]),
   ),
-  postgres: z.optional(z.record(z.string(), z.unknown())),
+  postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
 })
 
@@ -164,14 +171,26 @@ export const PRESET_OWNED: Readonly<Record<string, string>> = {
   prepare: 'prepare',
   ssl: 'ssl',
   'connection.application_name': 'applicationName',
+  host: 'url (put the host in the connection string)',
+  hostname: 'url (put the host in the connection string)',
+  port: 'url (put the port in the connection string)',
+  database: 'url (put the database in the connection string)',
+  db: 'url (put the database in the connection string)',
+  user: 'url (put the user in the connection string)',
+  username: 'url (put the user in the connection string)',
+  pass: 'url (put the password in the connection string)',
+  password: 'url (put the password in the connection string)',
+  path: 'url (a Unix socket path bypasses the pooler the mode was read from)',
+  target_session_attrs: 'url (one host per URL: poolers fail over on their side)',
 }
 
 function presetOwned(driver: Record<string, unknown> | undefined): string | undefined {
   if (!driver) return undefined
-  const connection = driver.connection as Record<string, unknown> | undefined
+  const connection = driver.connection
+  const record = connection && typeof connection === 'object' ? (connection as Record<string, unknown>) : {}
   for (const key of Object.keys(PRESET_OWNED)) {
     const [a, b] = key.split('.') as [string, string | undefined]
-    if (b ? connection && b in connection : a in driver) return key
+    if ((b ? record[b] : driver[a]) !== undefined) return key // a key set to undefined changes nothing
   }
   return undefined
 }
