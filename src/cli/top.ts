@@ -95,6 +95,8 @@ export async function top(opts: TopOptions, io: Io): Promise<number> {
   const stop = () => {
     stopped = true
     wake?.()
+    // A refresh may be waiting for an unreachable server (up to connectTimeout): do not make Ctrl-C wait.
+    setTimeout(() => process.exit(0), 1500).unref()
   }
   const screen = io.tty ? fullScreen(stop) : undefined
   const onSignal = () => stop()

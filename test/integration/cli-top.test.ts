@@ -4,6 +4,7 @@
  * server of this test's own, on its own socket) it draws full screen and Ctrl-C restores the terminal.
  */
 import { execFileSync, spawn } from 'node:child_process'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildCli, runCli } from '../support/cli'
@@ -70,6 +71,32 @@ describe('hono-pooler top', () => {
     expect((out.match(/^hono-pooler top /gm) ?? []).length).toBeGreaterThanOrEqual(2)
     expect(out).toContain(APP)
     expect(out).not.toContain('\x1b[') // no escape codes on a pipe
+  })
+
+  it('Ctrl-C while a refresh waits for a server that never answers: exits at once, not after connectTimeout', async () => {
+    const held: Socket[] = []
+    const silent = createServer((socket) => {
+      held.push(socket)
+      socket.on('error', () => {})
+    })
+    const port = await new Promise<number>((r) =>
+      silent.listen(0, '127.0.0.1', () => r((silent.address() as AddressInfo).port)),
+    )
+    try {
+      const child = spawn(process.execPath, [cli.path, 'top', `postgres://u:pw@127.0.0.1:${port}/db`], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      const exited = new Promise<number | null>((r) => child.on('close', r))
+      await sleep(1000)
+      const signalled = Date.now()
+      child.kill('SIGINT')
+      expect(await exited).toBe(0)
+      // The refresh would wait 10 s (connectTimeout); Ctrl-C gives it 1.5 s. Generous for a loaded machine.
+      expect(Date.now() - signalled).toBeLessThan(8000)
+    } finally {
+      for (const socket of held) socket.destroy()
+      await new Promise((r) => silent.close(r))
+    }
   })
 
   it('in a real terminal (tmux): full screen while it runs, Ctrl-C restores the terminal', async () => {
