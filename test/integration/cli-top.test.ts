@@ -130,6 +130,7 @@ describe('hono-pooler top', () => {
     )
     try {
       expect(flags()).toBe('0 1')
+      await waitFor((s) => /[#$] ?$/m.test(s)) // the shell's prompt: typing before it would race the echo
       tmux(
         'send-keys',
         '-t',
@@ -146,7 +147,7 @@ describe('hono-pooler top', () => {
 
       tmux('send-keys', '-t', 'top', 'C-c')
       const after = await waitFor((s) => /top-exit:\d/.test(s))
-      expect(after).toMatch(/^top-exit:0$/m)
+      expect(after).toMatch(/(^|\s)top-exit:0$/m)
       expect(flags()).toBe('0 1') // back on the normal screen, cursor visible
       expect(after).not.toContain('CL_ACTIVE') // the frame was on the alternate screen only
     } finally {
