@@ -4,7 +4,10 @@
  * server of this test's own, on its own socket) it draws full screen and Ctrl-C restores the terminal.
  */
 import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildCli, runCli } from '../support/cli'
@@ -87,7 +90,11 @@ describe('hono-pooler top', () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       const exited = new Promise<number | null>((r) => child.on('close', r))
-      await sleep(1000)
+      // Wait until top is connecting (its signal handlers are installed by then), then a little longer.
+      const deadline = Date.now() + 20_000
+      while (!held.length && Date.now() < deadline) await sleep(25)
+      expect(held.length).toBeGreaterThan(0)
+      await sleep(300)
       const signalled = Date.now()
       child.kill('SIGINT')
       expect(await exited).toBe(0)
@@ -100,8 +107,10 @@ describe('hono-pooler top', () => {
   })
 
   it('in a real terminal (tmux): full screen while it runs, Ctrl-C restores the terminal', async () => {
-    const socket = `hp-top-${process.pid}-${Date.now()}` // a tmux server of our own: nobody else's session
-    const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' })
+    // A tmux server of our own on a socket in our own temp dir: nobody else's session, nothing left behind.
+    const dir = mkdtempSync(join(tmpdir(), 'hp-top-tmux-'))
+    const socket = join(dir, 'sock')
+    const tmux = (...args: string[]) => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' })
     const screen = () => tmux('capture-pane', '-p', '-t', 'top')
     const flags = () => tmux('display-message', '-p', '-t', 'top', '#{alternate_on} #{cursor_flag}').trim()
     const waitFor = async (test: (s: string) => boolean) => {
@@ -152,6 +161,7 @@ describe('hono-pooler top', () => {
       expect(after).not.toContain('CL_ACTIVE') // the frame was on the alternate screen only
     } finally {
       tmux('kill-server')
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })
