@@ -34,6 +34,8 @@ export interface Stack {
   databaseUrl6: string
   /** Through PgBouncer, alias `app_pool1` whose pool has ONE server connection (forces sharing). */
   pool1Url: string
+  /** Alias `app_oracle`: also ONE server connection, used only by the guard's observation oracle (no other test disturbs it). */
+  oracleUrl: string
   /** Straight to Postgres as the app user (no pooler). */
   directUrl: string
   /** Straight to Postgres as superuser (setup, pg_stat_activity). */
@@ -231,6 +233,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       databaseUrl: env.DATABASE_URL,
       databaseUrl6: env.DATABASE_URL_IPV6 ?? '',
       pool1Url: env.DATABASE_URL_POOL1 ?? env.DATABASE_URL,
+      oracleUrl: env.DATABASE_URL_ORACLE ?? env.DATABASE_URL_POOL1 ?? env.DATABASE_URL,
       directUrl: env.DIRECT_URL ?? env.DATABASE_URL,
       superUrl: env.SUPER_URL ?? env.DIRECT_URL ?? env.DATABASE_URL,
       adminUrl: env.PGBOUNCER_ADMIN_URL ?? '',
@@ -303,6 +306,9 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         `unix_socket_directories=${dir}`,
         '-c',
         'max_connections=40',
+        '-c',
+        // Two-phase commit (PREPARE TRANSACTION) through the pooler is tested for real.
+        'max_prepared_transactions=10',
         '-c',
         'fsync=off',
         '-c',
@@ -406,6 +412,8 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         `app_pool1 = ${server} pool_size=1`,
         // Reserved for the prepared-statement reproduction: two server connections, nobody else uses it.
         `app_pool2 = ${server} pool_size=2`,
+        // The guard's observation oracle: one server connection that only that test uses.
+        `app_oracle = ${server} pool_size=1`,
       ],
       ['max_client_conn = 400', 'default_pool_size = 10'],
     )
@@ -420,6 +428,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       databaseUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app`,
       databaseUrl6: `postgres://app:${password}@[::1]:${bPort}/app`,
       pool1Url: `postgres://app:${password}@127.0.0.1:${bPort}/app_pool1`,
+      oracleUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app_oracle`,
       directUrl: `postgres://app:${password}@127.0.0.1:${pgPort}/app`,
       superUrl,
       adminUrl: `postgres://pgb_admin:${adminPass}@127.0.0.1:${bPort}/pgbouncer`,
@@ -442,6 +451,7 @@ export function stackEnv(stack: Stack): Record<string, string> {
   return {
     DATABASE_URL: stack.databaseUrl,
     DATABASE_URL_POOL1: stack.pool1Url,
+    DATABASE_URL_ORACLE: stack.oracleUrl,
     DATABASE_URL_IPV6: stack.databaseUrl6,
     DIRECT_URL: stack.directUrl,
     SUPER_URL: stack.superUrl,

@@ -212,24 +212,6 @@ export const deadlockInTransaction = (): PoolerError =>
     "c.var.sql was used inside its own sql.begin() callback: the transaction holds the only connection (max: 1), so it would wait forever — use the callback's tx",
   )
 
-/**
- * `tx.prepare(name)`: two-phase commit, refused like SQL `PREPARE TRANSACTION` (guard rule `sql-prepare`).
- *
- * @example
- * ```ts
- * const overrides: Record<string, unknown> = {}
- * overrides.prepare = () => {
- *   throw twoPhaseCommit()
- * }
- * ```
- */
-export const twoPhaseCommit = (): PoolerError =>
-  new PoolerError(
-    'UNSAFE_IN_TRANSACTION_MODE',
-    'PREPARE TRANSACTION (two-phase commit) leaves the transaction on a server connection you will not get back — commit normally',
-    { rule: 'sql-prepare', fix: 'commit normally; two-phase commit needs a direct connection' },
-  )
-
 /** The postgres.js methods that need a session of their own, and why each is refused in transaction mode. */
 export const SESSION_ONLY: Record<
   'listen' | 'subscribe' | 'reserve',
