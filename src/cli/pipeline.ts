@@ -7,11 +7,11 @@
 import type { Socket } from 'node:net'
 import { isIP } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
+import { scramExchange } from '../connect/scram'
 import { CLI_DEFAULTS } from '../options'
 import type { DoctorState } from './context'
 import { connectTcp, SSL_REQUEST, within } from './net'
 import { type CheckResult, errText, ms } from './output'
-import { startScram } from './scram'
 
 const int32 = (n: number) => {
   const b = Buffer.alloc(4)
@@ -111,10 +111,10 @@ async function connectOnce(s: DoctorState, address: string, pipelined: boolean):
     }
     socket.on('error', () => {})
     const next = reader(socket)
-    const scram = startScram(s.password)
+    const scram = scramExchange()
     const started = performance.now()
     const hello = startup(info.user, info.database)
-    socket.write(pipelined ? Buffer.concat([hello, saslInitial(scram.first)]) : hello)
+    socket.write(pipelined ? Buffer.concat([hello, saslInitial(scram.clientFirst)]) : hello)
     for (;;) {
       const m = await within(next(), s.left(), 'pipelined connect')
       if (m.type === 'E') return { ok: false, reason: errorFields(m.body), rejected: true }
@@ -124,10 +124,11 @@ async function connectOnce(s: DoctorState, address: string, pipelined: boolean):
       if (code === 10) {
         if (!m.body.toString('utf8', 4).split('\0').includes('SCRAM-SHA-256'))
           return { ok: false, reason: 'the server does not offer SCRAM-SHA-256', rejected: false }
-        if (!pipelined) socket.write(saslInitial(scram.first))
-      } else if (code === 11) socket.write(message('p', Buffer.from(scram.final(m.body.toString('utf8', 4)))))
+        if (!pipelined) socket.write(saslInitial(scram.clientFirst))
+      } else if (code === 11)
+        socket.write(message('p', Buffer.from(scram.clientFinal(m.body.toString('utf8', 4), s.password))))
       else if (code === 12) {
-        if (!scram.verify(m.body.toString('utf8', 4)))
+        if (!scram.verifyServer(m.body.toString('utf8', 4)))
           return { ok: false, reason: 'wrong SCRAM server signature', rejected: false }
       } else if (code !== 0)
         return {

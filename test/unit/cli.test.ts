@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest'
 import { parseCommand, UsageError } from '../../src/cli/args'
 import { splitFix } from '../../src/cli/context'
 import { CHECK_IDS, formatCheck } from '../../src/cli/output'
-import { startScram } from '../../src/cli/scram'
 import { isOwnClient, renderFrame } from '../../src/cli/top-frame'
 import { CLI_DEFAULTS } from '../../src/options'
 
@@ -201,20 +200,5 @@ describe('the top frame', () => {
     ])
     expect(isOwnClient('hono-pooler-doctor')).toBe(true)
     expect(isOwnClient('psql')).toBe(false)
-  })
-})
-
-describe('SCRAM-SHA-256 (the pipeline probe writes it itself)', () => {
-  it('matches the RFC 7677 test vector', () => {
-    const scram = startScram('pencil', { nonce: 'rOprNGfwEbeRWgbNEkqO', user: 'user' })
-    expect(scram.first).toBe('n,,n=user,r=rOprNGfwEbeRWgbNEkqO')
-    expect(
-      scram.final('r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096'),
-    ).toBe(
-      'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=',
-    )
-    expect(scram.verify('v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=')).toBe(true)
-    expect(scram.verify('v=AAAA')).toBe(false)
-    expect(() => scram.final('r=someone-elses-nonce,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096')).toThrow(/malformed/)
   })
 })
