@@ -132,7 +132,7 @@ function makeCertificates(
   return { ca, cert, key }
 }
 
-function findPgBin(): string {
+export function findPgBin(): string {
   const candidates: string[] = []
   try {
     candidates.push(execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim())
@@ -154,7 +154,7 @@ function findPgBouncer(): string {
 }
 
 /** Postgres and PgBouncer refuse to run as root: as root, run them as the `postgres` OS user. */
-function serviceUser(): { uid: number; gid: number } | undefined {
+export function serviceUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined
   try {
     const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim())
@@ -192,7 +192,12 @@ export async function freePort(): Promise<number> {
   }
 }
 
-async function waitForPort(port: number, child: ChildProcess, what: string, logFile?: string): Promise<void> {
+export async function waitForPort(
+  port: number,
+  child: ChildProcess,
+  what: string,
+  logFile?: string,
+): Promise<void> {
   const deadline = Date.now() + 15_000
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
@@ -223,7 +228,7 @@ function run(cmd: string, args: string[], user: { uid: number; gid: number } | u
   }
 }
 
-function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {
     const kill = setTimeout(() => child.kill('SIGKILL'), 5000)

@@ -26,6 +26,7 @@ export type PoolerErrorCode =
   | 'CONNECTION_LOST'
   | 'TLS_FAILED'
   | 'QUERY_TIMEOUT'
+  | 'PIPELINE_CONNECT_UNSAFE'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -46,9 +47,8 @@ export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
 ])
 
 /**
- * The HTTP status of each code that is not 500 (`getResponse()`, `errorResponse`): 503 when the database
- * could not be reached or was lost (retry later), 504 when a statement missed its deadline. Every other
- * code — configuration and programming errors, where retrying does not help — is 500.
+ * The HTTP status of the codes that are not 500: 503 when the database could not be reached or was lost
+ * (retry later), 504 when a statement missed its deadline. Configuration and programming errors are 500.
  *
  * @example
  * ```ts
@@ -60,23 +60,11 @@ export const STATUS: Readonly<Partial<Record<PoolerErrorCode, 503 | 504>>> = {
   QUERY_TIMEOUT: 504,
 }
 
-/** Seconds a client should wait before retrying, per code (sent as `Retry-After`). */
-const RETRY_AFTER: Partial<Record<PoolerErrorCode, number>> = { POOLER_SATURATED: 1, CONNECTION_LOST: 1 }
-
 /** At most one log line per code per this many milliseconds (a saturated pooler fails every request). */
 export const LOG_INTERVAL_MS = 10_000
 const logged = new Map<PoolerErrorCode, { at: number; suppressed: number }>()
 
-/**
- * Logs `[hono-pooler] CODE: message` at most once per code per `LOG_INTERVAL_MS`; the next line says how
- * many were left out in between.
- *
- * @example
- * ```ts
- * logError(new PoolerError('POOLER_SATURATED', 'no more connections allowed'))
- * // [hono-pooler] POOLER_SATURATED: no more connections allowed (+2499 more POOLER_SATURATED in the last 10 s)
- * ```
- */
+/** Logs `[hono-pooler] CODE: message` at most once per code per `LOG_INTERVAL_MS`, then with the count left out. */
 export function logError(err: PoolerError, now = Date.now()): void {
   const seen = logged.get(err.code)
   if (seen && now - seen.at < LOG_INTERVAL_MS) {
@@ -91,9 +79,7 @@ export function logError(err: PoolerError, now = Date.now()): void {
 }
 
 /** Forgets what `logError` has logged (tests). */
-export function resetErrorLog(): void {
-  logged.clear()
-}
+export const resetErrorLog = (): void => logged.clear()
 
 export interface PoolerErrorOptions {
   cause?: unknown
@@ -108,8 +94,8 @@ export interface PoolerErrorOptions {
 }
 
 /**
- * The error class of hono-pooler. Connection errors (`CONNECTION_CODES`) carry `getResponse()`, so Hono's
- * default error handler answers them with a 503 JSON body, while an app's own `onError` still sees them.
+ * The error class of hono-pooler. Every one carries `getResponse()`, so Hono's default error handler answers
+ * it with JSON and its `status`, while an app's own `onError` still sees it.
  *
  * @example
  * ```ts
@@ -135,7 +121,8 @@ export class PoolerError extends Error {
     if (options.rule !== undefined) this.rule = options.rule
     if (options.fix !== undefined) this.fix = options.fix
     if (options.statement !== undefined) this.statement = options.statement
-    const retryAfter = options.retryAfter ?? RETRY_AFTER[code]
+    const retryAfter =
+      options.retryAfter ?? (code === 'POOLER_SATURATED' || code === 'CONNECTION_LOST' ? 1 : undefined)
     if (retryAfter !== undefined) this.retryAfter = retryAfter
     this.status = STATUS[code] ?? 500
     // Hono's default onError answers with it (JSON with the code) and, as it does for other errors, logs
@@ -155,7 +142,6 @@ export class PoolerError extends Error {
   }
 }
 
-const CONFIG = 'The server is misconfigured: its database settings are invalid.'
 const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
   CONNECT_FAILED: 'The database is unreachable. Try again later.',
   CONNECT_TIMEOUT: 'The database did not answer in time. Try again later.',
@@ -164,19 +150,12 @@ const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
   CONNECTION_LOST: 'The connection to the database was lost. Retry shortly.',
   TLS_FAILED: 'The server could not open a secure connection to its database.',
   QUERY_TIMEOUT: 'The database did not answer in time.',
-  INVALID_OPTIONS: CONFIG,
-  MISSING_DATABASE_URL: CONFIG,
-  INVALID_URL: CONFIG,
-  MULTI_HOST_URL: CONFIG,
-  UNSUPPORTED_URL_PARAM: CONFIG,
-  WRONG_PORT_FOR_MODE: CONFIG,
-  PREPARE_UNSUPPORTED: CONFIG,
 }
 
 /**
- * The JSON error response hono-pooler uses: `{ error: { code, message } }` with the error's status (503 for
- * connection errors, 504 for `QUERY_TIMEOUT`, else 500) and `Retry-After` when saturated or lost. The message is `err.publicMessage` — no
- * host, port, user or SQL reaches the HTTP client — unless `expose: true` (development) sends `err.message`.
+ * The JSON error response hono-pooler uses: `{ error: { code, message } }` with `err.status` and `Retry-After`
+ * when saturated or lost. The message is `err.publicMessage` — no host, port, user or SQL reaches the HTTP
+ * client — unless `expose: true` (development) sends `err.message`.
  *
  * @example
  * ```ts
@@ -251,6 +230,51 @@ export const queryTimedOut = (seconds: number, cause?: unknown): PoolerError =>
     'QUERY_TIMEOUT',
     `A statement had no complete answer within ${seconds} s (queryTimeout) and was cancelled on the server — make it faster, or raise queryTimeout (0 disables)`,
     cause === undefined ? {} : { cause },
+  )
+
+/**
+ * TLS was asked for (`sslmode=require`/`verify-full`) and the server said no (or answered nonsense).
+ *
+ * @example
+ * ```ts
+ * declare const answer: number
+ * if (answer === 0x4e) throw tlsRefused('db', 5432, 'the server does not support TLS')
+ * ```
+ */
+export const tlsRefused = (host: string, port: number, why: string): PoolerError =>
+  new PoolerError(
+    'TLS_FAILED',
+    `TLS to ${host}:${port} failed: ${why} — enable TLS on the server, or use sslmode=prefer / disable for a local database`,
+  )
+
+/**
+ * The server's SCRAM signature was wrong: it does not know the password (an impostor, or a broken pooler).
+ *
+ * @example
+ * ```ts
+ * declare const verified: boolean
+ * if (!verified) throw saslSignatureMismatch()
+ * ```
+ */
+export const saslSignatureMismatch = (): PoolerError =>
+  new PoolerError(
+    'AUTH_FAILED',
+    'The server did not prove that it knows the password (SCRAM server signature mismatch) — check that the URL points at your database and use sslmode=verify-full',
+  )
+
+/**
+ * `pipelineConnect: true` sends the first statement before the server proved it knows the password.
+ *
+ * @example
+ * ```ts
+ * declare const verified: boolean
+ * if (!verified) throw pipelineConnectUnsafe('db.example.com')
+ * ```
+ */
+export const pipelineConnectUnsafe = (host: string): PoolerError =>
+  new PoolerError(
+    'PIPELINE_CONNECT_UNSAFE',
+    `pipelineConnect sends the first statement before ${host} has proven it knows the password: use TLS with verification (sslmode=verify-full, or ssl: { ca }) — or pipelineConnect: 'insecure' if you accept that risk`,
   )
 
 /** The postgres.js methods that need a session of their own, and why each is refused in transaction mode. */

@@ -22,6 +22,25 @@ export const DEFAULTS = {
   idleTimeout: 30,
   queryTimeout: 30,
   applicationName: 'hono-pooler',
+  /** hono-pooler runs TLS, the startup and SCRAM itself (SCRAM keys derived once per process). */
+  fastConnect: true,
+  /** Startup + SCRAM + first statement in two round trips: opt-in (see docs/fast-connect.md). */
+  pipelineConnect: false,
+} as const
+
+/** Every default of the `hono-pooler` command (`doctor`, `top`): its usage text shows them. */
+export const CLI_DEFAULTS = {
+  /** Seconds the whole `doctor` run may take (`--timeout`). */
+  timeout: 10,
+  /** Seconds the `ipv6` check's connect attempt may take (within `--timeout`). */
+  ipv6Timeout: 3,
+  /** `select 1` round trips the `query` check takes the median of. */
+  queryRuns: 5,
+  /** Seconds between two `top` frames (`--interval`). */
+  interval: 2,
+  /** `application_name` of the commands' own connections. */
+  doctorApplicationName: 'hono-pooler-doctor',
+  topApplicationName: 'hono-pooler-top',
 } as const
 
 /** After a client abort: how often the CancelRequest is repeated, and how long statements get to stop. */
@@ -87,6 +106,16 @@ export interface PoolerOptions {
   inlineParams?: boolean
   /** TLS. Default: the URL's `sslmode`; else `require` for Supabase/Neon hosts, none for loopback. */
   ssl?: boolean | 'require' | 'prefer' | 'allow' | 'verify-full' | Record<string, unknown>
+  /**
+   * hono-pooler owns the connection's setup (TLS, startup, SCRAM with the keys derived once per process;
+   * other auth methods fall through to postgres.js). Default `true`; `false` leaves it all to postgres.js.
+   */
+  fastConnect?: boolean
+  /**
+   * Login and first statement in two round trips (SCRAM only; never to Supavisor). Needs TLS with
+   * verification unless the host is loopback or `'insecure'` is given. Default `false`.
+   */
+  pipelineConnect?: boolean | 'insecure'
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
   /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
@@ -132,6 +161,8 @@ const schema = z.strictObject({
       z.record(z.string(), z.unknown()),
     ]),
   ),
+  fastConnect: z.optional(z.boolean()),
+  pipelineConnect: z.optional(z.union([z.boolean(), z.literal('insecure')])),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
 })
@@ -196,7 +227,10 @@ function presetOwned(driver: Record<string, unknown> | undefined): string | unde
 
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
-  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'queryTimeout'> {
+  extends Omit<
+    PoolerOptions,
+    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'queryTimeout' | 'fastConnect' | 'pipelineConnect'
+  > {
   binding: string
   mode: 'auto' | PoolerMode
   max: number
@@ -205,6 +239,8 @@ export interface ResolvedOptions
   idleTimeout: number
   queryTimeout: number
   applicationName: string
+  fastConnect: boolean
+  pipelineConnect: boolean | 'insecure'
 }
 
 /**
@@ -252,5 +288,7 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
     queryTimeout: options.queryTimeout ?? DEFAULTS.queryTimeout,
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
+    fastConnect: options.fastConnect ?? DEFAULTS.fastConnect,
+    pipelineConnect: options.pipelineConnect ?? DEFAULTS.pipelineConnect,
   }
 }

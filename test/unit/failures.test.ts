@@ -37,6 +37,7 @@ const ALL: Record<PoolerErrorCode, true> = {
   RESERVE_UNSUPPORTED: true,
   INVALID_SETTING: true,
   DEADLOCK_IN_TRANSACTION: true,
+  PIPELINE_CONNECT_UNSAFE: true,
 }
 const CODES = Object.keys(ALL) as PoolerErrorCode[]
 const status = (code: PoolerErrorCode) => STATUS[code] ?? 500
