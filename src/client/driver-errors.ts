@@ -75,7 +75,7 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
   if (TLS_CODES.test(code))
     return new PoolerError(
       'TLS_FAILED',
-      `TLS to ${where} failed (${code || 'TLS'}) — check sslmode: the server may not offer TLS, or its certificate does not match (verify-full needs the server's CA)`,
+      `TLS to ${where} failed (${code.startsWith('ERR_SSL_') ? code : `${code}: ${message}`}) — check sslmode: the server may not offer TLS, or its certificate does not match (verify-full needs the server's CA)`,
       { cause: e },
     )
   if (LOST.has(code) || (code === '08P01' && LOST_BOUNCER.test(message)))

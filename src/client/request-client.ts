@@ -4,7 +4,7 @@
  * `query-hook.ts`; `sql-proxy.ts` makes `sql` a real postgres.js `Sql`.
  */
 import postgres, { type Sql } from 'postgres'
-import { clientClosed, deadlockInTransaction, PoolerError, queryTimedOut } from '../errors'
+import { clientClosed, deadlockInTransaction, PoolerError, queryTimedOut, STATUS } from '../errors'
 import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
 import { ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS, type PoolerEvent } from '../options'
@@ -89,6 +89,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   // Queries past their queryTimeout: whatever they fail with (57014 from our cancel, the destroyed
   // socket) is QUERY_TIMEOUT. A user's own statement_timeout stays 57014.
   const timedOut = new WeakSet<object>()
+  const reported = new WeakSet<PoolerError>()
   const mapError = (e: unknown, q?: unknown) => {
     // The request is over and we destroyed its sockets: not a lost connection (a query left running).
     if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
@@ -96,7 +97,9 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       q && timedOut.has(q as object) && !(e instanceof PoolerError)
         ? queryTimedOut(options.queryTimeout, e)
         : mapConnectionError(e, config)
-    if (mapped !== e && mapped instanceof PoolerError) {
+    // Reported once: mapped here, or already coded by the connect layer (TLS, SCRAM) — 503/504 codes only.
+    if (mapped instanceof PoolerError && STATUS[mapped.code] && !reported.has(mapped)) {
+      reported.add(mapped)
       failed = true
       if (mapped.code === 'CONNECTION_LOST' || mapped.code === 'TLS_FAILED') lost = true
       if (mapped.code === lastCode) return mapped // one event per failure (a query may be rejected twice)
