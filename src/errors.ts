@@ -22,6 +22,8 @@ export type PoolerErrorCode =
   | 'RESERVE_UNSUPPORTED'
   | 'INVALID_SETTING'
   | 'DEADLOCK_IN_TRANSACTION'
+  | 'POOL_TIMEOUT'
+  | 'POOL_CLOSED'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -34,6 +36,8 @@ export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
   'CONNECT_TIMEOUT',
   'AUTH_FAILED',
   'POOLER_SATURATED',
+  'POOL_TIMEOUT',
+  'POOL_CLOSED',
 ])
 
 export interface PoolerErrorOptions {
@@ -100,6 +104,8 @@ const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
   CONNECT_TIMEOUT: 'The database did not answer in time. Try again later.',
   AUTH_FAILED: 'The server could not log in to its database.',
   POOLER_SATURATED: 'The database is busy. Retry shortly.',
+  POOL_TIMEOUT: 'The database is busy. Retry shortly.',
+  POOL_CLOSED: 'The server is shutting down. Retry shortly.',
 }
 
 /**
@@ -226,3 +232,40 @@ export const SESSION_ONLY: Record<
       'sql.reserve() does not pin a server connection behind a transaction-mode pooler — use sql.begin() to keep statements on one connection',
   },
 }
+
+/*
+ * The shared pool (`pooler({ pool })`): no connection free in time, the pool closed, a pool where sockets
+ * cannot outlive a request.
+ */
+
+/**
+ * @example
+ * reject(poolTimeout(30, 'db.example.com', 15))
+ */
+export const poolTimeout = (seconds: number, host: string, limit: number): PoolerError =>
+  new PoolerError(
+    'POOL_TIMEOUT',
+    `No pooled connection to ${host} became free within ${seconds} s (all ${limit} in use) — raise pool.size or pool.overflow, shorten transactions, or raise pool.timeout`,
+    { retryAfter: 1 },
+  )
+
+/**
+ * @example
+ * if (closing) throw poolClosed()
+ */
+export const poolClosed = (): PoolerError =>
+  new PoolerError(
+    'POOL_CLOSED',
+    'The connection pool is closed (closePools() was called): the server is shutting down — retry on another instance',
+    { retryAfter: 1 },
+  )
+
+/**
+ * @example
+ * if (isWorkerd() && !pool.allowServerless) throw poolOnServerless('Cloudflare Workers')
+ */
+export const poolOnServerless = (platform: string): PoolerError =>
+  new PoolerError(
+    'INVALID_OPTIONS',
+    `Invalid hono-pooler option pool: ${platform} does not keep sockets between requests — drop pool (one client per request through the transaction pooler), or set pool.allowServerless: true knowingly`,
+  )

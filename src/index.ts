@@ -11,6 +11,8 @@ export {
   poolBudget,
 } from './guide'
 export { type PoolerBindings, type PoolerEnv, type PoolerVariables, pooler } from './middleware/pooler'
-export type { CloseReason, GuardLevel, PoolerEvent, PoolerOptions } from './options'
+export type { CloseReason, GuardLevel, PoolerEvent, PoolerOptions, PoolOptions } from './options'
+export type { PoolStats } from './pool/pool'
+export { closePools, poolStats } from './pool/registry'
 export { withSettings } from './settings'
 export { classifyUrl, type PoolerMode, type Provider, type UrlInfo } from './url'

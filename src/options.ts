@@ -24,19 +24,67 @@ export const DEFAULTS = {
 } as const
 
 /**
+ * Defaults of `pooler({ pool })`, SQLAlchemy's QueuePool figures (`pool_size` 5, `max_overflow` 10,
+ * `pool_timeout` 30) with a 30-minute `pool_recycle`.
+ */
+export const POOL_DEFAULTS = {
+  size: 5,
+  overflow: 10,
+  timeout: 30,
+  recycle: 1800,
+  allowServerless: false,
+  checkBudget: true,
+} as const
+
+/** A shared pool for long-running servers (`pooler({ pool })`). Every field is optional. */
+export interface PoolOptions {
+  /** Connections kept open once opened (`pool_size`). Default 5. */
+  size?: number
+  /** Extra connections opened under a burst, closed as soon as they are idle (`max_overflow`). Default 10. */
+  overflow?: number
+  /** Seconds a query waits for a connection when all are busy, then `POOL_TIMEOUT` (`pool_timeout`). Default 30. */
+  timeout?: number
+  /** Maximum lifetime of a connection in seconds (`pool_recycle`); `0` keeps them forever. Default 1800. */
+  recycle?: number
+  /** Allow a pool on Workers / Vercel, where sockets do not outlive a request. Default false. */
+  allowServerless?: boolean
+  /** On first use, warn once when `size + overflow` exceeds the server's connection budget. Default true. */
+  checkBudget?: boolean
+}
+
+/** `PoolOptions` with every default filled in. */
+export interface ResolvedPoolOptions {
+  size: number
+  overflow: number
+  timeout: number
+  recycle: number
+  allowServerless: boolean
+  checkBudget: boolean
+}
+
+/**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
  *
  * @example
  * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true }
+ * modeDefaults('direct', true) // { guard: 'error', prepare: true, inlineParams: false } (a shared pool)
  */
-export function modeDefaults(mode: PoolerMode): {
+export function modeDefaults(
+  mode: PoolerMode,
+  pooled = false,
+): {
   guard: GuardLevel
   prepare: boolean
   inlineParams: boolean
 } {
   const transaction = mode === 'transaction'
-  return { guard: transaction ? 'error' : 'off', prepare: !transaction, inlineParams: transaction }
+  // A shared pool hands one connection to many requests: session state would leak, so the guard is on.
+  return {
+    guard: transaction || pooled ? 'error' : 'off',
+    prepare: !transaction,
+    inlineParams: transaction,
+  }
 }
 
 /** What `pooler()` accepts. Every field is optional. */
@@ -67,6 +115,8 @@ export interface PoolerOptions {
   ssl?: boolean | 'require' | 'prefer' | 'allow' | 'verify-full' | Record<string, unknown>
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
+  /** A shared pool for long-running servers (see docs/pool.md). Default: none, one client per request. */
+  pool?: PoolOptions
   /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
   onEvent?: (event: PoolerEvent) => void
 }
@@ -111,6 +161,16 @@ const schema = z.strictObject({
   ),
   postgres: z.optional(z.record(z.string(), z.unknown())),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
+  pool: z.optional(
+    z.strictObject({
+      size: z.optional(z.int().check(z.gte(1), z.lte(1000))),
+      overflow: z.optional(z.int().check(z.gte(0), z.lte(1000))),
+      timeout: z.optional(num(z.gt(0), z.lte(3600))),
+      recycle: z.optional(num(z.gte(0), z.lte(86400))),
+      allowServerless: z.optional(z.boolean()),
+      checkBudget: z.optional(z.boolean()),
+    }),
+  ),
 })
 
 /** One line for a zod issue, without echoing the input (it may be a URL with a password). */
@@ -137,7 +197,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
-  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding'> {
+  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'pool'> {
   binding: string
   mode: 'auto' | PoolerMode
   max: number
@@ -145,6 +205,7 @@ export interface ResolvedOptions
   closeTimeout: number
   idleTimeout: number
   applicationName: string
+  pool?: ResolvedPoolOptions
 }
 
 /**
@@ -161,8 +222,9 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     const what = issue ? describeIssue(issue) : 'is invalid'
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
+  const { pool, ...rest } = options
   return {
-    ...options,
+    ...rest,
     binding: options.binding ?? DEFAULTS.binding,
     mode: options.mode ?? DEFAULTS.mode,
     max: options.max ?? DEFAULTS.max,
@@ -170,5 +232,6 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
     idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
+    ...(pool ? { pool: { ...POOL_DEFAULTS, ...pool } } : {}),
   }
 }

@@ -25,6 +25,8 @@ export interface ProxyContext {
   mapError(e: unknown): unknown
   /** Identifies the request client, for `insideTransaction`. */
   owner: object
+  /** Shared pool: a pooled connection for `sql.begin`, taken after the request's gate `g`. */
+  lease?(g: Gate | undefined): Promise<{ sql: Sql<any>; release(): void }>
 }
 
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -113,15 +115,16 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
         const s = ctx.ensure()
         const stuck = ctx.deadlocked()
         if (stuck) throw stuck
-        await g?.acquire()
+        const leased = ctx.lease && (await ctx.lease(g))
+        if (!leased) await g?.acquire()
         try {
-          return await s.begin(opts as string, (tx) =>
+          return await (leased ? leased.sql : s).begin(opts as string, (tx) =>
             insideTransaction.run(ctx.owner, () => fn!(wrapSql(ctx, () => tx, undefined, false))),
           )
         } catch (e) {
           throw ctx.mapError(e)
         } finally {
-          g?.release()
+          leased ? leased.release() : g?.release()
         }
       },
       ...(ctx.transaction && SESSION_ONLY_METHODS),

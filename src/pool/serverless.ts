@@ -1,0 +1,30 @@
+/**
+ * Where a shared pool makes no sense: on Workers a socket cannot outlive its request, and a Vercel function
+ * may be suspended with sockets open. A pool there is refused unless the user opts in knowingly.
+ */
+import { isWorkerd } from '../client/workerd-socket'
+import { poolOnServerless } from '../errors'
+
+/**
+ * The serverless platform this code runs on, if any.
+ *
+ * @example
+ * serverlessPlatform() // 'Cloudflare Workers' in workerd, 'Vercel' in a Vercel function, else undefined
+ */
+export function serverlessPlatform(): string | undefined {
+  if (isWorkerd()) return 'Cloudflare Workers'
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
+  if (env?.VERCEL === '1' || (globalThis as any)[Symbol.for('@vercel/request-context')]) return 'Vercel'
+  return undefined
+}
+
+/**
+ * Throws `INVALID_OPTIONS` for a pool on a serverless platform without `allowServerless: true`.
+ *
+ * @example
+ * refuseServerless(options.pool.allowServerless)
+ */
+export function refuseServerless(allowServerless: boolean): void {
+  const platform = allowServerless ? undefined : serverlessPlatform()
+  if (platform) throw poolOnServerless(platform)
+}
