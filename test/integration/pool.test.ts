@@ -165,7 +165,14 @@ describe('transaction-mode rules across requests', () => {
 
   it('session state is refused on a shared pool in direct mode too (the guard is on)', async () => {
     const app = new Hono<{ Variables: PoolerVariables }>()
-    app.use(pooler({ url: stack.directUrl, applicationName: `${APP}-guard`, pool: { checkBudget: false } }))
+    app.use(
+      pooler({
+        url: stack.directUrl,
+        mode: 'direct',
+        applicationName: `${APP}-guard`,
+        pool: { checkBudget: false },
+      }),
+    )
     app.onError((err, c) => c.json({ code: (err as { code?: string }).code }, 500))
     app.get('/', async (c) => c.json(await c.var.sql`set search_path to public`))
     expect(await (await app.request('/')).json()).toEqual({ code: 'UNSAFE_IN_TRANSACTION_MODE' })
@@ -175,7 +182,7 @@ describe('transaction-mode rules across requests', () => {
 describe('closePools', () => {
   it('waits for a running request, then closes everything: SHOW CLIENTS and pg_stat_activity empty', async () => {
     const viaBouncer = poolApp(`${APP}-close`, { pool: { size: 2 } })
-    const direct = poolApp(`${APP}-close-direct`, { url: stack.directUrl, pool: { size: 2 } })
+    const direct = poolApp(`${APP}-close-direct`, { url: stack.directUrl, mode: 'direct', pool: { size: 2 } })
     await Promise.all([
       viaBouncer.app.request('/one'),
       direct.app.request('/one'),
@@ -200,7 +207,7 @@ describe('closePools', () => {
   })
 
   it('after its timeout, closes running statements too', async () => {
-    const { app } = poolApp(`${APP}-close-hard`, { url: stack.directUrl, pool: { size: 1 } })
+    const { app } = poolApp(`${APP}-close-hard`, { url: stack.directUrl, mode: 'direct', pool: { size: 1 } })
     const running = app.request('/sleep/5')
     await sleep(300)
     const started = Date.now()
