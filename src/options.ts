@@ -67,8 +67,10 @@ export interface ResolvedPoolOptions {
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
  *
  * @example
+ * ```ts
  * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true }
  * modeDefaults('direct', true) // { guard: 'error', prepare: true, inlineParams: false } (a shared pool)
+ * ```
  */
 export function modeDefaults(
   mode: PoolerMode,
@@ -195,6 +197,30 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
+/**
+ * postgres.js options the preset sets itself, with the `pooler()` option that controls each: given in
+ * `postgres: {…}` they would be silently overridden, so they are refused instead.
+ */
+export const PRESET_OWNED: Readonly<Record<string, string>> = {
+  max: 'max',
+  connect_timeout: 'connectTimeout',
+  idle_timeout: 'idleTimeout',
+  max_lifetime: 'idleTimeout (a request client lives as long as its request)',
+  prepare: 'prepare',
+  ssl: 'ssl',
+  'connection.application_name': 'applicationName',
+}
+
+function presetOwned(driver: Record<string, unknown> | undefined): string | undefined {
+  if (!driver) return undefined
+  const connection = driver.connection as Record<string, unknown> | undefined
+  for (const key of Object.keys(PRESET_OWNED)) {
+    const [a, b] = key.split('.') as [string, string | undefined]
+    if (b ? connection && b in connection : a in driver) return key
+  }
+  return undefined
+}
+
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
   extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'pool'> {
@@ -212,7 +238,9 @@ export interface ResolvedOptions
  * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
  *
  * @example
+ * ```ts
  * parseOptions({ max: 9 }) // throws INVALID_OPTIONS: Invalid hono-pooler option max: must be <= 5
+ * ```
  */
 export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
   const r = schema.safeParse(options)
@@ -222,6 +250,12 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     const what = issue ? describeIssue(issue) : 'is invalid'
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
+  const owned = presetOwned(options.postgres as Record<string, unknown> | undefined)
+  if (owned)
+    throw new PoolerError(
+      'INVALID_OPTIONS',
+      `Invalid hono-pooler option postgres.${owned}: hono-pooler sets it — use pooler({ ${PRESET_OWNED[owned]} }) instead`,
+    )
   const { pool, ...rest } = options
   return {
     ...rest,

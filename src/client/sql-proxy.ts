@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
 import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY, twoPhaseCommit } from '../errors'
-import type { Gate } from './gate'
+import type { Gate, Release } from './gate'
 
 /** What a wrapped `Sql` needs from its request client. */
 export interface ProxyContext {
@@ -26,7 +26,7 @@ export interface ProxyContext {
   /** Identifies the request client, for `insideTransaction`. */
   owner: object
   /** Shared pool: a pooled connection for `sql.begin`, taken after the request's gate `g`. */
-  lease?(g: Gate | undefined): Promise<{ sql: Sql<any>; release(): void }>
+  lease?(g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }>
 }
 
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -44,6 +44,31 @@ const SESSION_ONLY_METHODS = {
   reserve: rejectWith('reserve'),
 }
 
+const noop = () => {}
+let originKey: symbol | undefined
+const callSites = new WeakMap<readonly string[], Error>()
+
+/**
+ * postgres.js records where a tagged query was created (a 4-frame stack, cached per template) and appends
+ * it to the query's errors; called through the Proxy, those frames would end in the Proxy's trap. Records
+ * the same, from the caller of `trap` on (so `err.stack` names the user's own line).
+ */
+function keepCallSite(q: any, trap: Function): void {
+  if (!q.tagged || q.handler?.debug) return // debug mode keeps postgres.js's full stack
+  originKey ??= Object.getOwnPropertySymbols(q).find((k) => k.description === 'OriginError')
+  if (!originKey) return
+  let origin = callSites.get(q.strings)
+  if (!origin) {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 4
+    origin = new Error()
+    Error.captureStackTrace?.(origin, trap)
+    Error.stackTraceLimit = limit
+    callSites.set(q.strings, origin)
+  }
+  q[originKey] = origin
+}
+
 async function readText(path: string): Promise<string> {
   const spec = 'node:fs/promises' // not an import statement: bundlers for Workers leave it alone
   const fs = (await import(spec)) as { readFile(p: string, enc: 'utf8'): Promise<string> }
@@ -59,7 +84,12 @@ function unsafeArgs(args: unknown[]): [unknown[], Record<string, any>] {
  * Wraps a postgres.js Sql (the top-level one, `top`, or a transaction's) so every query is hooked.
  *
  * @example
+ * ```ts
+ * import { gate } from './gate'
+ *
+ * declare const ctx: ProxyContext
  * const sql = wrapSql(ctx, ctx.ensure, gate(1), true)
+ * ```
  */
 export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   ctx: ProxyContext,
@@ -90,8 +120,9 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
       )
       return ctx.patch(q, g, () => readText(path))
     },
-    notify(channel: string, payload: string) {
-      return (proxy as any)`select pg_notify(${channel}, ${`${payload}`})`
+    // Like postgres.js's own: async, so it is sent at once even when the promise is never awaited.
+    async notify(channel: string, payload: string) {
+      return await (proxy as any)`select pg_notify(${channel}, ${`${payload}`})`
     },
     savepoint(name: unknown, fn?: (s: any) => unknown) {
       const t = target() as any
@@ -107,35 +138,52 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   }
   if (top) {
     Object.assign(overrides, {
-      async begin(opts: unknown, fn?: (tx: TransactionSql<any>) => unknown) {
+      // Not async: postgres.js's begin must start in this tick, or a statement issued right after it would
+      // overtake the BEGIN. The gate is taken at once when free (tryAcquire), so the order is kept there too.
+      begin(opts: unknown, fn?: (tx: TransactionSql<any>) => unknown) {
         if (typeof opts === 'function') {
           fn = opts as typeof fn
           opts = ''
         }
         const s = ctx.ensure()
         const stuck = ctx.deadlocked()
-        if (stuck) throw stuck
-        const leased = ctx.lease && (await ctx.lease(g))
-        if (!leased) await g?.acquire()
-        try {
-          return await (leased ? leased.sql : s).begin(opts as string, (tx) =>
-            insideTransaction.run(ctx.owner, () => fn!(wrapSql(ctx, () => tx, undefined, false))),
-          )
-        } catch (e) {
-          throw ctx.mapError(e)
-        } finally {
-          leased ? leased.release() : g?.release()
+        if (stuck) return Promise.reject(stuck)
+        const run = (release: Release, on: Sql<any> = s) => {
+          if (ctx.isClosed()) {
+            release()
+            return Promise.reject(clientClosed())
+          }
+          return on
+            .begin(opts as string, (tx) =>
+              insideTransaction.run(ctx.owner, () => fn!(wrapSql(ctx, () => tx, undefined, false))),
+            )
+            .then(
+              (result) => {
+                release()
+                return result
+              },
+              (e) => {
+                release()
+                throw ctx.mapError(e)
+              },
+            )
         }
+        // Shared pool: the request's gate, then a pooled connection for the whole transaction.
+        if (ctx.lease) return ctx.lease(g).then((leased) => run(leased.release, leased.sql))
+        const now = g ? g.tryAcquire() : noop
+        return now ? run(now) : g!.acquire().then(run)
       },
       ...(ctx.transaction && SESSION_ONLY_METHODS),
     })
   }
   const proxy: S = new Proxy(function sql() {} as unknown as S, {
-    apply(_t, _this, args) {
+    apply: function apply(_t, _this, args) {
       if (ctx.isClosed()) throw clientClosed()
       const s = target() as any
       const q = s(...args)
-      return q instanceof Promise ? ctx.patch(q, g) : q
+      if (!(q instanceof Promise)) return q
+      keepCallSite(q, apply)
+      return ctx.patch(q, g)
     },
     get(_t, prop) {
       if (typeof prop === 'string' && prop in overrides) {

@@ -95,7 +95,10 @@ function castsTo(tokens: { kind: string; value: string }[], i: number, sensitive
  * Call it right before the query is handed to the connection (after the guard has seen `$n`).
  *
  * @example
- * if (inline) inlineQuery(query, sql.options)
+ * ```ts
+ * const query = sql`select ${1}::int as n`
+ * inlineQuery(query, sql.options) // true: sent as `select (E'1')::int as n`
+ * ```
  */
 export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
   try {
@@ -143,6 +146,9 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     const origin = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(q), 'origin')?.get
     q.strings = [sent]
     q.args = []
+    // Every distinct value makes a distinct text: preparing it by name (direct/session mode) would leave
+    // one server-side statement per value on a long-lived connection.
+    q.options = { ...q.options, prepare: false }
     // What errors show (`err.query`): the template with `$n`, never the values.
     Object.defineProperty(q, 'string', { configurable: true, get: () => text, set: () => {} })
     if (origin)

@@ -5,7 +5,7 @@
  * its waits, and only its own connections are cancelled or terminated.
  */
 import type { Sql } from 'postgres'
-import type { Gate } from '../client/gate'
+import type { Gate, Release } from '../client/gate'
 import { clientClosed } from '../errors'
 import type { ConnectionPool, Slot } from './pool'
 
@@ -14,8 +14,8 @@ export interface RequestLeases {
   readonly pool: ConnectionPool
   /** The gate for one top-level query: the request's gate, then a pooled connection the query is handed to. */
   gateFor(query: unknown, g: Gate): Gate
-  /** A pooled connection for a transaction (after the request's gate). */
-  lease(g: Gate | undefined): Promise<{ sql: Sql<any>; release(): void }>
+  /** A pooled connection for a transaction (after the request's gate, taken now when it is free). */
+  lease(g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }>
   /** Waits up to `ms` until the request holds no connection; true when it holds none. */
   settled(ms: number): Promise<boolean>
   /** The request is over: its waits end with `CLIENT_CLOSED`. */
@@ -34,58 +34,50 @@ export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>):
   const held = new Set<Slot>()
   const waiting = new Set<() => void>()
 
-  const take = async (g: Gate | undefined): Promise<Slot> => {
-    await g?.acquire()
+  const noop = () => {}
+  // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
+  const take = async (g: Gate | undefined): Promise<{ slot: Slot; release: Release }> => {
+    const gated = g ? (g.tryAcquire() ?? (await g.acquire())) : noop
     try {
       const slot = await pool.acquire(stopped.signal)
       held.add(slot)
       pool.holders.add(abort)
-      return slot
+      let given = false
+      const release = () => {
+        if (given) return
+        given = true
+        held.delete(slot)
+        pool.release(slot)
+        gated()
+        if (held.size) return
+        pool.holders.delete(abort)
+        for (const done of waiting) done()
+      }
+      return { slot, release }
     } catch (e) {
-      g?.release()
+      gated()
       throw e
     }
-  }
-  const give = (slot: Slot, g: Gate | undefined) => {
-    held.delete(slot)
-    pool.release(slot)
-    g?.release()
-    if (held.size) return
-    pool.holders.delete(abort)
-    for (const done of waiting) done()
   }
 
   return {
     pool,
     gateFor(query: any, g: Gate): Gate {
-      let slot: Slot | undefined
       return {
         async acquire() {
-          slot = await take(g)
-          // A query cancelled while it waited must not reach postgres.js's handler (which would park
-          // the connection): hookQuery's catch releases the lease.
-          if (query.cancelled) throw new Error('canceling statement due to user request')
+          const { slot, release } = await take(g)
           query.handler = slot.handler
+          return release
         },
-        release() {
-          if (!slot) return
-          const s = slot
-          slot = undefined
-          give(s, g)
+        tryAcquire: () => undefined,
+        get inUse() {
+          return held.size
         },
       }
     },
     async lease(g) {
-      const slot = await take(g)
-      let given = false
-      return {
-        sql: slot.sql,
-        release: () => {
-          if (given) return
-          given = true
-          give(slot, g)
-        },
-      }
+      const { slot, release } = await take(g)
+      return { sql: slot.sql, release }
     },
     async settled(ms) {
       if (!held.size) return true

@@ -15,7 +15,9 @@ export interface QueryParts {
  * True for a postgres.js `Identifier` (`sql(name)` used as a column or table name).
  *
  * @example
+ * ```ts
  * isIdentifier(sql('users')) // true
+ * ```
  */
 export function isIdentifier(a: any): boolean {
   return !!a && typeof a === 'object' && a.constructor?.name === 'Identifier'
@@ -31,8 +33,10 @@ const isFragmentList = (a: any): boolean =>
  * value.
  *
  * @example
+ * ```ts
  * isTextArg(sql`a = ${1}`) // true
  * isTextArg(42) // false
+ * ```
  */
 export function isTextArg(a: any): boolean {
   return (
@@ -46,7 +50,9 @@ export function isTextArg(a: any): boolean {
  * The text with `$n` in place of each value, and the offset of each `$n` in it.
  *
  * @example
- * queryText(sql`select ${1} where ${sql`a = ${2}`}`) // { text: 'select $1 where a = $2', at: [7, 20] }
+ * ```ts
+ * queryText(sql`select ${1} where ${sql`a = ${2}`}` as any) // { text: 'select $1 where a = $2', at: [7, 20] }
+ * ```
  */
 export function queryText(q: QueryParts): { text: string; at: number[] } {
   const at: number[] = []
