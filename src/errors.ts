@@ -265,7 +265,10 @@ export const SESSION_ONLY: Record<
 
 /**
  * @example
- * reject(poolTimeout(30, 'db.example.com', 15))
+ * ```ts
+ * const err = poolTimeout(30, 'db.example.com', 15)
+ * err.code // 'POOL_TIMEOUT' (503, Retry-After: 1)
+ * ```
  */
 export const poolTimeout = (seconds: number, host: string, limit: number): PoolerError =>
   new PoolerError(
@@ -276,7 +279,10 @@ export const poolTimeout = (seconds: number, host: string, limit: number): Poole
 
 /**
  * @example
+ * ```ts
+ * const closing = true
  * if (closing) throw poolClosed()
+ * ```
  */
 export const poolClosed = (): PoolerError =>
   new PoolerError(
@@ -287,7 +293,9 @@ export const poolClosed = (): PoolerError =>
 
 /**
  * @example
- * if (isWorkerd() && !pool.allowServerless) throw poolOnServerless('Cloudflare Workers')
+ * ```ts
+ * throw poolOnServerless('Cloudflare Workers') // INVALID_OPTIONS
+ * ```
  */
 export const poolOnServerless = (platform: string): PoolerError =>
   new PoolerError(

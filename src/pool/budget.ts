@@ -29,7 +29,12 @@ function maxConnections(key: string, pool: ConnectionPool): Promise<number | und
  * Warns once (console.warn) when the pool may open more connections than the server's budget allows.
  *
  * @example
- * void checkBudget('db:5432/app', pool)
+ * ```ts
+ * import type { ConnectionPool } from './pool'
+ *
+ * declare const pool: ConnectionPool
+ * await checkBudget('db:5432/app', pool) // warns once when size + overflow exceed 80 % of max_connections
+ * ```
  */
 export async function checkBudget(
   key: string,

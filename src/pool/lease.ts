@@ -26,8 +26,19 @@ export interface RequestLeases {
 
 /**
  * @example
- * const leases = requestLeases(pool, () => client.abort())
- * hookQuery(query, leases.gateFor(query, requestGate), hooks)
+ * ```ts
+ * import { gate } from '../client/gate'
+ * import type { ConnectionPool } from './pool'
+ *
+ * declare const pool: ConnectionPool
+ * const leases = requestLeases(pool, async () => {})
+ * const tx = await leases.lease(gate(1)) // a pooled connection for one transaction
+ * try {
+ *   await tx.sql.begin((t) => t`select 1`)
+ * } finally {
+ *   tx.release()
+ * }
+ * ```
  */
 export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>): RequestLeases {
   const stopped = new AbortController()

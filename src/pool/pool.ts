@@ -46,9 +46,19 @@ interface Waiter {
 
 /**
  * @example
- * const pool = new ConnectionPool('db', 'direct', url, driverOptions, { ...POOL_DEFAULTS, size: 4 })
+ * ```ts
+ * import { POOL_DEFAULTS } from '../options'
+ *
+ * const url = 'postgres://app:pw@127.0.0.1:5432/app'
+ * const pool = new ConnectionPool('127.0.0.1', 'direct', url, {}, { ...POOL_DEFAULTS, size: 4 })
  * const slot = await pool.acquire()
- * try { await slot.sql`select 1` } finally { pool.release(slot) }
+ * try {
+ *   await slot.sql`select 1`
+ * } finally {
+ *   pool.release(slot)
+ * }
+ * await pool.close(5)
+ * ```
  */
 export class ConnectionPool {
   /** Builds queries (types, transforms, helpers); never sends them. Its options are every slot's. */

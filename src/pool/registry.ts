@@ -15,7 +15,14 @@ const live = new Set<ConnectionPool>()
  * The shared pool of a request's configuration (`config.options.pool` must be set).
  *
  * @example
+ * ```ts
+ * import { parseOptions } from '../options'
+ * import { clientConfig } from '../preset'
+ *
+ * const url = 'postgres://app:pw@127.0.0.1:5432/app'
  * const pool = sharedPool(clientConfig(url, parseOptions({ pool: { size: 4 } })))
+ * pool.stats().size // 4
+ * ```
  */
 export function sharedPool(config: ClientConfig): ConnectionPool {
   let byUrl = pools.get(config.options)
@@ -40,8 +47,10 @@ export function sharedPool(config: ClientConfig): ConnectionPool {
  * What every shared pool of this process holds right now.
  *
  * @example
+ * ```ts
  * app.get('/admin/pools', (c) => c.json(poolStats()))
  * // [{ host: 'db.abc.supabase.co', mode: 'direct', size: 10, overflow: 5, open: 3, idle: 2, inUse: 1, waiting: 0 }]
+ * ```
  */
 export function poolStats(): PoolStats[] {
   return [...live].map((p) => p.stats())
@@ -52,7 +61,9 @@ export function poolStats(): PoolStats[] {
  * get up to `timeout` seconds, then every connection is closed. A request arriving later opens a new pool.
  *
  * @example
+ * ```ts
  * process.on('SIGTERM', () => closePools({ timeout: 10 }).then(() => process.exit(0)))
+ * ```
  */
 export async function closePools({ timeout = 10 }: { timeout?: number } = {}): Promise<void> {
   const closing = [...live]

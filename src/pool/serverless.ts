@@ -9,7 +9,9 @@ import { poolOnServerless } from '../errors'
  * The serverless platform this code runs on, if any.
  *
  * @example
+ * ```ts
  * serverlessPlatform() // 'Cloudflare Workers' in workerd, 'Vercel' in a Vercel function, else undefined
+ * ```
  */
 export function serverlessPlatform(): string | undefined {
   if (isWorkerd()) return 'Cloudflare Workers'
@@ -22,7 +24,9 @@ export function serverlessPlatform(): string | undefined {
  * Throws `INVALID_OPTIONS` for a pool on a serverless platform without `allowServerless: true`.
  *
  * @example
- * refuseServerless(options.pool.allowServerless)
+ * ```ts
+ * refuseServerless(false) // throws INVALID_OPTIONS on Workers and Vercel
+ * ```
  */
 export function refuseServerless(allowServerless: boolean): void {
   const platform = allowServerless ? undefined : serverlessPlatform()

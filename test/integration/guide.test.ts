@@ -63,6 +63,21 @@ describe('poolBudget: the 40 % / 80 % rule', () => {
     },
   )
 
+  it.each([
+    [60, true, 1, 12, 12],
+    [60, false, 4, 6, 6],
+    [200, true, 3, 13, 13],
+    [60, false, 5, 5, 4],
+    [1, true, 1, 1, 0],
+  ])(
+    'max_connections %i, data API %s, %i instance(s) → pool: { size: %i, overflow: %i } per instance',
+    (maxConnections, usesDataApi, instances, size, overflow) => {
+      const b = poolBudget({ maxConnections, usesDataApi, instances })
+      expect(b).toMatchObject({ size, overflow })
+      expect(b.size + b.overflow).toBe(b.perInstance)
+    },
+  )
+
   it('rejects nonsense', () => {
     expect(() => poolBudget({ maxConnections: 0, usesDataApi: true })).toThrow(RangeError)
     expect(() => poolBudget({ maxConnections: 10, usesDataApi: true, instances: 0 })).toThrow(RangeError)

@@ -1,8 +1,11 @@
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createApp } from '../../examples/app.ts'
+import { poolFromEnv, start } from '../../examples/node/server.ts'
 import { closePools, PoolerError, type PoolerVariables, pooler, poolStats } from '../../src'
+import { appUrl, checkRoutes, prepareSchema, readExport } from '../support/app-schema'
 import { backends, poolApp, superClient, waitFor } from '../support/pool-app'
-import { sleep, stack } from '../support/stack'
+import { showClients, sleep, stack, waitForNoClients } from '../support/stack'
 
 const APP = 'hp-poolreq'
 
@@ -167,5 +170,31 @@ describe('sizing and platforms', () => {
     } finally {
       vi.unstubAllEnvs()
     }
+  })
+})
+
+describe('the Node example with POOL=n', () => {
+  it('serves every route from a shared pool; closePools leaves no client in PgBouncer', async () => {
+    const app = `${APP}-node`
+    await prepareSchema()
+    const pool = poolFromEnv('3')
+    expect(pool).toEqual({ size: 3, overflow: 1 })
+    expect(poolFromEnv(undefined)).toBeUndefined()
+    vi.stubEnv('DATABASE_URL', appUrl(app)) // the example reads it per request
+    const server = await start({ port: 0, app: createApp({ pool: { ...pool, checkBudget: false } }) })
+    try {
+      const call = (path: string, init?: RequestInit) => fetch(new URL(path, server.url), init)
+      await checkRoutes(call, `pool-${Date.now()}`)
+      expect((await readExport(call)).length).toBeGreaterThan(0)
+      const [stats] = poolStats()
+      expect(stats).toMatchObject({ size: 3, overflow: 1, inUse: 0 })
+      expect(stats!.open).toBeLessThanOrEqual(3)
+      expect((await showClients(app)).length).toBe(stats!.open)
+    } finally {
+      await server.close()
+      vi.unstubAllEnvs()
+    }
+    await closePools({ timeout: 5 })
+    expect(await waitForNoClients(app, 3000)).toEqual([])
   })
 })
