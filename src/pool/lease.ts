@@ -41,34 +41,45 @@ export interface RequestLeases {
  * ```
  */
 export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>): RequestLeases {
-  const stopped = new AbortController()
+  let stopped = false
+  // The request's statements waiting for a connection (rejected with CLIENT_CLOSED when it ends).
+  const waits = new Set<(e: unknown) => void>()
   const held = new Set<Slot>()
   const waiting = new Set<() => void>()
 
   const noop = () => {}
+  const leased = (slot: Slot, gated: Release): Release => {
+    held.add(slot)
+    pool.holders.add(abort)
+    let given = false
+    return () => {
+      if (given) return
+      given = true
+      held.delete(slot)
+      pool.release(slot)
+      gated()
+      if (held.size) return
+      pool.holders.delete(abort)
+      for (const done of waiting) done()
+    }
+  }
   // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
-  const take = async (g: Gate | undefined): Promise<{ slot: Slot; release: Release }> => {
-    const gated = g ? (g.tryAcquire() ?? (await g.acquire())) : noop
+  const slowTake = async (g: Gate | undefined, now: Release | undefined): Promise<[Slot, Release]> => {
+    const gated = now ?? (g ? await g.acquire() : noop)
     try {
-      const slot = await pool.acquire(stopped.signal)
-      held.add(slot)
-      pool.holders.add(abort)
-      let given = false
-      const release = () => {
-        if (given) return
-        given = true
-        held.delete(slot)
-        pool.release(slot)
-        gated()
-        if (held.size) return
-        pool.holders.delete(abort)
-        for (const done of waiting) done()
-      }
-      return { slot, release }
+      if (stopped) throw clientClosed()
+      const slot = await pool.acquire(waits)
+      return [slot, leased(slot, gated)]
     } catch (e) {
       gated()
       throw e
     }
+  }
+  // Fast path (a free gate and an idle connection): no promise until the caller's own await.
+  const take = (g: Gate | undefined): [Slot, Release] | Promise<[Slot, Release]> => {
+    const now = g ? g.tryAcquire() : noop
+    const slot = now && !stopped ? pool.tryAcquire() : undefined
+    return slot ? [slot, leased(slot, now!)] : slowTake(g, now)
   }
 
   return {
@@ -76,7 +87,7 @@ export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>):
     gateFor(query: any, g: Gate): Gate {
       return {
         async acquire() {
-          const { slot, release } = await take(g)
+          const [slot, release] = await take(g)
           query.handler = slot.handler
           return release
         },
@@ -87,7 +98,7 @@ export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>):
       }
     },
     async lease(g) {
-      const { slot, release } = await take(g)
+      const [slot, release] = await take(g)
       return { sql: slot.sql, release }
     },
     async settled(ms) {
@@ -104,7 +115,10 @@ export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>):
       return free
     },
     stop() {
-      if (!stopped.signal.aborted) stopped.abort(clientClosed())
+      stopped = true
+      if (!waits.size) return
+      const e = clientClosed()
+      for (const cancel of [...waits]) cancel(e)
     },
     destroyHeld() {
       for (const slot of held) pool.destroy(slot)

@@ -40,8 +40,9 @@ interface Waiter {
   resolve(slot: Slot): void
   reject(e: unknown): void
   timer: ReturnType<typeof setTimeout>
-  signal: AbortSignal | undefined
-  onAbort: () => void
+  /** The owner's set of cancellable waits (its request ended: CLIENT_CLOSED). */
+  owner: Set<(e: unknown) => void> | undefined
+  cancel: (e: unknown) => void
 }
 
 /**
@@ -99,37 +100,44 @@ export class ConnectionPool {
     return slot
   }
 
-  /** A connection for one statement or transaction; waits up to `timeout` s, or until `signal` aborts. */
-  acquire(signal?: AbortSignal): Promise<Slot> {
+  /**
+   * A connection for one statement or transaction; waits up to `timeout` s. While it waits, `owner` holds
+   * a function that ends the wait with an error (the request ended).
+   */
+  acquire(owner?: Set<(e: unknown) => void>): Promise<Slot> {
     if (this.closing) return Promise.reject(poolClosed())
-    const slot = this.idle.pop() ?? (this.slots.size < this.limit ? this.open() : undefined)
-    if (slot) {
-      this.inUse++
-      return Promise.resolve(slot)
-    }
-    if (signal?.aborted) return Promise.reject(signal.reason)
+    const slot = this.tryAcquire()
+    if (slot) return Promise.resolve(slot)
     return new Promise<Slot>((resolve, reject) => {
       const w: Waiter = {
         resolve,
         reject,
-        signal,
+        owner,
         timer: setTimeout(() => {
           this.forget(w)
           reject(poolTimeout(this.options.timeout, this.host, this.limit))
         }, this.options.timeout * 1000),
-        onAbort: () => {
+        cancel: (e) => {
           this.forget(w)
-          reject(signal?.reason)
+          reject(e)
         },
       }
-      signal?.addEventListener('abort', w.onAbort, { once: true })
+      owner?.add(w.cancel)
       this.waiters.push(w)
     })
   }
 
+  /** A connection now (idle, or a new one within `size + overflow`), else undefined; never waits. */
+  tryAcquire(): Slot | undefined {
+    if (this.closing || this.waiters.length) return undefined
+    const slot = this.idle.pop() ?? (this.slots.size < this.limit ? this.open() : undefined)
+    if (slot) this.inUse++
+    return slot
+  }
+
   private forget(w: Waiter): void {
     clearTimeout(w.timer)
-    w.signal?.removeEventListener('abort', w.onAbort)
+    w.owner?.delete(w.cancel)
     const i = this.waiters.indexOf(w)
     if (i >= 0) this.waiters.splice(i, 1)
   }
