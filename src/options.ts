@@ -68,8 +68,8 @@ export interface ResolvedPoolOptions {
  *
  * @example
  * ```ts
- * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true }
- * modeDefaults('direct', true) // { guard: 'error', prepare: true, inlineParams: false } (a shared pool)
+ * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true, fetchTypes: false }
+ * modeDefaults('direct', true) // { guard: 'error', prepare: true, inlineParams: false, fetchTypes: true } (a shared pool)
  * ```
  */
 export function modeDefaults(
@@ -79,6 +79,7 @@ export function modeDefaults(
   guard: GuardLevel
   prepare: boolean
   inlineParams: boolean
+  fetchTypes: boolean
 } {
   const transaction = mode === 'transaction'
   // A shared pool hands one connection to many requests: session state would leak, so the guard is on.
@@ -86,6 +87,8 @@ export function modeDefaults(
     guard: transaction || pooled ? 'error' : 'off',
     prepare: !transaction,
     inlineParams: transaction,
+    // transaction mode registers the built-in array types instead (one round trip saved per connection)
+    fetchTypes: !transaction,
   }
 }
 
@@ -161,7 +164,7 @@ const schema = z.strictObject({
       z.record(z.string(), z.unknown()),
     ]),
   ),
-  postgres: z.optional(z.record(z.string(), z.unknown())),
+  postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
   pool: z.optional(
     z.strictObject({
@@ -209,14 +212,26 @@ export const PRESET_OWNED: Readonly<Record<string, string>> = {
   prepare: 'prepare',
   ssl: 'ssl',
   'connection.application_name': 'applicationName',
+  host: 'url (put the host in the connection string)',
+  hostname: 'url (put the host in the connection string)',
+  port: 'url (put the port in the connection string)',
+  database: 'url (put the database in the connection string)',
+  db: 'url (put the database in the connection string)',
+  user: 'url (put the user in the connection string)',
+  username: 'url (put the user in the connection string)',
+  pass: 'url (put the password in the connection string)',
+  password: 'url (put the password in the connection string)',
+  path: 'url (a Unix socket path bypasses the pooler the mode was read from)',
+  target_session_attrs: 'url (one host per URL: poolers fail over on their side)',
 }
 
 function presetOwned(driver: Record<string, unknown> | undefined): string | undefined {
   if (!driver) return undefined
-  const connection = driver.connection as Record<string, unknown> | undefined
+  const connection = driver.connection
+  const record = connection && typeof connection === 'object' ? (connection as Record<string, unknown>) : {}
   for (const key of Object.keys(PRESET_OWNED)) {
     const [a, b] = key.split('.') as [string, string | undefined]
-    if (b ? connection && b in connection : a in driver) return key
+    if ((b ? record[b] : driver[a]) !== undefined) return key // a key set to undefined changes nothing
   }
   return undefined
 }

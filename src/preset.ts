@@ -85,7 +85,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     idle_timeout: options.idleTimeout,
     max_lifetime: null,
     prepare: transaction ? false : (options.prepare ?? defaults.prepare),
-    fetch_types: transaction ? false : (options.postgres?.fetch_types ?? true),
+    fetch_types: transaction ? false : (options.postgres?.fetch_types ?? defaults.fetchTypes),
     // UTF8 is what the parameter inliner's escaping assumes (it also re-checks what the server reports).
     connection: {
       ...options.postgres?.connection,

@@ -34,7 +34,9 @@ const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[?::1\]?)$/i
  * ```
  */
 export function parseDbUrl(url: string): URL {
-  const hosts = /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#]*@)?([^/?#]*)/i.exec(url)?.[1] ?? ''
+  // The host list starts after the LAST '@' (a password may hold '@', '/', '?', '#' or ','), as in redactUrl.
+  const rest = /^[a-z][a-z0-9+.-]*:\/\/([\s\S]*)$/i.exec(url)?.[1] ?? ''
+  const hosts = /^[^/?#]*/.exec(rest.slice(rest.lastIndexOf('@') + 1))![0]
   if (hosts.includes(','))
     throw new PoolerError(
       'MULTI_HOST_URL',

@@ -54,6 +54,7 @@ export function hookQuery<Q>(
       if (load) this.strings = [await load()]
       const refused = ctx.refuse(this, g !== undefined)
       if (refused) return this.reject(refused)
+      if (this.cancelled) return // cancelled before it was sent: already rejected, never takes a slot
       // (the await also lets .values()/.raw() chained after creation apply)
       if (g) release = await g.acquire()
       else await 1

@@ -124,11 +124,14 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
     async notify(channel: string, payload: string) {
       return await (proxy as any)`select pg_notify(${channel}, ${`${payload}`})`
     },
-    savepoint(name: unknown, fn?: (s: any) => unknown) {
+    savepoint(name: unknown, ...rest: unknown[]) {
       const t = target() as any
-      if (typeof name === 'function')
-        return t.savepoint((s: any) => name(wrapSql(ctx, () => s, undefined, false)))
-      return t.savepoint(name, (s: any) => fn!(wrapSql(ctx, () => s, undefined, false)))
+      const inner = (s: any) => wrapSql(ctx, () => s, undefined, false)
+      // tx.savepoint`…${v}` is a query run inside a fresh savepoint (postgres.js's tagged form)
+      if (Array.isArray((name as TemplateStringsArray)?.raw))
+        return t.savepoint((s: any) => (inner(s) as any)(name, ...rest))
+      if (typeof name === 'function') return t.savepoint((s: any) => name(inner(s)))
+      return t.savepoint(name, (s: any) => (rest[0] as (s: any) => unknown)(inner(s)))
     },
   }
   if (!top && ctx.transaction && ctx.guardRefuses) {

@@ -10,7 +10,7 @@
  * the connection must speak UTF8; a NUL character falls back (postgres.js gets the server's error).
  */
 import { tokenize } from '../sql/lexer'
-import { queryText } from '../sql/query-text'
+import { isTextArg, queryText } from '../sql/query-text'
 import { isIdCont } from '../sql/scan'
 import { JSON_SENSITIVE, literal, TYPE_SENSITIVE } from './literals'
 
@@ -105,6 +105,7 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     const args: unknown[] = q.args
     if (!args.length || q.options?.simple || q.onlyDescribe || q.streaming || opts.debug) return false
     if (!isUtf8(opts.connection?.client_encoding) || !isUtf8(opts.parameters?.client_encoding)) return false
+    if (args.some(isTextArg)) return false // fragments and identifiers: postgres.js builds those
     const lits: string[] = []
     for (const a of args) {
       const l = literal(a)

@@ -236,6 +236,60 @@ describe('the no-pipelining gate (transaction mode)', () => {
   })
 })
 
+describe('transactions', () => {
+  it.each(variants)('%s: tagged tx.savepoint`…` runs its query in a savepoint', async (_name, make) => {
+    const { sql } = make()
+    const rows = await sql.begin(async (tx) => (tx as any).savepoint`select ${7}::int as n`)
+    expect(JSON.parse(JSON.stringify(rows))).toEqual([{ n: 7 }])
+  })
+
+  it('an error inside sql.begin names the caller too (transaction mode)', async () => {
+    const { sql } = track(hp('transaction'))
+    const err = await sql
+      .begin(async (tx) => {
+        async function callerInsideTransaction() {
+          return tx`select no_such_column_fidelity_d from fidelity_log`
+        }
+        return callerInsideTransaction()
+      })
+      .catch((e) => e)
+    expect(err.code).toBe('42703')
+    // The recorded call site starts at the caller (frames further down are the transaction's own).
+    expect(err.stack).toMatch(/\n\s+at callerInsideTransaction /)
+  })
+
+  it('a query cancelled before it is sent never waits for the gate (transaction mode)', async () => {
+    const { sql } = track(hp('transaction'))
+    const running = sql`select pg_sleep(0.5)`.then((r) => r)
+    const cancelled = sql`select 'never'`
+    await cancelled.cancel()
+    const settled = await within(
+      cancelled.then(
+        () => 'resolved',
+        (e) => e.code,
+      ),
+      300,
+    )
+    expect(settled).toBe('57014')
+    await running
+  })
+})
+
+describe('values shaped like postgres.js helpers', () => {
+  it('a JSON body shaped like a fragment is stored as data in every variant (no SQL injection)', async () => {
+    const body = JSON.parse('{"tagged":true,"strings":["to_jsonb(current_user) as leaked, ",""],"args":[0]}')
+    const results = []
+    for (const [, make] of variants) {
+      const { sql } = make()
+      const rows = await sql`select ${body}::jsonb as j`
+      results.push(JSON.parse(JSON.stringify(rows)))
+    }
+    expect(results[0]).toEqual([{ j: body }])
+    expect(results[1]).toEqual(results[0])
+    expect(results[2]).toEqual(results[0])
+  })
+})
+
 describe('documented differences', () => {
   it('err.args is empty for an inlined query (the values were sent as literals); inlineParams: false keeps them', async () => {
     const inlined = track(hp('transaction'))
@@ -253,6 +307,28 @@ describe('documented differences', () => {
     track({ close: (t) => s.end({ timeout: t }) })
     const e3 = await s`select ${'abc'}::int as n`.catch((e) => e)
     expect(e3.args).toEqual(e2.args)
+  })
+
+  it('tx.notify is sent inside the transaction: delivered on commit, dropped on rollback (postgres.js sends it at once on another connection)', async () => {
+    for (const mode of ['direct', 'transaction'] as const) {
+      const { sql } = track(hp(mode, { max: 2 }))
+      const channel = `fid_tx_${mode}_${Math.random().toString(36).slice(2, 8)}`
+      const listener = plain()
+      track({ close: (t) => listener.end({ timeout: t }) })
+      const got: string[] = []
+      await listener.listen(channel, (p) => got.push(p))
+      await sql
+        .begin(async (tx) => {
+          await tx.notify(channel, 'rolled-back')
+          throw new Error('roll back')
+        })
+        .catch(() => {})
+      await sql.begin((tx) => tx.notify(channel, 'committed'))
+      const deadline = Date.now() + 3000
+      while (!got.length && Date.now() < deadline) await sleep(20)
+      await sleep(100)
+      expect(got).toEqual(['committed'])
+    }
   })
 
   it('inlined text is never prepared by name (direct mode, prepare on): no statement per value', async () => {

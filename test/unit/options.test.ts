@@ -28,6 +28,29 @@ describe('postgres.js options the preset owns are refused, naming the pooler() o
     expect(message).toContain(instead)
   })
 
+  it.each([
+    [{ host: 'a,b' }, 'postgres.host'],
+    [{ port: 5433 }, 'postgres.port'],
+    [{ database: 'other' }, 'postgres.database'],
+    [{ username: 'other' }, 'postgres.username'],
+    [{ password: 'other' }, 'postgres.password'],
+    [{ path: '/tmp/.s.PGSQL.5432' }, 'postgres.path'],
+    [{ target_session_attrs: 'read-write' }, 'postgres.target_session_attrs'],
+  ])('%j: the URL the mode was read from cannot be overridden', (postgres, where) => {
+    const [c, message] = code(() => parseOptions({ postgres: postgres as any }))
+    expect(c).toBe('INVALID_OPTIONS')
+    expect(message).toContain(where)
+    expect(message).toContain('pooler({ url')
+  })
+
+  it('a preset-owned key set to undefined changes nothing and is accepted', () => {
+    expect(() => parseOptions({ postgres: { ssl: undefined, max: undefined } as any })).not.toThrow()
+  })
+
+  it('a connection that is not an object is INVALID_OPTIONS, not a TypeError', () => {
+    expect(code(() => parseOptions({ postgres: { connection: 'x' } as any }))[0]).toBe('INVALID_OPTIONS')
+  })
+
   it('keeps the options the preset does not own', () => {
     const o = parseOptions({ postgres: { onnotice: () => {}, connection: { TimeZone: 'UTC' } } })
     const driver = clientConfig('postgres://u:p@127.0.0.1:5432/db', { ...o, mode: 'direct' }).driver
@@ -60,6 +83,11 @@ describe('multi-host URLs', () => {
     expect(c).toBe('MULTI_HOST_URL')
     expect(message).toContain('several hosts')
     expect(message).not.toContain('secret')
+  })
+  it('a password with a comma and a slash is neither multi-host nor echoed', () => {
+    const [c, message] = code(() => classifyUrl('postgres://app:s3cr,et/x@db.example.com:6543/postgres'))
+    expect(message).not.toContain('s3cr')
+    expect(c).not.toBe('MULTI_HOST_URL')
   })
   it('a single host with a comma elsewhere (password, query) is not multi-host', () => {
     expect(classifyUrl('postgres://u:a,b@h1:6543/db').host).toBe('h1')
