@@ -4,6 +4,8 @@
  * connection monitoring from `pg_stat_activity`.
  */
 import type { Sql } from 'postgres'
+import { livePools } from './pool/live'
+import type { PoolStats } from './pool/pool'
 import { classifyUrl, type UrlInfo } from './url'
 
 /** Where the code runs. The guide names Vercel, GitHub Actions, Render and Retool as IPv4-only. */
@@ -116,11 +118,14 @@ export interface ConnectionStats {
   groups: ConnectionGroup[]
   budget: { fraction: number; poolSize: number }
   overBudget: boolean
+  /** hono-pooler's shared pools in this process (`poolStats()`), next to the server's numbers. */
+  pools: PoolStats[]
 }
 
 /**
  * Live connection monitoring: one query on `pg_stat_activity` (works through a transaction-mode pooler),
- * grouped by application, user and state, compared with the 40 % / 80 % budget.
+ * grouped by application, user and state, compared with the 40 % / 80 % budget; with this process's shared
+ * pools (`pools`).
  *
  * @example
  * ```ts
@@ -145,5 +150,6 @@ export async function connectionStats(sql: Sql<any>, { usesDataApi = false } = {
     groups: (row?.groups ?? []) as ConnectionGroup[],
     budget: { fraction, poolSize },
     overBudget: used > poolSize,
+    pools: [...livePools].map((p) => p.stats()),
   }
 }

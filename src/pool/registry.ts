@@ -1,15 +1,15 @@
 /**
  * One pool per process per `pooler({ pool })` and URL, created on first use and shared by all requests;
- * `poolStats()` and `closePools()` over all of them.
+ * `closePools()` over all of them.
  */
 import type { ResolvedOptions } from '../options'
 import type { ClientConfig } from '../preset'
 import { checkBudget } from './budget'
-import { ConnectionPool, type PoolStats } from './pool'
+import { livePools } from './live'
+import { ConnectionPool } from './pool'
 import { refuseServerless } from './serverless'
 
 let pools = new WeakMap<ResolvedOptions, Map<string, ConnectionPool>>()
-const live = new Set<ConnectionPool>()
 
 /**
  * The shared pool of a request's configuration (`config.options.pool` must be set).
@@ -36,24 +36,11 @@ export function sharedPool(config: ClientConfig): ConnectionPool {
     refuseServerless(options.allowServerless)
     pool = new ConnectionPool(config.info.host, config.mode, config.url, config.driver, options)
     byUrl.set(config.url, pool)
-    live.add(pool)
+    livePools.add(pool)
     const { host, port, database } = config.info
     if (options.checkBudget) void checkBudget(`${host}:${port}/${database}`, pool)
   }
   return pool
-}
-
-/**
- * What every shared pool of this process holds right now.
- *
- * @example
- * ```ts
- * app.get('/admin/pools', (c) => c.json(poolStats()))
- * // [{ host: 'db.abc.supabase.co', mode: 'direct', size: 10, overflow: 5, open: 3, idle: 2, inUse: 1, waiting: 0 }]
- * ```
- */
-export function poolStats(): PoolStats[] {
-  return [...live].map((p) => p.stats())
 }
 
 /**
@@ -66,8 +53,8 @@ export function poolStats(): PoolStats[] {
  * ```
  */
 export async function closePools({ timeout = 10 }: { timeout?: number } = {}): Promise<void> {
-  const closing = [...live]
-  live.clear()
+  const closing = [...livePools] as ConnectionPool[]
+  livePools.clear()
   pools = new WeakMap()
   await Promise.all(closing.map((p) => p.close(timeout)))
 }

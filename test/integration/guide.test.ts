@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import {
   adviseConnection,
   type ConnectionStats,
+  closePools,
   connectionStats,
   type PoolerVariables,
   poolBudget,
@@ -112,5 +113,36 @@ describe('connectionStats: live monitoring through the pooler', () => {
     expect(mine?.reduce((n, g) => n + g.connections, 0)).toBe(3)
     expect(stats?.used).toBeGreaterThanOrEqual(4)
     expect(stats?.overBudget).toBe((stats?.used ?? 0) > 16)
+    expect(stats?.pools).toEqual([])
+  })
+
+  it("lists this process's shared pools next to max_connections", async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(
+      pooler({
+        url: stack.databaseUrl,
+        applicationName: 'hp-guide-pool',
+        pool: { size: 2, checkBudget: false },
+      }),
+    )
+    app.get('/', async (c) => c.json(await connectionStats(c.var.sql)))
+    try {
+      const stats = (await (await app.request('/')).json()) as ConnectionStats
+      expect(stats.maxConnections).toBe(40)
+      expect(stats.pools).toEqual([
+        {
+          host: '127.0.0.1',
+          mode: 'transaction',
+          size: 2,
+          overflow: 10,
+          open: 1,
+          idle: 1,
+          inUse: 0,
+          waiting: 0,
+        },
+      ])
+    } finally {
+      await closePools()
+    }
   })
 })
