@@ -70,6 +70,8 @@ export class ConnectionPool {
   private inUse = 0
   private closing: Promise<void> | undefined
   private drained: (() => void) | undefined
+  /** Called each time the last leased connection comes back (Vercel: close idle ones later). */
+  onIdle: (() => void) | undefined
   /** Requests holding connections: called when close() times out, to cancel their statements. */
   readonly holders = new Set<() => Promise<void>>()
 
@@ -155,7 +157,10 @@ export class ConnectionPool {
       this.slots.delete(slot)
       void slot.sql.end({ timeout: 1 }).catch(() => {})
     } else this.idle.push(slot)
-    if (this.inUse === 0) this.drained?.()
+    if (this.inUse === 0) {
+      this.drained?.()
+      if (!this.closing) this.onIdle?.()
+    }
   }
 
   private handOver(slot: Slot): void {
@@ -170,6 +175,13 @@ export class ConnectionPool {
     slot.destroyed = true
     this.slots.delete(slot)
     void slot.sql.end({ timeout: 0 }).catch(() => {})
+  }
+
+  /** Closes the idle connections (they reopen on demand). */
+  async closeIdle(): Promise<void> {
+    const idle = this.idle.splice(0)
+    for (const slot of idle) this.slots.delete(slot)
+    await Promise.all(idle.map((s) => s.sql.end({ timeout: 1 }).catch(() => {})))
   }
 
   stats(): PoolStats {

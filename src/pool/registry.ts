@@ -7,7 +7,8 @@ import type { ClientConfig } from '../preset'
 import { checkBudget } from './budget'
 import { livePools } from './live'
 import { ConnectionPool } from './pool'
-import { refuseServerless } from './serverless'
+import { refuseServerless, serverlessPlatform } from './serverless'
+import { closeWhenIdle } from './vercel'
 
 let pools = new WeakMap<ResolvedOptions, Map<string, ConnectionPool>>()
 
@@ -35,6 +36,7 @@ export function sharedPool(config: ClientConfig): ConnectionPool {
     const options = config.options.pool!
     refuseServerless(options.allowServerless)
     pool = new ConnectionPool(config.info.host, config.mode, config.url, config.driver, options)
+    if (serverlessPlatform() === 'Vercel') closeWhenIdle(pool, config.options.idleTimeout)
     byUrl.set(config.url, pool)
     livePools.add(pool)
     const { host, port, database } = config.info

@@ -173,6 +173,34 @@ describe('sizing and platforms', () => {
   })
 })
 
+describe('Vercel Fluid compute (allowServerless: true)', () => {
+  it('each return to idle hands waitUntil a promise that ends when the idle connections are closed', async () => {
+    const app = `${APP}-fluid`
+    const handed: Promise<unknown>[] = []
+    const key = Symbol.for('@vercel/request-context')
+    vi.stubEnv('VERCEL', '1')
+    vi.stubGlobal(key, { get: () => ({ waitUntil: (p: Promise<unknown>) => handed.push(p) }) })
+    try {
+      const { app: server } = poolApp(app, { idleTimeout: 0.5, pool: { size: 2, allowServerless: true } })
+      expect((await server.request('/one')).status).toBe(200)
+      expect((await server.request('/one')).status).toBe(200)
+      // The request closes go there too; the pool's promise keeps the invocation alive until it closed.
+      expect(handed.length).toBeGreaterThanOrEqual(3)
+      expect((await showClients(app)).length).toBe(1)
+      const all = Promise.all(handed)
+      expect(await Promise.race([all.then(() => 'done'), sleep(150).then(() => 'pending')])).toBe('pending')
+      expect(await Promise.race([all.then(() => 'done'), sleep(5000).then(() => 'timeout')])).toBe('done')
+      expect(poolStats()[0]).toMatchObject({ open: 0, idle: 0, inUse: 0 })
+      expect(await waitForNoClients(app, 3000)).toEqual([])
+      // Used again: a connection reopens on demand.
+      expect((await server.request('/one')).status).toBe(200)
+    } finally {
+      vi.unstubAllEnvs()
+      vi.unstubAllGlobals()
+    }
+  })
+})
+
 describe('the Node example with POOL=n', () => {
   it('serves every route from a shared pool; closePools leaves no client in PgBouncer', async () => {
     const app = `${APP}-node`
