@@ -38,6 +38,15 @@ function targets(lib: any, url: string, mode: 'direct' | 'transaction'): Target[
     await runPostgres(raw, W)
     return c.text('ok')
   })
+  // The same raw pool behind an unused pooler(): what the middleware itself costs per request.
+  const behind = new Hono<any>()
+  behind.use(
+    lib.pooler({ url, mode, applicationName: 'bench-pool-mw', pool: { size: 1, checkBudget: false } }),
+  )
+  behind.get('/', async (c) => {
+    await runPostgres(raw, W)
+    return c.text('ok')
+  })
   const pgPool = new pg.Pool({ connectionString: url, max: SIZE })
   const pgApp = new Hono()
   pgApp.get('/', async (c) => {
@@ -52,6 +61,7 @@ function targets(lib: any, url: string, mode: 'direct' | 'transaction'): Target[
     },
     { name: `postgres.js pool (max ${SIZE})`, app: rawApp, close: () => raw.end({ timeout: 1 }) },
     { name: `pg.Pool (max ${SIZE})`, app: pgApp, close: () => pgPool.end() },
+    { name: `postgres.js pool behind an unused pooler()`, app: behind, close: async () => {} },
   ]
 }
 
@@ -108,7 +118,7 @@ export async function poolThroughput(
   return [
     '## Long-running server: a shared pool',
     '',
-    `Hono on @hono/node-server, one parameterized select per request, pools of ${SIZE} connections kept warm, autocannon ${DURATION} s per run; each strategy runs ${ROUNDS} times, interleaved in rotating order, medians shown. "direct": straight to Postgres (the stationary setup; the raw pool prepares statements); "PgBouncer": through the transaction pooler (the raw pool with prepare: false — it still pipelines, which a transaction pooler can hang on; hono-pooler's never does).`,
+    `Hono on @hono/node-server, one parameterized select per request, pools of ${SIZE} connections kept warm, autocannon ${DURATION} s per run; each strategy runs ${ROUNDS} times, interleaved in rotating order, medians shown. "direct": straight to Postgres (the stationary setup; the raw pool prepares statements); "PgBouncer": through the transaction pooler (the raw pool with prepare: false — it still pipelines, which a transaction pooler can hang on; hono-pooler's never does). The last row runs the raw pool behind a \`pooler()\` it never uses: the middleware's own cost per request.`,
     '',
     '| to | strategy | connections | req/s | p99 ms | req/s vs postgres.js pool | p99 vs postgres.js pool | errors |',
     '|---|---|---|---|---|---|---|---|',
