@@ -75,16 +75,20 @@ async function measure(list: Target[], log: (...a: unknown[]) => void, label: st
       return { ...s, server, port: (server.address() as AddressInfo).port }
     }),
   )
-  const rows: { name: string; c: number; rps: number; p99: number; errors: number }[] = []
+  const rows: { name: string; c: number; rps: number; p99: number; cpu: number; errors: number }[] = []
   for (const c of CONNECTIONS) {
-    const samples = new Map<string, { rps: number[]; p99: number[]; errors: number }>()
+    const samples = new Map<string, { rps: number[]; p99: number[]; cpu: number[]; errors: number }>()
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < servers.length; k++) {
         const { name, port } = servers[(k + round) % servers.length]!
+        const cpu = process.cpuUsage()
         const r = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: c, duration: DURATION })
-        const s = samples.get(name) ?? { rps: [], p99: [], errors: 0 }
+        const used = process.cpuUsage(cpu)
+        const s = samples.get(name) ?? { rps: [], p99: [], cpu: [], errors: 0 }
         s.rps.push(r.requests.average)
         s.p99.push(r.latency.p99)
+        // CPU of this process (server and load generator) per request: steadier than req/s on a shared machine.
+        s.cpu.push((used.user + used.system) / Math.max(1, r.requests.total))
         s.errors += r.errors + r.timeouts + r.non2xx
         samples.set(name, s)
         log('pool', label, name, c, `round ${round + 1}`, r.requests.average, 'req/s p99', r.latency.p99)
@@ -92,7 +96,7 @@ async function measure(list: Target[], log: (...a: unknown[]) => void, label: st
     }
     for (const { name } of servers) {
       const s = samples.get(name)!
-      rows.push({ name, c, rps: median(s.rps), p99: median(s.p99), errors: s.errors })
+      rows.push({ name, c, rps: median(s.rps), p99: median(s.p99), cpu: median(s.cpu), errors: s.errors })
     }
   }
   for (const { server, close } of servers) {
@@ -102,7 +106,7 @@ async function measure(list: Target[], log: (...a: unknown[]) => void, label: st
   const raw = (c: number) => rows.find((r) => r.c === c && r.name.startsWith('postgres.js'))!
   return rows.map(
     (r) =>
-      `| ${label} | ${r.name} | ${r.c} | ${r.rps.toFixed(0)} | ${r.p99} | ${(r.rps / raw(r.c).rps).toFixed(2)}× | ${(r.p99 / raw(r.c).p99).toFixed(2)}× | ${r.errors} |`,
+      `| ${label} | ${r.name} | ${r.c} | ${r.rps.toFixed(0)} | ${r.p99} | ${(r.rps / raw(r.c).rps).toFixed(2)}× | ${(r.p99 / raw(r.c).p99).toFixed(2)}× | ${r.cpu.toFixed(0)} | ${r.errors} |`,
   )
 }
 
@@ -120,8 +124,8 @@ export async function poolThroughput(
     '',
     `Hono on @hono/node-server, one parameterized select per request, pools of ${SIZE} connections kept warm, autocannon ${DURATION} s per run; each strategy runs ${ROUNDS} times, interleaved in rotating order, medians shown. "direct": straight to Postgres (the stationary setup; the raw pool prepares statements); "PgBouncer": through the transaction pooler (the raw pool with prepare: false — it still pipelines, which a transaction pooler can hang on; hono-pooler's never does). The last row runs the raw pool behind a \`pooler()\` it never uses: the middleware's own cost per request.`,
     '',
-    '| to | strategy | connections | req/s | p99 ms | req/s vs postgres.js pool | p99 vs postgres.js pool | errors |',
-    '|---|---|---|---|---|---|---|---|',
+    '| to | strategy | connections | req/s | p99 ms | req/s vs postgres.js pool | p99 vs postgres.js pool | CPU µs/req (server + autocannon) | errors |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...lines,
   ].join('\n')
 }
