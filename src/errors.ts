@@ -258,16 +258,13 @@ export const SESSION_ONLY: Record<
   },
 }
 
-/*
- * The shared pool (`pooler({ pool })`): no connection free in time, the pool closed, a pool where sockets
- * cannot outlive a request.
- */
-
 /**
+ * The shared pool (`pooler({ pool })`): no connection free in time, the pool closed, a pool on a platform
+ * whose sockets cannot outlive a request.
+ *
  * @example
  * ```ts
- * const err = poolTimeout(30, 'db.example.com', 15)
- * err.code // 'POOL_TIMEOUT' (503, Retry-After: 1)
+ * poolTimeout(30, 'db.example.com', 15).code // 'POOL_TIMEOUT' (503, Retry-After: 1)
  * ```
  */
 export const poolTimeout = (seconds: number, host: string, limit: number): PoolerError =>
@@ -276,27 +273,12 @@ export const poolTimeout = (seconds: number, host: string, limit: number): Poole
     `No pooled connection to ${host} became free within ${seconds} s (all ${limit} in use) — raise pool.size or pool.overflow, shorten transactions, or raise pool.timeout`,
     { retryAfter: 1 },
   )
-
-/**
- * @example
- * ```ts
- * const closing = true
- * if (closing) throw poolClosed()
- * ```
- */
 export const poolClosed = (): PoolerError =>
   new PoolerError(
     'POOL_CLOSED',
     'The connection pool is closed (closePools() was called): the server is shutting down — retry on another instance',
     { retryAfter: 1 },
   )
-
-/**
- * @example
- * ```ts
- * throw poolOnServerless('Cloudflare Workers') // INVALID_OPTIONS
- * ```
- */
 export const poolOnServerless = (platform: string): PoolerError =>
   new PoolerError(
     'INVALID_OPTIONS',
