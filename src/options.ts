@@ -21,20 +21,15 @@ export const DEFAULTS = {
   closeTimeout: 5,
   idleTimeout: 30,
   applicationName: 'hono-pooler',
+  /** hono-pooler runs TLS, the startup and SCRAM itself (SCRAM keys derived once per process). */
+  fastConnect: true,
+  /** Startup + SCRAM + first statement in two round trips: opt-in (see docs/fast-connect.md). */
+  pipelineConnect: false,
 } as const
 
-/**
- * Defaults of `pooler({ pool })`, SQLAlchemy's QueuePool figures (`pool_size` 5, `max_overflow` 10,
- * `pool_timeout` 30) with a 30-minute `pool_recycle`.
- */
-export const POOL_DEFAULTS = {
-  size: 5,
-  overflow: 10,
-  timeout: 30,
-  recycle: 1800,
-  allowServerless: false,
-  checkBudget: true,
-} as const
+/** Defaults of `pooler({ pool })`: SQLAlchemy QueuePool's, with a 30-minute `pool_recycle`; and its flags. */
+export const POOL_DEFAULTS = { size: 5, overflow: 10, timeout: 30, recycle: 1800 } as const
+const POOL_FLAGS = { allowServerless: false, checkBudget: true } as const
 
 /** A shared pool for long-running servers (`pooler({ pool })`). Every field is optional. */
 export interface PoolOptions {
@@ -52,15 +47,7 @@ export interface PoolOptions {
   checkBudget?: boolean
 }
 
-/** `PoolOptions` with every default filled in. */
-export interface ResolvedPoolOptions {
-  size: number
-  overflow: number
-  timeout: number
-  recycle: number
-  allowServerless: boolean
-  checkBudget: boolean
-}
+export type ResolvedPoolOptions = Required<PoolOptions>
 
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
@@ -118,6 +105,16 @@ export interface PoolerOptions {
   inlineParams?: boolean
   /** TLS. Default: the URL's `sslmode`; else `require` for Supabase/Neon hosts, none for loopback. */
   ssl?: boolean | 'require' | 'prefer' | 'allow' | 'verify-full' | Record<string, unknown>
+  /**
+   * hono-pooler owns the connection's setup (TLS, startup, SCRAM with the keys derived once per process;
+   * other auth methods fall through to postgres.js). Default `true`; `false` leaves it all to postgres.js.
+   */
+  fastConnect?: boolean
+  /**
+   * Login and first statement in two round trips (SCRAM only; never to Supavisor). Needs TLS with
+   * verification unless the host is loopback or `'insecure'` is given. Default `false`.
+   */
+  pipelineConnect?: boolean | 'insecure'
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
   /** A shared pool for long-running servers (see docs/pool.md). Default: none, one client per request. */
@@ -164,6 +161,8 @@ const schema = z.strictObject({
       z.record(z.string(), z.unknown()),
     ]),
   ),
+  fastConnect: z.optional(z.boolean()),
+  pipelineConnect: z.optional(z.union([z.boolean(), z.literal('insecure')])),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
   pool: z.optional(
@@ -238,7 +237,10 @@ function presetOwned(driver: Record<string, unknown> | undefined): string | unde
 
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
-  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'pool'> {
+  extends Omit<
+    PoolerOptions,
+    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'fastConnect' | 'pipelineConnect' | 'pool'
+  > {
   binding: string
   mode: 'auto' | PoolerMode
   max: number
@@ -246,6 +248,8 @@ export interface ResolvedOptions
   closeTimeout: number
   idleTimeout: number
   applicationName: string
+  fastConnect: boolean
+  pipelineConnect: boolean | 'insecure'
   pool?: ResolvedPoolOptions
 }
 
@@ -281,6 +285,8 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
     idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
-    ...(pool ? { pool: { ...POOL_DEFAULTS, ...pool } } : {}),
+    fastConnect: options.fastConnect ?? DEFAULTS.fastConnect,
+    pipelineConnect: options.pipelineConnect ?? DEFAULTS.pipelineConnect,
+    ...(pool ? { pool: { ...POOL_DEFAULTS, ...POOL_FLAGS, ...pool } } : {}),
   }
 }

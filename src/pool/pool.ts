@@ -48,10 +48,10 @@ interface Waiter {
 /**
  * @example
  * ```ts
- * import { POOL_DEFAULTS } from '../options'
+ * import { parseOptions } from '../options'
  *
  * const url = 'postgres://app:pw@127.0.0.1:5432/app'
- * const pool = new ConnectionPool('127.0.0.1', 'direct', url, {}, { ...POOL_DEFAULTS, size: 4 })
+ * const pool = new ConnectionPool('127.0.0.1', 'direct', url, {}, parseOptions({ pool: { size: 4 } }).pool!)
  * const slot = await pool.acquire()
  * try {
  *   await slot.sql`select 1`

@@ -3,7 +3,7 @@
  * may be suspended with sockets open. A pool there is refused unless the user opts in knowingly.
  */
 import { isWorkerd } from '../client/workerd-socket'
-import { poolOnServerless } from '../errors'
+import { PoolerError } from '../errors'
 
 /**
  * The serverless platform this code runs on, if any.
@@ -30,5 +30,9 @@ export function serverlessPlatform(): string | undefined {
  */
 export function refuseServerless(allowServerless: boolean): void {
   const platform = allowServerless ? undefined : serverlessPlatform()
-  if (platform) throw poolOnServerless(platform)
+  if (platform)
+    throw new PoolerError(
+      'INVALID_OPTIONS',
+      `Invalid hono-pooler option pool: ${platform} does not keep sockets between requests — drop pool (one client per request through the transaction pooler), or set pool.allowServerless: true knowingly`,
+    )
 }

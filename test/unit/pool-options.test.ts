@@ -22,15 +22,12 @@ describe('pool options', () => {
   })
 
   it('defaults are SQLAlchemy QueuePool figures, filled in per field', () => {
-    expect(POOL_DEFAULTS).toEqual({
-      size: 5,
-      overflow: 10,
-      timeout: 30,
-      recycle: 1800,
+    expect(POOL_DEFAULTS).toEqual({ size: 5, overflow: 10, timeout: 30, recycle: 1800 })
+    expect(parseOptions({ pool: {} }).pool).toEqual({
+      ...POOL_DEFAULTS,
       allowServerless: false,
       checkBudget: true,
     })
-    expect(parseOptions({ pool: {} }).pool).toEqual(POOL_DEFAULTS)
     expect(parseOptions({ pool: { size: 4, overflow: 2, timeout: 0.5 } }).pool).toMatchObject({
       size: 4,
       overflow: 2,
