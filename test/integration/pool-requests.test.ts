@@ -121,6 +121,43 @@ describe('c.var.sql on a shared pool stays request-scoped', () => {
     expect(await (await app.request('/one')).json()).toEqual({ n: 1 })
   })
 
+  it('recycle: a connection older than recycle seconds is replaced once idle, without a failed request', async () => {
+    const app = `${APP}-recycle`
+    const { app: server } = poolApp(app, {
+      url: stack.directUrl,
+      mode: 'direct',
+      pool: { size: 1, recycle: 1 },
+    })
+    const first = (await (await server.request('/pid')).json()).pid as number
+    expect(
+      await waitFor(
+        () => backends(app),
+        (b) => !b.includes(first),
+        5000,
+      ),
+    ).not.toContain(first)
+    const res = await server.request('/pid')
+    expect(res.status).toBe(200)
+    expect((await res.json()).pid).not.toBe(first)
+  })
+
+  it('a database that is down: 503 CONNECT_FAILED, and the connection goes back to the pool', async () => {
+    const down = new URL(stack.directUrl)
+    down.port = '1'
+    const { app, errors } = poolApp(`${APP}-down`, {
+      url: down.toString(),
+      mode: 'direct',
+      pool: { size: 1 },
+    })
+    for (let i = 0; i < 2; i++) {
+      const res = await app.request('/one')
+      expect(res.status).toBe(503)
+      expect(await res.json()).toMatchObject({ error: { code: 'CONNECT_FAILED' } })
+    }
+    expect(errors).toHaveLength(2)
+    expect(poolStats()[0]).toMatchObject({ open: 1, inUse: 0, waiting: 0 })
+  })
+
   it('one pool per pooler() and URL, shared by all its requests', async () => {
     const { app } = poolApp(`${APP}-shared`, { url: stack.directUrl, mode: 'direct', pool: { size: 3 } })
     await Promise.all(Array.from({ length: 20 }, () => app.request('/one')))
