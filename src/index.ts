@@ -11,8 +11,9 @@ export {
   poolBudget,
 } from './guide'
 export { type PoolerBindings, type PoolerEnv, type PoolerVariables, pooler } from './middleware/pooler'
-export type { CloseReason, GuardLevel, PoolerEvent, PoolerOptions, PoolOptions } from './options'
+export type { CloseReason, GuardLevel, PoolerEvent, PoolerOptions } from './options'
 export { poolStats } from './pool/live'
+export type { PoolOptions } from './pool/options'
 export type { PoolStats } from './pool/pool'
 export { closePools } from './pool/registry'
 export { withSettings } from './settings'

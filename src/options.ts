@@ -6,6 +6,7 @@ import type { Context } from 'hono'
 import type { Options as PostgresOptions } from 'postgres'
 import * as z from 'zod/v4/mini'
 import { PoolerError } from './errors'
+import type { PoolOptions, ResolvedPoolOptions } from './pool/options'
 import { POOLER_MODES, type PoolerMode } from './url'
 
 /** What the guard does with a statement transaction mode cannot run. */
@@ -31,23 +32,20 @@ export const DEFAULTS = {
 export const POOL_DEFAULTS = { size: 5, overflow: 10, timeout: 30, recycle: 1800 } as const
 const POOL_FLAGS = { allowServerless: false, checkBudget: true } as const
 
-/** A shared pool for long-running servers (`pooler({ pool })`). Every field is optional. */
-export interface PoolOptions {
-  /** Connections kept open once opened (`pool_size`). Default 5. */
-  size?: number
-  /** Extra connections opened under a burst, closed as soon as they are idle (`max_overflow`). Default 10. */
-  overflow?: number
-  /** Seconds a query waits for a connection when all are busy, then `POOL_TIMEOUT` (`pool_timeout`). Default 30. */
-  timeout?: number
-  /** Maximum lifetime of a connection in seconds (`pool_recycle`); `0` keeps them forever. Default 1800. */
-  recycle?: number
-  /** Allow a pool on Workers / Vercel, where sockets do not outlive a request. Default false. */
-  allowServerless?: boolean
-  /** On first use, warn once when `size + overflow` exceeds the server's connection budget. Default true. */
-  checkBudget?: boolean
-}
-
-export type ResolvedPoolOptions = Required<PoolOptions>
+/** Every default of the `hono-pooler` command (`doctor`, `top`): its usage text shows them. */
+export const CLI_DEFAULTS = {
+  /** Seconds the whole `doctor` run may take (`--timeout`). */
+  timeout: 10,
+  /** Seconds the `ipv6` check's connect attempt may take (within `--timeout`). */
+  ipv6Timeout: 3,
+  /** `select 1` round trips the `query` check takes the median of. */
+  queryRuns: 5,
+  /** Seconds between two `top` frames (`--interval`). */
+  interval: 2,
+  /** `application_name` of the commands' own connections. */
+  doctorApplicationName: 'hono-pooler-doctor',
+  topApplicationName: 'hono-pooler-top',
+} as const
 
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares

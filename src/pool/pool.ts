@@ -10,8 +10,8 @@
  */
 import postgres, { type Options, type Sql } from 'postgres'
 import { poolClosed, poolTimeout } from '../errors'
-import type { ResolvedPoolOptions } from '../options'
 import type { PoolerMode } from '../url'
+import type { ResolvedPoolOptions } from './options'
 
 /** One pooled connection: a postgres.js client with `max: 1`. */
 export interface Slot {
