@@ -27,6 +27,8 @@ export type PoolerErrorCode =
   | 'TLS_FAILED'
   | 'QUERY_TIMEOUT'
   | 'PIPELINE_CONNECT_UNSAFE'
+  | 'POOL_TIMEOUT'
+  | 'POOL_CLOSED'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -44,33 +46,23 @@ export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
   'POOLER_SATURATED',
   'CONNECTION_LOST',
   'TLS_FAILED',
+  'POOL_TIMEOUT',
+  'POOL_CLOSED',
 ])
 
-/**
- * The HTTP status of the codes that are not 500: 503 when the database could not be reached or was lost
- * (retry later), 504 when a statement missed its deadline. Configuration and programming errors are 500.
- *
- * @example
- * ```ts
- * const status: number = STATUS.QUERY_TIMEOUT ?? 500 // 504
- * ```
- */
+/** HTTP status of the codes that are not 500: 503 unreachable or lost (retry later), 504 past the deadline. */
 export const STATUS: Readonly<Partial<Record<PoolerErrorCode, 503 | 504>>> = {
   ...Object.fromEntries([...CONNECTION_CODES].map((c) => [c, 503])),
   QUERY_TIMEOUT: 504,
 }
 
-/** At most one log line per code per this many milliseconds (a saturated pooler fails every request). */
-export const LOG_INTERVAL_MS = 10_000
+export const LOG_INTERVAL_MS = 10_000 // a saturated pooler fails every request: one line per code per 10 s
 const logged = new Map<PoolerErrorCode, { at: number; suppressed: number }>()
 
 /** Logs `[hono-pooler] CODE: message` at most once per code per `LOG_INTERVAL_MS`, then with the count left out. */
 export function logError(err: PoolerError, now = Date.now()): void {
   const seen = logged.get(err.code)
-  if (seen && now - seen.at < LOG_INTERVAL_MS) {
-    seen.suppressed++
-    return
-  }
+  if (seen && now - seen.at < LOG_INTERVAL_MS && ++seen.suppressed) return
   const more = seen?.suppressed
     ? ` (+${seen.suppressed} more ${err.code} in the last ${Math.round((now - seen.at) / 1000)} s)`
     : ''
@@ -150,6 +142,8 @@ const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
   CONNECTION_LOST: 'The connection to the database was lost. Retry shortly.',
   TLS_FAILED: 'The server could not open a secure connection to its database.',
   QUERY_TIMEOUT: 'The database did not answer in time.',
+  POOL_TIMEOUT: 'The database is busy. Retry shortly.',
+  POOL_CLOSED: 'The server is shutting down. Retry shortly.',
 }
 
 /**
@@ -216,15 +210,7 @@ export const deadlockInTransaction = (): PoolerError =>
     "c.var.sql was used inside its own sql.begin() callback: the transaction holds the only connection (max: 1), so it would wait forever — use the callback's tx",
   )
 
-/**
- * A statement had no complete answer within `queryTimeout` seconds (it was cancelled on the server).
- *
- * @example
- * ```ts
- * const err = queryTimedOut(30)
- * console.log(err.code, err.status) // QUERY_TIMEOUT 504
- * ```
- */
+/** A statement had no complete answer within `queryTimeout` seconds (it was cancelled on the server). */
 export const queryTimedOut = (seconds: number, cause?: unknown): PoolerError =>
   new PoolerError(
     'QUERY_TIMEOUT',
@@ -298,3 +284,15 @@ export const SESSION_ONLY: Record<
       'sql.reserve() does not pin a server connection behind a transaction-mode pooler — use sql.begin() to keep statements on one connection',
   },
 }
+
+/** The shared pool's refusals (`pooler({ pool })`): 503 with `Retry-After: 1`. */
+export const poolTimeout = (seconds: number, host: string, limit: number): PoolerError =>
+  new PoolerError(
+    'POOL_TIMEOUT',
+    `No pooled connection to ${host} became free within ${seconds} s (all ${limit} in use) — raise pool.size or pool.overflow, shorten transactions, or raise pool.timeout`,
+    { retryAfter: 1 },
+  )
+export const poolClosed = (): PoolerError =>
+  new PoolerError('POOL_CLOSED', 'closePools() was called: the server is shutting down — retry', {
+    retryAfter: 1,
+  })

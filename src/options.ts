@@ -6,7 +6,8 @@ import type { Context } from 'hono'
 import type { Options as PostgresOptions } from 'postgres'
 import * as z from 'zod/v4/mini'
 import { PoolerError } from './errors'
-import { POOLER_MODES, type PoolerMode, STARTUP_PARAMS } from './url'
+import type { PoolOptions, ResolvedPoolOptions } from './pool/options'
+import { checkStartupParams, POOLER_MODES, type PoolerMode } from './url'
 
 /** What the guard does with a statement transaction mode cannot run. */
 export const GUARD_LEVELS = ['error', 'warn', 'off'] as const
@@ -28,6 +29,10 @@ export const DEFAULTS = {
   pipelineConnect: false,
 } as const
 
+/** Defaults of `pooler({ pool })`: SQLAlchemy QueuePool's, with a 30-minute `pool_recycle`; and its flags. */
+export const POOL_DEFAULTS = { size: 5, overflow: 10, timeout: 30, recycle: 1800 } as const
+const POOL_FLAGS = { allowServerless: false, checkBudget: true } as const
+
 /** Every default of the `hono-pooler` command (`doctor`, `top`): its usage text shows them. */
 export const CLI_DEFAULTS = {
   /** Seconds the whole `doctor` run may take (`--timeout`). */
@@ -43,11 +48,8 @@ export const CLI_DEFAULTS = {
   topApplicationName: 'hono-pooler-top',
 } as const
 
-/** After a client abort: how often the CancelRequest is repeated, and how long statements get to stop. */
-export const ABORT_CANCEL_EVERY_MS = 100
-export const ABORT_WAIT_MS = 3000
-/** After `queryTimeout`: how long the CancelRequest gets to land before the sockets are destroyed. */
-export const CANCEL_GRACE_MS = 1000
+// After an abort: the CancelRequest repeated every 100 ms, for at most 3 s; after queryTimeout: 1 s to land.
+export const [ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS] = [100, 3000, 1000] as const
 
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
@@ -56,17 +58,22 @@ export const CANCEL_GRACE_MS = 1000
  * @example
  * ```ts
  * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true, fetchTypes: false }
+ * modeDefaults('direct', true) // { guard: 'error', prepare: true, inlineParams: false, fetchTypes: true } (a shared pool)
  * ```
  */
-export function modeDefaults(mode: PoolerMode): {
+export function modeDefaults(
+  mode: PoolerMode,
+  pooled = false,
+): {
   guard: GuardLevel
   prepare: boolean
   inlineParams: boolean
   fetchTypes: boolean
 } {
   const transaction = mode === 'transaction'
+  // A shared pool hands one connection to many requests: session state would leak, so the guard is on.
   return {
-    guard: transaction ? 'error' : 'off',
+    guard: transaction || pooled ? 'error' : 'off',
     prepare: !transaction,
     inlineParams: transaction,
     // transaction mode registers the built-in array types instead (one round trip saved per connection)
@@ -118,6 +125,8 @@ export interface PoolerOptions {
   pipelineConnect?: boolean | 'insecure'
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
+  /** A shared pool for long-running servers (see docs/pool.md). Default: none, one client per request. */
+  pool?: PoolOptions
   /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
   onEvent?: (event: PoolerEvent) => void
 }
@@ -165,6 +174,16 @@ const schema = z.strictObject({
   pipelineConnect: z.optional(z.union([z.boolean(), z.literal('insecure')])),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
+  pool: z.optional(
+    z.strictObject({
+      size: z.optional(z.int().check(z.gte(1), z.lte(1000))),
+      overflow: z.optional(z.int().check(z.gte(0), z.lte(1000))),
+      timeout: z.optional(num(z.gt(0), z.lte(3600))),
+      recycle: z.optional(num(z.gte(0), z.lte(86400))),
+      allowServerless: z.optional(z.boolean()),
+      checkBudget: z.optional(z.boolean()),
+    }),
+  ),
 })
 
 /** One line for a zod issue, without echoing the input (it may be a URL with a password). */
@@ -226,11 +245,7 @@ function presetOwned(driver: Record<string, unknown> | undefined): string | unde
 }
 
 /** Options after validation, with defaults filled in. */
-export interface ResolvedOptions
-  extends Omit<
-    PoolerOptions,
-    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'queryTimeout' | 'fastConnect' | 'pipelineConnect'
-  > {
+export interface ResolvedOptions extends Omit<PoolerOptions, keyof typeof DEFAULTS | 'pool'> {
   binding: string
   mode: 'auto' | PoolerMode
   max: number
@@ -241,6 +256,7 @@ export interface ResolvedOptions
   applicationName: string
   fastConnect: boolean
   pipelineConnect: boolean | 'insecure'
+  pool?: ResolvedPoolOptions
 }
 
 /**
@@ -265,21 +281,10 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
       'INVALID_OPTIONS',
       `Invalid hono-pooler option postgres.${owned}: hono-pooler sets it — use pooler({ ${PRESET_OWNED[owned]} }) instead`,
     )
-  // postgres.js sends `connection` as startup parameters, which PgBouncer and Supavisor reject (08P01
-  // "unsupported startup parameter": every request would fail at connect). Only a direct connection takes them.
-  if (options.mode !== 'direct')
-    for (const key of Object.keys((options.postgres?.connection ?? {}) as object))
-      if (!STARTUP_PARAMS.has(key.toLowerCase()))
-        throw new PoolerError(
-          'INVALID_OPTIONS',
-          `Invalid hono-pooler option postgres.connection.${key}: a pooler rejects it as a startup parameter ("unsupported startup parameter") — ${
-            key === 'statement_timeout'
-              ? 'use pooler({ queryTimeout }) for a client-side deadline, or withSettings(sql, { statement_timeout }, fn) for a server-side one'
-              : `set it per transaction with withSettings(sql, { ${key} }, fn), or use mode: 'direct'`
-          }`,
-        )
+  if (options.mode !== 'direct') checkStartupParams(options.postgres?.connection)
+  const { pool, ...rest } = options
   return {
-    ...options,
+    ...rest,
     binding: options.binding ?? DEFAULTS.binding,
     mode: options.mode ?? DEFAULTS.mode,
     max: options.max ?? DEFAULTS.max,
@@ -290,5 +295,6 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
     fastConnect: options.fastConnect ?? DEFAULTS.fastConnect,
     pipelineConnect: options.pipelineConnect ?? DEFAULTS.pipelineConnect,
+    ...(pool ? { pool: { ...POOL_DEFAULTS, ...POOL_FLAGS, ...pool } } : {}),
   }
 }

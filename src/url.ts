@@ -251,3 +251,26 @@ export function checkUrlParams(url: URL): void {
       )
   }
 }
+
+/**
+ * Throws `INVALID_OPTIONS` for a `postgres: { connection }` key a pooler rejects: postgres.js sends them as
+ * startup parameters, and PgBouncer and Supavisor answer `unsupported startup parameter` (08P01) — every
+ * request would fail at connect. Only a direct connection takes them.
+ *
+ * @example
+ * ```ts
+ * checkStartupParams({ statement_timeout: 1000 }) // throws: … use pooler({ queryTimeout }) … or withSettings …
+ * ```
+ */
+export function checkStartupParams(connection: object | undefined): void {
+  for (const key of Object.keys(connection ?? {}))
+    if (!STARTUP_PARAMS.has(key.toLowerCase()))
+      throw new PoolerError(
+        'INVALID_OPTIONS',
+        `Invalid hono-pooler option postgres.connection.${key}: a pooler rejects it as a startup parameter ("unsupported startup parameter") — ${
+          key === 'statement_timeout'
+            ? 'use pooler({ queryTimeout }) for a client-side deadline, or withSettings(sql, { statement_timeout }, fn) for a server-side one'
+            : `set it per transaction with withSettings(sql, { ${key} }, fn), or use mode: 'direct'`
+        }`,
+      )
+}

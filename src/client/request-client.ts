@@ -8,6 +8,8 @@ import { clientClosed, deadlockInTransaction, PoolerError, queryTimedOut, STATUS
 import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
 import { ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS, type PoolerEvent } from '../options'
+import { type RequestLeases, requestLeases } from '../pool/lease'
+import { sharedPool } from '../pool/registry'
 import type { ClientConfig } from '../preset'
 import { registerArrayTypes, syncArrayTypes } from './array-types'
 import { mapConnectionError } from './driver-errors'
@@ -50,7 +52,10 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   const transaction = mode === 'transaction'
   // Outside sql.begin, at most one statement in flight per connection: PgBouncer/Supavisor drop replies
   // to queries pipelined behind a ReadyForQuery (the pipelining hang).
-  const inFlight = transaction ? gate(options.max) : undefined
+  // With a shared pool (pool/) every top-level statement leases a pooled connection after this gate.
+  const pooled = options.pool !== undefined
+  const inFlight = transaction || pooled ? gate(options.max) : undefined
+  let leases: RequestLeases | undefined
   let real: Sql<any> | undefined
   let closed = false
   let queries = 0
@@ -76,7 +81,8 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   // Creating the driver client connects nothing; reading its properties stays allowed after the request.
   const ensure = (): Sql<any> => {
     if (!real) {
-      real = postgres(config.url, config.driver)
+      if (pooled) leases = requestLeases(sharedPool(config), () => client.abort())
+      real = leases ? leases.pool.builder : postgres(config.url, config.driver)
       if (config.driver.fetch_types === false) registerArrayTypes(real)
     }
     return real
@@ -126,7 +132,9 @@ export function createRequestClient(config: ClientConfig): RequestClient {
         active.get(q)?.()
         destroy = setTimeout(() => {
           lost = true
-          void real?.end({ timeout: 0 })
+          // A shared pool is never ended: only this request's connections leave it.
+          if (leases) leases.destroyHeld()
+          else void real?.end({ timeout: 0 })
         }, CANCEL_GRACE_MS)
       }, seconds * 1000)
     }
@@ -192,13 +200,30 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     isClosed: () => closed,
     ensure,
     deadlocked,
-    patch: (query, g, load) => hookQuery(query, g, hooks, load),
+    patch: (query, g, load) => hookQuery(query, leases && g ? leases.gateFor(query, g) : g, hooks, load),
+    ...(pooled && { lease: (g) => leases!.lease(g) }),
     mapError,
     owner,
   }
 
+  // Cancel first, and again until our statements settled (at most `ms`): PgBouncer drops a CancelRequest
+  // whose client has already disconnected, and a statement still queued in PgBouncer (no server free yet)
+  // cannot be cancelled before it starts — the repeated cancel catches it as soon as it does.
+  const cancelUntilSettled = async (ms: number) => {
+    if (!active.size || lost) return
+    cancelRunning()
+    const repeat = setInterval(cancelRunning, ABORT_CANCEL_EVERY_MS)
+    let give: ReturnType<typeof setTimeout> | undefined
+    await new Promise<void>((r) => {
+      drained = r
+      give = setTimeout(r, ms)
+    })
+    clearInterval(repeat)
+    clearTimeout(give)
+  }
+
   const sql = wrapSql(proxyContext, ensure, inFlight, true)
-  return {
+  const client: RequestClient = {
     sql,
     get used() {
       return real !== undefined
@@ -211,27 +236,22 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     },
     async abort() {
       closed = true
+      leases?.stop()
       if (!real) return
-      // Cancel first, and again until our statements settled: PgBouncer drops a CancelRequest whose client
-      // has already disconnected, and a statement still queued in PgBouncer (no server free yet) cannot be
-      // cancelled before it starts — the repeated cancel catches it as soon as it does.
-      if (active.size && !lost) {
-        cancelRunning()
-        const repeat = setInterval(cancelRunning, ABORT_CANCEL_EVERY_MS)
-        let give: ReturnType<typeof setTimeout> | undefined
-        await new Promise<void>((r) => {
-          drained = r
-          give = setTimeout(r, ABORT_WAIT_MS)
-        })
-        clearInterval(repeat)
-        clearTimeout(give)
-      }
-      await real.end({ timeout: 0 })
+      await cancelUntilSettled(ABORT_WAIT_MS)
+      // Shared pool: only this request's connections, and only those still busy after the cancel.
+      if (leases) (await leases.settled(1000)) || leases.destroyHeld()
+      else await real.end({ timeout: 0 })
     },
     async close(timeout: number) {
       closed = true
       // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
-      if (real) await real.end({ timeout: lost ? 0 : timeout })
+      if (!leases) return real?.end({ timeout: lost ? 0 : timeout })
+      leases.stop()
+      if (!lost && (await leases.settled(timeout * 1000))) return
+      await cancelUntilSettled(1000)
+      leases.destroyHeld()
     },
   }
+  return client
 }

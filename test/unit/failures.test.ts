@@ -38,6 +38,8 @@ const ALL: Record<PoolerErrorCode, true> = {
   INVALID_SETTING: true,
   DEADLOCK_IN_TRANSACTION: true,
   PIPELINE_CONNECT_UNSAFE: true,
+  POOL_TIMEOUT: true,
+  POOL_CLOSED: true,
 }
 const CODES = Object.keys(ALL) as PoolerErrorCode[]
 const status = (code: PoolerErrorCode) => STATUS[code] ?? 500
