@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
+import { build } from 'esbuild'
 import { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import postgres from 'postgres'
@@ -207,14 +208,29 @@ describe('correctness', () => {
     expect(events.filter((e) => e.type === 'error')).toEqual([])
   })
 
-  it('a failing query nobody awaits is reported as an unhandled rejection, as with postgres.js', () => {
+  it('a failing query nobody awaits is reported as an unhandled rejection, as with postgres.js', async () => {
     const dir = mkdtempSync(join(root, '.tmp', 'unawaited-'))
     try {
-      const script = join(dir, 'run.ts')
+      // src/ is bundled (extensionless imports, TypeScript syntax Node's type stripping refuses).
+      const lib = join(dir, 'lib.mjs')
+      await build({
+        stdin: {
+          contents: `export { createRequestClient, clientConfig, parseOptions } from '${root}/src/internal'`,
+          resolveDir: root,
+          loader: 'ts',
+        },
+        bundle: true,
+        format: 'esm',
+        platform: 'node',
+        packages: 'external',
+        outfile: lib,
+        logLevel: 'silent',
+      })
+      const script = join(dir, 'run.mjs')
       writeFileSync(
         script,
         `import postgres from 'postgres'
-import { createRequestClient, clientConfig, parseOptions } from '${root}/src/internal.ts'
+import { createRequestClient, clientConfig, parseOptions } from './lib.mjs'
 const url = process.env.URL
 const seen = []
 process.on('unhandledRejection', (e) => seen.push(e.code ?? String(e)))
@@ -228,11 +244,12 @@ await client.close(0)
 console.log(JSON.stringify(seen))
 `,
       )
-      const out = execFileSync(
-        process.execPath,
-        ['--import', join(root, 'examples/node/register.ts'), script],
-        { env: { ...process.env, URL: stack.databaseUrl }, encoding: 'utf8', timeout: 20_000 },
-      )
+      const out = execFileSync(process.execPath, [script], {
+        cwd: root,
+        env: { ...process.env, URL: stack.databaseUrl },
+        encoding: 'utf8',
+        timeout: 20_000,
+      })
       // Both: plain postgres.js and the request client report the division by zero (22012).
       expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual(['22012', '22012'])
     } finally {
