@@ -19,7 +19,6 @@ export type PoolerErrorCode =
   | 'UNSAFE_IN_TRANSACTION_MODE'
   | 'LISTEN_UNSUPPORTED'
   | 'SUBSCRIBE_UNSUPPORTED'
-  | 'RESERVE_UNSUPPORTED'
   | 'INVALID_SETTING'
   | 'DEADLOCK_IN_TRANSACTION'
 
@@ -207,8 +206,8 @@ export const twoPhaseCommit = (): PoolerError =>
 
 /** The postgres.js methods that need a session of their own, and why each is refused in transaction mode. */
 export const SESSION_ONLY: Record<
-  'listen' | 'subscribe' | 'reserve',
-  { code: 'LISTEN_UNSUPPORTED' | 'SUBSCRIBE_UNSUPPORTED' | 'RESERVE_UNSUPPORTED'; message: string }
+  'listen' | 'subscribe',
+  { code: 'LISTEN_UNSUPPORTED' | 'SUBSCRIBE_UNSUPPORTED'; message: string }
 > = {
   listen: {
     code: 'LISTEN_UNSUPPORTED',
@@ -219,10 +218,5 @@ export const SESSION_ONLY: Record<
     code: 'SUBSCRIBE_UNSUPPORTED',
     message:
       'sql.subscribe() needs logical replication, which a transaction-mode pooler cannot carry — subscribe over a direct connection',
-  },
-  reserve: {
-    code: 'RESERVE_UNSUPPORTED',
-    message:
-      'sql.reserve() does not pin a server connection behind a transaction-mode pooler — use sql.begin() to keep statements on one connection',
   },
 }

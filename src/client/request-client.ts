@@ -101,6 +101,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   }
   const proxyContext: ProxyContext = {
     transaction,
+    max: options.max,
     guardRefuses: config.guard === 'error',
     prepare: config.driver.prepare,
     isClosed: () => closed,

@@ -7,13 +7,16 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
 import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY, twoPhaseCommit } from '../errors'
 import type { Gate } from './gate'
+import { reserveMethod } from './reserve'
 
 /** What a wrapped `Sql` needs from its request client. */
 export interface ProxyContext {
   transaction: boolean
+  /** Connections per request (`max`). */
+  max: number
   /** The guard refuses (level `error`). */
   guardRefuses: boolean
-  /** postgres.js's `prepare` for `sql.file` (the preset's). */
+  /** postgres.js's `prepare` (the preset's): `true` only outside transaction mode, and with Hyperdrive. */
   prepare: boolean | undefined
   isClosed(): boolean
   /** The driver client, created on first use. */
@@ -39,7 +42,6 @@ const rejectWith = (method: keyof typeof SESSION_ONLY) => async (): Promise<neve
 const SESSION_ONLY_METHODS = {
   listen: rejectWith('listen'),
   subscribe: rejectWith('subscribe'),
-  reserve: rejectWith('reserve'),
 }
 
 async function readText(path: string): Promise<string> {
@@ -66,7 +68,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   top: boolean,
 ): S {
   const checkPrepare = (opts: Record<string, any>) => {
-    if (ctx.transaction && opts.prepare === true) throw prepareUnsupported()
+    if (ctx.transaction && !ctx.prepare && opts.prepare === true) throw prepareUnsupported()
   }
   const overrides: Record<string, unknown> = {
     unsafe(text: string, ...rest: unknown[]) {
@@ -124,6 +126,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
           g?.release()
         }
       },
+      reserve: reserveMethod(ctx, g, wrapSql),
       ...(ctx.transaction && SESSION_ONLY_METHODS),
     })
   }
