@@ -39,12 +39,24 @@ export function modeDefaults(mode: PoolerMode): {
   return { guard: transaction ? 'error' : 'off', prepare: !transaction, inlineParams: transaction }
 }
 
+/**
+ * The Hyperdrive preset (`pooler({ hyperdrive })`, or a `*.hyperdrive.local` URL): Cloudflare's guidance for
+ * postgres.js — prepared statements on (Hyperdrive supports protocol-level named statements and caches on
+ * them), no parameter inlining; the guard stays on for what Hyperdrive does not support.
+ */
+export const HYPERDRIVE_DEFAULTS = { guard: 'error', prepare: true, inlineParams: false } as const
+
 /** What `pooler()` accepts. Every field is optional. */
 export interface PoolerOptions {
   /** The connection string, or a function of the request. Default: `env(c)[binding]`. */
   url?: string | ((c: Context<any>) => string | undefined)
   /** Name of the binding / environment variable holding the URL. Default `DATABASE_URL`. */
   binding?: string
+  /**
+   * Name of a Cloudflare Hyperdrive binding (`[[hyperdrive]]` in wrangler.toml): the URL is its
+   * `connectionString` and the Hyperdrive preset applies (prepared statements on, no inlining).
+   */
+  hyperdrive?: string
   /** `auto` (default) reads the mode from the URL: see `classifyUrl`. */
   mode?: 'auto' | PoolerMode
   /** Connections per request, 1–5 (Workers allow 6 simultaneous outbound connections). Default 1. */
@@ -93,6 +105,7 @@ const num = (...checks: Parameters<ReturnType<typeof z.number>['check']>) => z.n
 const schema = z.strictObject({
   url: z.optional(z.union([z.string().check(z.minLength(1)), fn<(c: Context<any>) => string | undefined>()])),
   binding: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/))),
+  hyperdrive: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/))),
   mode: z.optional(z.enum(['auto', ...POOLER_MODES])),
   max: z.optional(z.int().check(z.gte(1), z.lte(5))),
   connectTimeout: z.optional(num(z.gt(0), z.lte(120))),
@@ -161,6 +174,11 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     const what = issue ? describeIssue(issue) : 'is invalid'
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
+  if (options.hyperdrive !== undefined && (options.url !== undefined || options.binding !== undefined))
+    throw new PoolerError(
+      'INVALID_OPTIONS',
+      'Invalid hono-pooler option hyperdrive: the URL comes from the Hyperdrive binding — drop url / binding',
+    )
   return {
     ...options,
     binding: options.binding ?? DEFAULTS.binding,

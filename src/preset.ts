@@ -7,7 +7,7 @@
 import type { Options as PostgresOptions } from 'postgres'
 import { isWorkerd, workerdSocket } from './client/workerd-socket'
 import { PoolerError, prepareUnsupported, redactUrl } from './errors'
-import { type GuardLevel, modeDefaults, type ResolvedOptions } from './options'
+import { type GuardLevel, HYPERDRIVE_DEFAULTS, modeDefaults, type ResolvedOptions } from './options'
 import {
   checkUrlParams,
   classifyUrl,
@@ -29,6 +29,8 @@ export interface ClientConfig {
   guard: GuardLevel
   /** Parameters sent as escaped literals (the option, else the mode's default; never with custom `types`). */
   inline: boolean
+  /** The Hyperdrive preset applies (the `hyperdrive` option, or a `*.hyperdrive.local` host). */
+  hyperdrive: boolean
   /** postgres.js options (the preset applied). */
   driver: PostgresOptions<any>
 }
@@ -47,16 +49,20 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
   const info = classifyUrl(url)
   const u = new URL(url)
   checkUrlParams(u)
-  const mode = options.mode === 'auto' ? info.mode : options.mode
-  if (options.mode !== 'auto') {
+  // Hyperdrive pools in transaction mode whatever the host of the string handed to it.
+  const hyperdrive = options.hyperdrive !== undefined || info.provider === 'hyperdrive'
+  const mode = hyperdrive ? 'transaction' : options.mode === 'auto' ? info.mode : options.mode
+  if (options.mode !== 'auto' && !hyperdrive) {
     const mismatch = portMismatch(info, options.mode)
     if (mismatch) throw new PoolerError('WRONG_PORT_FOR_MODE', `${mismatch} (${redactUrl(url)})`)
   }
   const transaction = mode === 'transaction'
-  const defaults = modeDefaults(mode)
+  const defaults = hyperdrive ? HYPERDRIVE_DEFAULTS : modeDefaults(mode)
   const urlPrepare = u.searchParams.get('prepare')
+  // Named prepared statements break behind PgBouncer/Supavisor in transaction mode, not behind Hyperdrive.
+  const prepareRefused = transaction && !hyperdrive
   if (
-    transaction &&
+    prepareRefused &&
     (options.prepare === true || urlPrepare === 'true' || options.postgres?.prepare === true)
   )
     throw prepareUnsupported()
@@ -70,7 +76,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     connect_timeout: options.connectTimeout,
     idle_timeout: options.idleTimeout,
     max_lifetime: null,
-    prepare: transaction ? false : (options.prepare ?? defaults.prepare),
+    prepare: prepareRefused ? false : (options.prepare ?? defaults.prepare),
     fetch_types: transaction ? false : (options.postgres?.fetch_types ?? true),
     // UTF8 is what the parameter inliner's escaping assumes (it also re-checks what the server reports).
     connection: {
@@ -91,6 +97,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     password: decodeURIComponent(u.password),
     options,
     guard: options.guard ?? defaults.guard,
+    hyperdrive,
     inline: (options.inlineParams ?? defaults.inlineParams) && !driver.types,
     driver,
   }

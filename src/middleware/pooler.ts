@@ -9,6 +9,7 @@ import { env } from 'hono/adapter'
 import type { Sql } from 'postgres'
 import { createRequestClient } from '../client/request-client'
 import { PoolerError } from '../errors'
+import { hyperdriveUrl } from '../hyperdrive'
 import { type CloseReason, type PoolerOptions, parseOptions } from '../options'
 import { clientConfig } from '../preset'
 import { track, watchResponses } from './response'
@@ -53,7 +54,8 @@ function resolveUrl(c: Context, url: PoolerOptions['url'], binding: string): str
 export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variables: PoolerVariables }> {
   const opts = parseOptions(options)
   return async function pooler(c, next) {
-    const config = clientConfig(resolveUrl(c, opts.url, opts.binding), opts)
+    const url = opts.hyperdrive ? hyperdriveUrl(c, opts.hyperdrive) : resolveUrl(c, opts.url, opts.binding)
+    const config = clientConfig(url, opts)
     const client = createRequestClient(config)
     const started = Date.now()
     let closing: Promise<void> | undefined
