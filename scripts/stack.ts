@@ -1,6 +1,8 @@
 /**
  * The local transaction-pooler stack: an ephemeral Postgres (from the system binaries) behind a real
- * PgBouncer in `pool_mode = transaction`, both on free loopback ports, SCRAM auth everywhere.
+ * PgBouncer in `pool_mode = transaction`, both on free loopback ports, SCRAM auth everywhere. PgBouncer
+ * and Postgres also accept TLS (`client_tls_sslmode = allow`, `ssl = on`: plain clients keep working) with a
+ * throwaway CA and server certificate made at start with `openssl` (CN/SAN localhost, 127.0.0.1, ::1).
  *
  * Used by the vitest globalSetup, `npm run dev`, the benchmarks and `npm run stack` (prints the URLs and
  * keeps the stack up until Ctrl-C). When DATABASE_URL is already set, nothing is started and the URLs
@@ -40,6 +42,15 @@ export interface Stack {
   adminUrl: string
   /** A PgBouncer with max_client_conn = 2 (saturation tests). Empty when external. */
   tinyUrl: string
+  /**
+   * The throwaway CA's certificate (PEM file) that signed the server certificate of PgBouncer and Postgres
+   * (SAN localhost, 127.0.0.1, ::1). Empty when external unless `PG_CA_FILE` is set.
+   */
+  caFile: string
+  /** `databaseUrl` with `sslmode=verify-full` (verify against `caFile`: pass `ssl: { ca }`). */
+  tlsUrl: string
+  /** `directUrl` with `sslmode=verify-full`: Postgres itself over TLS. */
+  directTlsUrl: string
   /** The app user's password (tests check that it never appears in errors). */
   password: string
   /** True when the URLs came from the environment and nothing was started. */
@@ -51,6 +62,55 @@ const INSTALL_HELP = {
   postgres:
     'PostgreSQL server binaries not found. Install them: apt-get update && apt-get install -y postgresql',
   pgbouncer: 'pgbouncer not found. Install it: apt-get update && apt-get install -y pgbouncer',
+  openssl: 'openssl not found (the stack makes a throwaway TLS CA). Install it: apt-get install -y openssl',
+}
+
+/**
+ * A throwaway CA and a server certificate it signed (CN localhost, SAN localhost, 127.0.0.1, ::1), written
+ * into `dir`; the key readable only by the service user (Postgres refuses a group/world-readable key).
+ */
+function makeCertificates(
+  dir: string,
+  owned: (p: string) => void,
+): { ca: string; cert: string; key: string } {
+  const ca = join(dir, 'ca.crt')
+  const caKey = join(dir, 'ca.key')
+  const cert = join(dir, 'server.crt')
+  const key = join(dir, 'server.key')
+  const csr = join(dir, 'server.csr')
+  const ext = join(dir, 'server.ext')
+  const ssl = (args: string[]) => {
+    try {
+      execFileSync('openssl', args, { stdio: 'pipe' })
+    } catch (e: any) {
+      if (e.code === 'ENOENT') throw new Error(INSTALL_HELP.openssl)
+      throw new Error(`openssl ${args[0]} failed: ${e.stderr?.toString() || e.message}`)
+    }
+  }
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  ssl(['req', '-x509', ...ec, '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=hono-pooler test CA'])
+  ssl(['req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=localhost'])
+  writeFileSync(ext, 'subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1\n')
+  ssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+  ])
+  chmodSync(key, 0o600)
+  for (const f of [ca, cert, key]) owned(f)
+  return { ca, cert, key }
 }
 
 function findPgBin(): string {
@@ -175,6 +235,9 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       superUrl: env.SUPER_URL ?? env.DIRECT_URL ?? env.DATABASE_URL,
       adminUrl: env.PGBOUNCER_ADMIN_URL ?? '',
       tinyUrl: env.PGBOUNCER_TINY_URL ?? '',
+      caFile: env.PG_CA_FILE ?? '',
+      tlsUrl: env.DATABASE_URL_TLS ?? '',
+      directTlsUrl: env.DIRECT_URL_TLS ?? '',
       password: decodeURIComponent(u.password),
       external: true,
       stop: async () => {},
@@ -198,6 +261,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
   const pwfile = join(dir, 'pwfile')
   writeFileSync(pwfile, `${superPass}\n`, { mode: 0o600 })
   owned(pwfile)
+  const tls = makeCertificates(dir, owned)
 
   const stop = async () => {
     await Promise.all(children.reverse().map((c, i) => stopChild(c, i === 0 ? 'SIGTERM' : 'SIGINT')))
@@ -251,6 +315,12 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         'logging_collector=off',
         '-c',
         'log_min_messages=fatal',
+        '-c',
+        'ssl=on',
+        '-c',
+        `ssl_cert_file=${tls.cert}`,
+        '-c',
+        `ssl_key_file=${tls.key}`,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) },
     )
@@ -311,6 +381,11 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
           `pidfile = ${join(dir, `${name}.pid`)}`,
           'log_connections = 0',
           'log_disconnections = 0',
+          // TLS when the client asks (SSLRequest or direct), plain TCP otherwise.
+          'client_tls_sslmode = allow',
+          `client_tls_cert_file = ${tls.cert}`,
+          `client_tls_key_file = ${tls.key}`,
+          `client_tls_ca_file = ${tls.ca}`,
           ...settings,
           '',
         ].join('\n'),
@@ -349,6 +424,9 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       superUrl,
       adminUrl: `postgres://pgb_admin:${adminPass}@127.0.0.1:${bPort}/pgbouncer`,
       tinyUrl: `postgres://app:${password}@127.0.0.1:${tinyPort}/app`,
+      caFile: tls.ca,
+      tlsUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app?sslmode=verify-full`,
+      directTlsUrl: `postgres://app:${password}@127.0.0.1:${pgPort}/app?sslmode=verify-full`,
       password,
       external: false,
       stop,
@@ -369,6 +447,9 @@ export function stackEnv(stack: Stack): Record<string, string> {
     SUPER_URL: stack.superUrl,
     PGBOUNCER_ADMIN_URL: stack.adminUrl,
     PGBOUNCER_TINY_URL: stack.tinyUrl,
+    PG_CA_FILE: stack.caFile,
+    DATABASE_URL_TLS: stack.tlsUrl,
+    DIRECT_URL_TLS: stack.directTlsUrl,
   }
 }
 

@@ -8,6 +8,7 @@ export type PoolerErrorCode =
   | 'INVALID_OPTIONS'
   | 'MISSING_DATABASE_URL'
   | 'INVALID_URL'
+  | 'MULTI_HOST_URL'
   | 'UNSUPPORTED_URL_PARAM'
   | 'WRONG_PORT_FOR_MODE'
   | 'PREPARE_UNSUPPORTED'
@@ -26,7 +27,10 @@ export type PoolerErrorCode =
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
  *
  * @example
- * if (CONNECTION_CODES.has(err.code)) retryLater()
+ * ```ts
+ * const err = new PoolerError('CONNECT_FAILED', 'Cannot reach the database')
+ * if (CONNECTION_CODES.has(err.code)) console.log('retry later')
+ * ```
  */
 export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
   'CONNECT_FAILED',
@@ -52,10 +56,12 @@ export interface PoolerErrorOptions {
  * default error handler answers them with a 503 JSON body, while an app's own `onError` still sees them.
  *
  * @example
+ * ```ts
  * app.onError((err, c) => {
  *   if (err instanceof PoolerError && err.code === 'POOLER_SATURATED') return c.json({ busy: true }, 503)
  *   throw err
  * })
+ * ```
  */
 export class PoolerError extends Error {
   override readonly name = 'PoolerError'
@@ -107,7 +113,9 @@ const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
  * host, port, user or SQL reaches the HTTP client — unless `expose: true` (development) sends `err.message`.
  *
  * @example
+ * ```ts
  * app.onError((err, c) => (err instanceof PoolerError ? errorResponse(err) : c.text('oops', 500)))
+ * ```
  */
 export function errorResponse(
   err: PoolerError,
@@ -123,7 +131,9 @@ export function errorResponse(
  * A connection string with its password replaced by `***` (also in query parameters such as `password=`).
  *
  * @example
+ * ```ts
  * redactUrl('postgres://app:secret@db:6543/app') // 'postgres://app:***@db:6543/app'
+ * ```
  */
 export function redactUrl(url: string): string {
   const m = /^([a-z][a-z0-9+.-]*:\/\/)([\s\S]*)$/i.exec(url)
@@ -145,7 +155,9 @@ export function redactUrl(url: string): string {
  * Removes every occurrence of `secret` from a string (for messages built from foreign errors).
  *
  * @example
+ * ```ts
  * scrub('auth failed for p4ss', 'p4ss') // 'auth failed for ***'
+ * ```
  */
 export function scrub(text: string, secret: string | undefined): string {
   if (!secret) return text
@@ -163,7 +175,10 @@ export function scrub(text: string, secret: string | undefined): string {
 
 /**
  * @example
+ * ```ts
+ * const opts: { prepare?: boolean } = { prepare: true }
  * if (opts.prepare === true) throw prepareUnsupported()
+ * ```
  */
 export const prepareUnsupported = (): PoolerError =>
   new PoolerError(
@@ -173,7 +188,9 @@ export const prepareUnsupported = (): PoolerError =>
 
 /**
  * @example
+ * ```ts
  * if (closed) throw clientClosed()
+ * ```
  */
 export const clientClosed = (): PoolerError =>
   new PoolerError(
@@ -183,7 +200,10 @@ export const clientClosed = (): PoolerError =>
 
 /**
  * @example
- * if (insideOwnTransaction && max === 1) throw deadlockInTransaction()
+ * ```ts
+ * const max: number = 1
+ * if (max === 1) throw deadlockInTransaction()
+ * ```
  */
 export const deadlockInTransaction = (): PoolerError =>
   new PoolerError(
@@ -195,7 +215,12 @@ export const deadlockInTransaction = (): PoolerError =>
  * `tx.prepare(name)`: two-phase commit, refused like SQL `PREPARE TRANSACTION` (guard rule `sql-prepare`).
  *
  * @example
- * overrides.prepare = () => { throw twoPhaseCommit() }
+ * ```ts
+ * const overrides: Record<string, unknown> = {}
+ * overrides.prepare = () => {
+ *   throw twoPhaseCommit()
+ * }
+ * ```
  */
 export const twoPhaseCommit = (): PoolerError =>
   new PoolerError(

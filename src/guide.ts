@@ -31,8 +31,10 @@ export interface Advice {
  * Checks a connection string against the platform it will run on. Never returns the password.
  *
  * @example
+ * ```ts
  * adviseConnection('postgres://postgres:pw@db.abc.supabase.co:5432/postgres', { platform: 'vercel' }).advice[0]
  * // { level: 'error', code: 'IPV6_ONLY_HOST', message: 'db.abc.supabase.co is IPv6-only … use the pooler …' }
+ * ```
  */
 export function adviseConnection(
   url: string,
@@ -73,8 +75,10 @@ export function adviseConnection(
  * 40 % of `max_connections` when the Supabase Data (REST) API is in use too, otherwise up to 80 %.
  *
  * @example
+ * ```ts
  * poolBudget({ maxConnections: 60, usesDataApi: true }) // { fraction: 0.4, poolSize: 24, perInstance: 24 }
  * poolBudget({ maxConnections: 60, usesDataApi: false, instances: 4 }) // { fraction: 0.8, poolSize: 48, perInstance: 12 }
+ * ```
  */
 export function poolBudget({
   maxConnections,
@@ -116,7 +120,9 @@ export interface ConnectionStats {
  * grouped by application, user and state, compared with the 40 % / 80 % budget.
  *
  * @example
+ * ```ts
  * app.get('/admin/connections', async (c) => c.json(await connectionStats(c.var.sql, { usesDataApi: true })))
+ * ```
  */
 export async function connectionStats(sql: Sql<any>, { usesDataApi = false } = {}): Promise<ConnectionStats> {
   const [row] = await sql`

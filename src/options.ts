@@ -28,15 +28,24 @@ export const DEFAULTS = {
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
  *
  * @example
- * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true }
+ * ```ts
+ * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true, fetchTypes: false }
+ * ```
  */
 export function modeDefaults(mode: PoolerMode): {
   guard: GuardLevel
   prepare: boolean
   inlineParams: boolean
+  fetchTypes: boolean
 } {
   const transaction = mode === 'transaction'
-  return { guard: transaction ? 'error' : 'off', prepare: !transaction, inlineParams: transaction }
+  return {
+    guard: transaction ? 'error' : 'off',
+    prepare: !transaction,
+    inlineParams: transaction,
+    // transaction mode registers the built-in array types instead (one round trip saved per connection)
+    fetchTypes: !transaction,
+  }
 }
 
 /**
@@ -44,7 +53,12 @@ export function modeDefaults(mode: PoolerMode): {
  * postgres.js — prepared statements on (Hyperdrive supports protocol-level named statements and caches on
  * them), no parameter inlining; the guard stays on for what Hyperdrive does not support.
  */
-export const HYPERDRIVE_DEFAULTS = { guard: 'error', prepare: true, inlineParams: false } as const
+export const HYPERDRIVE_DEFAULTS = {
+  guard: 'error',
+  prepare: true,
+  inlineParams: false,
+  fetchTypes: false,
+} as const
 
 /** What `pooler()` accepts. Every field is optional. */
 export interface PoolerOptions {
@@ -122,7 +136,7 @@ const schema = z.strictObject({
       z.record(z.string(), z.unknown()),
     ]),
   ),
-  postgres: z.optional(z.record(z.string(), z.unknown())),
+  postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
 })
 
@@ -148,6 +162,42 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
+/**
+ * postgres.js options the preset sets itself, with the `pooler()` option that controls each: given in
+ * `postgres: {…}` they would be silently overridden, so they are refused instead.
+ */
+export const PRESET_OWNED: Readonly<Record<string, string>> = {
+  max: 'max',
+  connect_timeout: 'connectTimeout',
+  idle_timeout: 'idleTimeout',
+  max_lifetime: 'idleTimeout (a request client lives as long as its request)',
+  prepare: 'prepare',
+  ssl: 'ssl',
+  'connection.application_name': 'applicationName',
+  host: 'url (put the host in the connection string)',
+  hostname: 'url (put the host in the connection string)',
+  port: 'url (put the port in the connection string)',
+  database: 'url (put the database in the connection string)',
+  db: 'url (put the database in the connection string)',
+  user: 'url (put the user in the connection string)',
+  username: 'url (put the user in the connection string)',
+  pass: 'url (put the password in the connection string)',
+  password: 'url (put the password in the connection string)',
+  path: 'url (a Unix socket path bypasses the pooler the mode was read from)',
+  target_session_attrs: 'url (one host per URL: poolers fail over on their side)',
+}
+
+function presetOwned(driver: Record<string, unknown> | undefined): string | undefined {
+  if (!driver) return undefined
+  const connection = driver.connection
+  const record = connection && typeof connection === 'object' ? (connection as Record<string, unknown>) : {}
+  for (const key of Object.keys(PRESET_OWNED)) {
+    const [a, b] = key.split('.') as [string, string | undefined]
+    if ((b ? record[b] : driver[a]) !== undefined) return key // a key set to undefined changes nothing
+  }
+  return undefined
+}
+
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
   extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding'> {
@@ -164,7 +214,9 @@ export interface ResolvedOptions
  * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
  *
  * @example
+ * ```ts
  * parseOptions({ max: 9 }) // throws INVALID_OPTIONS: Invalid hono-pooler option max: must be <= 5
+ * ```
  */
 export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
   const r = schema.safeParse(options)
@@ -178,6 +230,12 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     throw new PoolerError(
       'INVALID_OPTIONS',
       'Invalid hono-pooler option hyperdrive: the URL comes from the Hyperdrive binding — drop url / binding',
+    )
+  const owned = presetOwned(options.postgres as Record<string, unknown> | undefined)
+  if (owned)
+    throw new PoolerError(
+      'INVALID_OPTIONS',
+      `Invalid hono-pooler option postgres.${owned}: hono-pooler sets it — use pooler({ ${PRESET_OWNED[owned]} }) instead`,
     )
   return {
     ...options,

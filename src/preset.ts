@@ -41,7 +41,11 @@ const cache = new Map<string, ClientConfig>()
  * Validates a URL and builds the driver config for it (cached per URL string, never the client).
  *
  * @example
+ * ```ts
+ * import { parseOptions } from './options'
+ *
  * clientConfig('postgres://u:p@db.pooler.supabase.com:6543/postgres', parseOptions()).driver.prepare // false
+ * ```
  */
 export function clientConfig(url: string, options: ResolvedOptions): ClientConfig {
   const hit = cache.get(url)
@@ -61,11 +65,21 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
   const urlPrepare = u.searchParams.get('prepare')
   // Named prepared statements break behind PgBouncer/Supavisor in transaction mode, not behind Hyperdrive.
   const prepareRefused = transaction && !hyperdrive
-  if (
-    prepareRefused &&
-    (options.prepare === true || urlPrepare === 'true' || options.postgres?.prepare === true)
-  )
-    throw prepareUnsupported()
+  if (prepareRefused && (options.prepare === true || urlPrepare === 'true')) throw prepareUnsupported()
+  if (transaction) {
+    const driver = options.postgres as { fetch_types?: unknown; connection?: { client_encoding?: unknown } }
+    if (driver?.fetch_types === true)
+      throw new PoolerError(
+        'INVALID_OPTIONS',
+        'Invalid hono-pooler option postgres.fetch_types: transaction mode skips the type lookup (built-in array types are registered without it) — drop it, or use mode "session"/"direct" for custom types',
+      )
+    const encoding = driver?.connection?.client_encoding
+    if (encoding !== undefined && !/^utf-?8$/i.test(String(encoding)))
+      throw new PoolerError(
+        'INVALID_OPTIONS',
+        'Invalid hono-pooler option postgres.connection.client_encoding: transaction mode speaks UTF8 — drop it',
+      )
+  }
   const tlsInUrl = u.searchParams.has('sslmode') || u.searchParams.has('ssl')
   const ssl =
     options.ssl ??
@@ -77,7 +91,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     idle_timeout: options.idleTimeout,
     max_lifetime: null,
     prepare: prepareRefused ? false : (options.prepare ?? defaults.prepare),
-    fetch_types: transaction ? false : (options.postgres?.fetch_types ?? true),
+    fetch_types: transaction ? false : (options.postgres?.fetch_types ?? defaults.fetchTypes),
     // UTF8 is what the parameter inliner's escaping assumes (it also re-checks what the server reports).
     connection: {
       ...options.postgres?.connection,

@@ -15,7 +15,9 @@ const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/
  * role that is not `[A-Za-z_][A-Za-z0-9_$]*`, before anything is sent.
  *
  * @example
+ * ```ts
  * // The PostgREST / Supabase row-level-security pattern:
+ * const claims = { sub: 'user-1', role: 'authenticated' }
  * const todos = await withSettings(
  *   sql,
  *   {
@@ -26,6 +28,7 @@ const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/
  *   },
  *   (tx) => tx`select * from todos`,
  * )
+ * ```
  */
 export async function withSettings<T>(
   sql: Sql<any>,
@@ -45,8 +48,10 @@ export async function withSettings<T>(
  * Validates settings and builds the `set_config` statement and the quoted role of {@link withSettings}.
  *
  * @example
+ * ```ts
  * buildSettings({ statement_timeout: '2s', role: 'app' })
  * // { role: '"app"', text: 'select set_config($1, $2, true)', params: ['statement_timeout', '2s'] }
+ * ```
  */
 export function buildSettings(settings: Record<string, string | number | boolean>): {
   role: string | undefined

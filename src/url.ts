@@ -29,9 +29,19 @@ const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[?::1\]?)$/i
  * Parses a postgres URL; the error never echoes the URL's password.
  *
  * @example
+ * ```ts
  * parseDbUrl('postgres://u:pw@db:6543/app').port // '6543'
+ * ```
  */
 export function parseDbUrl(url: string): URL {
+  // The host list starts after the LAST '@' (a password may hold '@', '/', '?', '#' or ','), as in redactUrl.
+  const rest = /^[a-z][a-z0-9+.-]*:\/\/([\s\S]*)$/i.exec(url)?.[1] ?? ''
+  const hosts = /^[^/?#]*/.exec(rest.slice(rest.lastIndexOf('@') + 1))![0]
+  if (hosts.includes(','))
+    throw new PoolerError(
+      'MULTI_HOST_URL',
+      `${redactUrl(url)} lists several hosts (${hosts}) — hono-pooler connects to one host: put the pooler's single host in the URL (poolers fail over on their side)`,
+    )
   let u: URL
   try {
     u = new URL(url)
@@ -58,7 +68,9 @@ export function parseDbUrl(url: string): URL {
  * True for 127.0.0.0/8, ::1 and localhost.
  *
  * @example
+ * ```ts
  * isLoopback('127.0.0.1') // true
+ * ```
  */
 export function isLoopback(host: string): boolean {
   return LOOPBACK.test(host)
@@ -80,8 +92,10 @@ export function isLoopback(host: string): boolean {
  * | anything else | transaction (the safe default) |
  *
  * @example
+ * ```ts
  * classifyUrl('postgres://postgres.abc:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres')
  * // { mode: 'transaction', provider: 'supabase', port: 6543, user: 'postgres.abc', ipv6Only: false, ... }
+ * ```
  */
 export function classifyUrl(url: string): UrlInfo {
   const u = parseDbUrl(url)
@@ -155,7 +169,9 @@ export function classifyUrl(url: string): UrlInfo {
  * Hosts that require TLS by default when the URL says nothing about it.
  *
  * @example
+ * ```ts
  * defaultsToTls('aws-0-eu-central-1.pooler.supabase.com') // true
+ * ```
  */
 export function defaultsToTls(host: string): boolean {
   return /\.(supabase\.com|supabase\.co|neon\.tech)$/i.test(host)
@@ -166,7 +182,9 @@ export function defaultsToTls(host: string): boolean {
  * Returns an error message, or undefined when they agree (or nothing is known).
  *
  * @example
+ * ```ts
  * portMismatch(classifyUrl('postgres://u:pw@x.pooler.supabase.com:5432/db'), 'transaction') // 'mode "transaction" but port 5432 …'
+ * ```
  */
 export function portMismatch(info: UrlInfo, mode: PoolerMode): string | undefined {
   if (info.provider !== 'supabase' || info.mode === mode) return undefined
@@ -222,7 +240,9 @@ const PRISMA_PARAMS: Record<string, string> = {
  * Throws `UNSUPPORTED_URL_PARAM` for a parameter the pooler would reject.
  *
  * @example
+ * ```ts
  * checkUrlParams(new URL('postgres://u:pw@h:6543/db?pgbouncer=true')) // throws: a Prisma flag …
+ * ```
  */
 export function checkUrlParams(url: URL): void {
   for (const key of url.searchParams.keys()) {

@@ -11,7 +11,9 @@ import { arrayElement } from '../sql/escape'
  * [element OID, array OID] for every built-in scalar type (PostgreSQL 14–17 agree on these; the multiranges are 14+).
  *
  * @example
+ * ```ts
  * new Map(BUILTIN_ARRAY_TYPES).get(23) // 1007: int4 → int4[]
+ * ```
  */
 export const BUILTIN_ARRAY_TYPES: ReadonlyArray<readonly [number, number]> = [
   [16, 1000],
@@ -139,9 +141,13 @@ function sharedTables(): Shared {
  * Call `syncArrayTypes` before the first query, as postgres.js registers its own at connect time.
  *
  * @example
- * const sql = postgres(url, { fetch_types: false })
+ * ```ts
+ * import postgres from 'postgres'
+ *
+ * const sql = postgres('postgres://app:pw@127.0.0.1:6432/app', { fetch_types: false })
  * registerArrayTypes(sql)
  * await sql`select array[1,2]::int4[] as a` // [{ a: [1, 2] }]
+ * ```
  */
 export function registerArrayTypes(sql: Sql<any>): void {
   const t = sharedTables()
@@ -159,9 +165,11 @@ export function registerArrayTypes(sql: Sql<any>): void {
  * have registered at connect time.
  *
  * @example
+ * ```ts
  * registerArrayTypes(sql)
- * drizzle(sql) // changes sql.options.parsers for dates
+ * sql.options.parsers[1184] = (x: string) => x // Drizzle does this for timestamptz
  * syncArrayTypes(sql) // before the first query
+ * ```
  */
 export function syncArrayTypes(sql: Sql<any>): void {
   const t = sharedTables()

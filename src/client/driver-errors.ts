@@ -26,8 +26,14 @@ const AUTH =
  * error unchanged. Messages name host and port, never the password.
  *
  * @example
- * mapConnectionError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), config).code
- * // 'CONNECT_FAILED'
+ * ```ts
+ * import { parseOptions } from '../options'
+ * import { clientConfig } from '../preset'
+ *
+ * const config = clientConfig('postgres://app:pw@127.0.0.1:6432/app', parseOptions())
+ * const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+ * ;(mapConnectionError(refused, config) as { code: string }).code // 'CONNECT_FAILED'
+ * ```
  */
 export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
   if (!e || typeof e !== 'object' || e instanceof PoolerError) return e

@@ -4,31 +4,62 @@
  * statement per connection may be in flight: `max` slots for `max` connections.
  */
 
+/** Gives a slot back. Each one works once: calling it again does nothing. */
+export type Release = () => void
+
 /** A counting semaphore: at most `size` statements (or transactions) in flight at once. */
 export interface Gate {
-  acquire(): Promise<void>
-  release(): void
+  /** Waits for a slot. */
+  acquire(): Promise<Release>
+  /** A slot now, or undefined when all are taken (never waits, so the caller keeps its turn). */
+  tryAcquire(): Release | undefined
+  /** Slots taken now (for tests and stats). */
+  readonly inUse: number
 }
 
 /**
+ * A slot can only be given back through the `Release` its acquisition returned, once: the gate cannot be
+ * released more often than it was acquired.
+ *
  * @example
+ * ```ts
+ * import { gate } from './gate'
+ *
  * const g = gate(1)
- * await g.acquire()
- * try { await runOneStatement() } finally { g.release() }
+ * const release = await g.acquire()
+ * try {
+ *   await Promise.resolve('one statement')
+ * } finally {
+ *   release()
+ * }
+ * ```
  */
 export function gate(size: number): Gate {
   let active = 0
-  const waiting: (() => void)[] = []
-  return {
-    acquire(): Promise<void> {
-      if (active >= size) return new Promise((r) => waiting.push(r))
-      active++
-      return Promise.resolve()
-    },
-    release(): void {
+  const waiting: ((release: Release) => void)[] = []
+  const slot = (): Release => {
+    let done = false
+    return () => {
+      if (done) return
+      done = true
       const next = waiting.shift()
-      if (next) next()
+      if (next) next(slot())
       else active--
+    }
+  }
+  const tryAcquire = (): Release | undefined => {
+    if (active >= size) return undefined
+    active++
+    return slot()
+  }
+  return {
+    tryAcquire,
+    acquire: () => {
+      const r = tryAcquire()
+      return r ? Promise.resolve(r) : new Promise((resolve) => waiting.push(resolve))
+    },
+    get inUse() {
+      return active
     },
   }
 }
@@ -38,7 +69,14 @@ export function gate(size: number): Gate {
  * promise: this wraps its iterator so `release` runs when the iteration ends, fails or is broken off.
  *
  * @example
- * q.cursor = (...a) => releaseWhenIterated(cursor.apply(q, a), release)
+ * ```ts
+ * import { releaseWhenIterated } from './gate'
+ *
+ * async function* rows() {
+ *   yield [1]
+ * }
+ * for await (const batch of releaseWhenIterated(rows(), () => console.log('released'))) console.log(batch)
+ * ```
  */
 export function releaseWhenIterated<T>(iterable: AsyncIterable<T>, release: () => void): AsyncIterable<T> {
   const it = iterable[Symbol.asyncIterator]()

@@ -5,7 +5,9 @@
  * query in `handle()`, called by `then`, `execute`, `cursor`, `forEach`).
  */
 import type { PoolerError } from '../errors'
-import { type Gate, releaseWhenIterated } from './gate'
+import { type Gate, type Release, releaseWhenIterated } from './gate'
+
+const noop = () => {}
 
 /** What the hook needs from its client. */
 export interface HookContext {
@@ -25,7 +27,14 @@ export interface HookContext {
  * server connection is pinned); `load` supplies the text first (`sql.file`).
  *
  * @example
- * return hookQuery(real`select 1`, gate, context)
+ * ```ts
+ * import postgres from 'postgres'
+ * import { gate } from './gate'
+ *
+ * declare const context: HookContext
+ * const real = postgres('postgres://app:pw@127.0.0.1:6432/app')
+ * const query = hookQuery(real`select 1`, gate(1), context)
+ * ```
  */
 export function hookQuery<Q>(
   query: Q,
@@ -36,12 +45,8 @@ export function hookQuery<Q>(
   const q = query as any
   const reject = q.reject
   q.reject = (e: unknown) => reject(ctx.mapError(e))
-  let released = !g
-  const release = () => {
-    if (released) return
-    released = true
-    g!.release()
-  }
+  // Only a slot this query acquired can be given back, once (a refused or failed query never took one).
+  let release: Release = noop
   q.handle = async function handle(this: any) {
     if (this.executed) return
     this.executed = true
@@ -49,7 +54,13 @@ export function hookQuery<Q>(
       if (load) this.strings = [await load()]
       const refused = ctx.refuse(this, g !== undefined)
       if (refused) return this.reject(refused)
-      await (g ? g.acquire() : 1) // (the await also lets .values()/.raw() chained after creation apply)
+      if (this.cancelled) return // cancelled before it was sent: already rejected, never takes a slot
+      // (the await also lets .values()/.raw() chained after creation apply)
+      if (g) release = await g.acquire()
+      else await 1
+      // Cancelled while it waited: postgres.js already rejected it (57014) and its connection would skip it
+      // while marking itself busy, wedging every later query. It never reaches the connection.
+      if (this.cancelled) return release()
       const closed = ctx.closedNow()
       if (closed) {
         release()
@@ -72,7 +83,7 @@ export function hookQuery<Q>(
     const cursor = q.cursor
     q.cursor = function (this: any, ...args: unknown[]) {
       const r = cursor.apply(this, args)
-      return r === this ? r : releaseWhenIterated(r, release)
+      return r === this ? r : releaseWhenIterated(r, () => release())
     }
   }
   return query

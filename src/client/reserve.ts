@@ -41,14 +41,14 @@ export function reserveMethod<C extends ReserveContext>(
     const s = ctx.ensure()
     const stuck = ctx.deadlocked()
     if (stuck) throw stuck
-    await g?.acquire()
+    const slot = await g?.acquire()
     let reserved: ReservedSql<any>
     try {
       if (!warm || ctx.max > 1) await s.unsafe('select 1')
       reserved = await s.reserve()
       warm = true
     } catch (e) {
-      g?.release()
+      slot?.()
       throw ctx.mapError(e)
     }
     let released = false
@@ -56,7 +56,7 @@ export function reserveMethod<C extends ReserveContext>(
       if (released) return
       released = true
       reserved.release()
-      g?.release()
+      slot?.()
     }
     const own = ctx.transaction ? gate(1) : undefined
     const wrapped = wrap(ctx, () => reserved as unknown as Sql<any>, own, false)

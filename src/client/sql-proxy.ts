@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
 import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY, twoPhaseCommit } from '../errors'
-import type { Gate } from './gate'
+import type { Gate, Release } from './gate'
 import { reserveMethod } from './reserve'
 
 /** What a wrapped `Sql` needs from its request client. */
@@ -44,6 +44,31 @@ const SESSION_ONLY_METHODS = {
   subscribe: rejectWith('subscribe'),
 }
 
+const noop = () => {}
+let originKey: symbol | undefined
+const callSites = new WeakMap<readonly string[], Error>()
+
+/**
+ * postgres.js records where a tagged query was created (a 4-frame stack, cached per template) and appends
+ * it to the query's errors; called through the Proxy, those frames would end in the Proxy's trap. Records
+ * the same, from the caller of `trap` on (so `err.stack` names the user's own line).
+ */
+function keepCallSite(q: any, trap: Function): void {
+  if (!q.tagged || q.handler?.debug) return // debug mode keeps postgres.js's full stack
+  originKey ??= Object.getOwnPropertySymbols(q).find((k) => k.description === 'OriginError')
+  if (!originKey) return
+  let origin = callSites.get(q.strings)
+  if (!origin) {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 4
+    origin = new Error()
+    Error.captureStackTrace?.(origin, trap)
+    Error.stackTraceLimit = limit
+    callSites.set(q.strings, origin)
+  }
+  q[originKey] = origin
+}
+
 async function readText(path: string): Promise<string> {
   const spec = 'node:fs/promises' // not an import statement: bundlers for Workers leave it alone
   const fs = (await import(spec)) as { readFile(p: string, enc: 'utf8'): Promise<string> }
@@ -59,7 +84,12 @@ function unsafeArgs(args: unknown[]): [unknown[], Record<string, any>] {
  * Wraps a postgres.js Sql (the top-level one, `top`, or a transaction's) so every query is hooked.
  *
  * @example
+ * ```ts
+ * import { gate } from './gate'
+ *
+ * declare const ctx: ProxyContext
  * const sql = wrapSql(ctx, ctx.ensure, gate(1), true)
+ * ```
  */
 export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   ctx: ProxyContext,
@@ -90,14 +120,18 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
       )
       return ctx.patch(q, g, () => readText(path))
     },
-    notify(channel: string, payload: string) {
-      return (proxy as any)`select pg_notify(${channel}, ${`${payload}`})`
+    // Like postgres.js's own: async, so it is sent at once even when the promise is never awaited.
+    async notify(channel: string, payload: string) {
+      return await (proxy as any)`select pg_notify(${channel}, ${`${payload}`})`
     },
-    savepoint(name: unknown, fn?: (s: any) => unknown) {
+    savepoint(name: unknown, ...rest: unknown[]) {
       const t = target() as any
-      if (typeof name === 'function')
-        return t.savepoint((s: any) => name(wrapSql(ctx, () => s, undefined, false)))
-      return t.savepoint(name, (s: any) => fn!(wrapSql(ctx, () => s, undefined, false)))
+      const inner = (s: any) => wrapSql(ctx, () => s, undefined, false)
+      // tx.savepoint`…${v}` is a query run inside a fresh savepoint (postgres.js's tagged form)
+      if (Array.isArray((name as TemplateStringsArray)?.raw))
+        return t.savepoint((s: any) => (inner(s) as any)(name, ...rest))
+      if (typeof name === 'function') return t.savepoint((s: any) => name(inner(s)))
+      return t.savepoint(name, (s: any) => (rest[0] as (s: any) => unknown)(inner(s)))
     },
   }
   if (!top && ctx.transaction && ctx.guardRefuses) {
@@ -107,35 +141,51 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   }
   if (top) {
     Object.assign(overrides, {
-      async begin(opts: unknown, fn?: (tx: TransactionSql<any>) => unknown) {
+      // Not async: postgres.js's begin must start in this tick, or a statement issued right after it would
+      // overtake the BEGIN. The gate is taken at once when free (tryAcquire), so the order is kept there too.
+      begin(opts: unknown, fn?: (tx: TransactionSql<any>) => unknown) {
         if (typeof opts === 'function') {
           fn = opts as typeof fn
           opts = ''
         }
         const s = ctx.ensure()
         const stuck = ctx.deadlocked()
-        if (stuck) throw stuck
-        await g?.acquire()
-        try {
-          return await s.begin(opts as string, (tx) =>
-            insideTransaction.run(ctx.owner, () => fn!(wrapSql(ctx, () => tx, undefined, false))),
-          )
-        } catch (e) {
-          throw ctx.mapError(e)
-        } finally {
-          g?.release()
+        if (stuck) return Promise.reject(stuck)
+        const run = (release: Release) => {
+          if (ctx.isClosed()) {
+            release()
+            return Promise.reject(clientClosed())
+          }
+          return s
+            .begin(opts as string, (tx) =>
+              insideTransaction.run(ctx.owner, () => fn!(wrapSql(ctx, () => tx, undefined, false))),
+            )
+            .then(
+              (result) => {
+                release()
+                return result
+              },
+              (e) => {
+                release()
+                throw ctx.mapError(e)
+              },
+            )
         }
+        const now = g ? g.tryAcquire() : noop
+        return now ? run(now) : g!.acquire().then(run)
       },
       reserve: reserveMethod(ctx, g, wrapSql),
       ...(ctx.transaction && SESSION_ONLY_METHODS),
     })
   }
   const proxy: S = new Proxy(function sql() {} as unknown as S, {
-    apply(_t, _this, args) {
+    apply: function apply(_t, _this, args) {
       if (ctx.isClosed()) throw clientClosed()
       const s = target() as any
       const q = s(...args)
-      return q instanceof Promise ? ctx.patch(q, g) : q
+      if (!(q instanceof Promise)) return q
+      keepCallSite(q, apply)
+      return ctx.patch(q, g)
     },
     get(_t, prop) {
       if (typeof prop === 'string' && prop in overrides) {

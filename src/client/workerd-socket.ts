@@ -22,7 +22,9 @@ import { EventEmitter } from 'node:events'
  * True inside workerd (Cloudflare Workers, wrangler dev).
  *
  * @example
+ * ```ts
  * const socket = isWorkerd() ? workerdSocket : undefined
+ * ```
  */
 export const isWorkerd = (): boolean =>
   typeof navigator !== 'undefined' && (navigator as { userAgent?: string }).userAgent === 'Cloudflare-Workers'
@@ -59,7 +61,11 @@ const nextHost = new WeakMap<object, number>()
  * `postgres(url, { socket: workerdSocket })`: opens a `cloudflare:sockets` TCP socket to the next host.
  *
  * @example
- * postgres(url, { socket: workerdSocket }) // on workerd only
+ * ```ts
+ * import postgres from 'postgres'
+ *
+ * postgres('postgres://app:pw@db.example.com:6543/app', { socket: workerdSocket } as any) // on workerd only
+ * ```
  */
 export async function workerdSocket(options: DriverOptions): Promise<WorkerdSocket> {
   const { connect } = await import('cloudflare:sockets')

@@ -7,7 +7,9 @@
  * Identifier of a guard rule: a class of statements that only work with a dedicated server session.
  *
  * @example
+ * ```ts
  * const rule: GuardRule = 'session-set'
+ * ```
  */
 export type GuardRule =
   | 'session-set'
@@ -22,8 +24,12 @@ export type GuardRule =
  * One statement refused by the guard.
  *
  * @example
+ * ```ts
+ * import { checkSql } from './rules'
+ *
  * const [finding] = checkSql('select 1; set search_path = app')
  * // finding.rule === 'session-set', finding.offset === 10, finding.statement === 'set search_path = app'
+ * ```
  */
 export interface GuardFinding {
   rule: GuardRule
@@ -41,7 +47,9 @@ export interface GuardFinding {
  * What each rule refuses and the safe alternative, e.g. for a documentation table.
  *
  * @example
+ * ```ts
  * for (const [rule, { what, fix }] of Object.entries(GUARD_RULES)) console.log(`| ${rule} | ${what} | ${fix} |`)
+ * ```
  */
 export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
   'session-set': {

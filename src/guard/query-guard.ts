@@ -26,7 +26,9 @@ function toError(text: string): PoolerError | null {
  * Level `warn` logs once per statement text and lets it through.
  *
  * @example
- * const err = guardQuery(sql`set search_path to app`, 'error') // PoolerError UNSAFE_IN_TRANSACTION_MODE
+ * ```ts
+ * const err = guardQuery(sql`set search_path to app` as any, 'error') // PoolerError UNSAFE_IN_TRANSACTION_MODE
+ * ```
  */
 export function guardQuery(q: QueryParts, level: GuardLevel): PoolerError | undefined {
   if (level === 'off') return undefined

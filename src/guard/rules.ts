@@ -201,8 +201,10 @@ function thirdArgIsFalse(t: Token[], from: number): boolean {
  * session and therefore break behind a transaction-mode pooler. Pure and synchronous; `[]` when safe.
  *
  * @example
+ * ```ts
  * checkSql("set local statement_timeout = '2s'") // []
  * checkSql('select pg_advisory_lock(42)')[0]?.rule // 'session-advisory-lock'
+ * ```
  */
 export function checkSql(text: string): GuardFinding[] {
   const out: GuardFinding[] = []

@@ -10,7 +10,7 @@
  * the connection must speak UTF8; a NUL character falls back (postgres.js gets the server's error).
  */
 import { tokenize } from '../sql/lexer'
-import { queryText } from '../sql/query-text'
+import { isTextArg, queryText } from '../sql/query-text'
 import { isIdCont } from '../sql/scan'
 import { JSON_SENSITIVE, literal, TYPE_SENSITIVE } from './literals'
 
@@ -95,13 +95,17 @@ function castsTo(tokens: { kind: string; value: string }[], i: number, sensitive
  * Call it right before the query is handed to the connection (after the guard has seen `$n`).
  *
  * @example
- * if (inline) inlineQuery(query, sql.options)
+ * ```ts
+ * const query = sql`select ${1}::int as n`
+ * inlineQuery(query, sql.options) // true: sent as `select (E'1')::int as n`
+ * ```
  */
 export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
   try {
     const args: unknown[] = q.args
     if (!args.length || q.options?.simple || q.onlyDescribe || q.streaming || opts.debug) return false
     if (!isUtf8(opts.connection?.client_encoding) || !isUtf8(opts.parameters?.client_encoding)) return false
+    if (args.some(isTextArg)) return false // fragments and identifiers: postgres.js builds those
     const lits: string[] = []
     for (const a of args) {
       const l = literal(a)
@@ -143,6 +147,9 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     const origin = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(q), 'origin')?.get
     q.strings = [sent]
     q.args = []
+    // Every distinct value makes a distinct text: preparing it by name (direct/session mode) would leave
+    // one server-side statement per value on a long-lived connection.
+    q.options = { ...q.options, prepare: false }
     // What errors show (`err.query`): the template with `$n`, never the values.
     Object.defineProperty(q, 'string', { configurable: true, get: () => text, set: () => {} })
     if (origin)

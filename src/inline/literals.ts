@@ -13,7 +13,9 @@ export { quote }
  * dates: Date#toISOString, bytea: hex): an untyped value cast to one of them falls back.
  *
  * @example
+ * ```ts
  * TYPE_SENSITIVE.has('jsonb') // true: an untyped `${x}::jsonb` is not inlined
+ * ```
  */
 export const TYPE_SENSITIVE = new Set([
   'json',
@@ -30,7 +32,9 @@ export const TYPE_SENSITIVE = new Set([
  * For plain objects (sent as JSON): casts to json/jsonb agree with postgres.js, the others do not.
  *
  * @example
+ * ```ts
  * JSON_SENSITIVE.has('jsonb') // false: an object cast to jsonb is inlined
+ * ```
  */
 export const JSON_SENSITIVE = new Set([...TYPE_SENSITIVE].filter((t) => t !== 'json' && t !== 'jsonb'))
 
@@ -66,8 +70,10 @@ function isPlainObject(x: object): boolean {
  * functions, helpers such as `sql(obj)`/`sql.json`/fragments, class instances, invalid dates, typed arrays).
  *
  * @example
+ * ```ts
  * literal("it's") // "(E'it''s')"
  * literal(true) // "(E't'::bool)"
+ * ```
  */
 export function literal(v: unknown): string | undefined {
   let out: string | undefined

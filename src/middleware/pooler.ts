@@ -44,12 +44,14 @@ function resolveUrl(c: Context, url: PoolerOptions['url'], binding: string): str
  * Mounts a per-request Postgres client at `c.var.sql`, tuned for transaction-mode poolers.
  *
  * @example
+ * ```ts
  * import { Hono } from 'hono'
  * import { pooler, type PoolerVariables } from 'hono-pooler'
  *
  * const app = new Hono<{ Bindings: { DATABASE_URL: string }; Variables: PoolerVariables }>()
  * app.use(pooler())
  * app.get('/now', async (c) => c.json((await c.var.sql`select now() as now`)[0]))
+ * ```
  */
 export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variables: PoolerVariables }> {
   const opts = parseOptions(options)

@@ -11,7 +11,10 @@ const VERCEL_CONTEXT = Symbol.for('@vercel/request-context')
  * Where to hand a promise that must outlive the response: Workers' ctx, Vercel's request context.
  *
  * @example
+ * ```ts
+ * const flushLogs = async () => {}
  * findWaitUntil(c)?.(flushLogs()) // Workers / Vercel: after the response; elsewhere undefined
+ * ```
  */
 export function findWaitUntil(c: Context): WaitUntil | undefined {
   try {
@@ -26,7 +29,9 @@ export function findWaitUntil(c: Context): WaitUntil | undefined {
  * Off the critical path where the runtime allows it (Workers, Vercel), else awaited.
  *
  * @example
- * await settle(c, client.close(5))
+ * ```ts
+ * await settle(c, sql.end({ timeout: 5 }))
+ * ```
  */
 export async function settle(c: Context, p: Promise<void>): Promise<void> {
   const waitUntil = findWaitUntil(c)

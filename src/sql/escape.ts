@@ -7,7 +7,9 @@
  * `E'…'`: reads the same whatever `standard_conforming_strings` is. A NUL cannot be sent: undefined.
  *
  * @example
+ * ```ts
  * quote("it's") // "E'it''s'"
+ * ```
  */
 export function quote(s: string): string | undefined {
   if (s.includes('\0')) return undefined
@@ -18,7 +20,9 @@ export function quote(s: string): string | undefined {
  * One element of an array literal, double-quoted: `\` and `"` escaped with a backslash.
  *
  * @example
+ * ```ts
  * arrayElement('say "hi"') // '"say \\"hi\\""'
+ * ```
  */
 export function arrayElement(x: string): string {
   return `"${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`

@@ -37,8 +37,10 @@ export type TokenKind =
  * and the raw source slice for every other kind. `start`/`end` are UTF-16 offsets into the input.
  *
  * @example
+ * ```ts
  * const [tok] = tokenize('SELECT')
  * // tok = { kind: 'word', start: 0, end: 6, value: 'select' }
+ * ```
  */
 export interface Token {
   kind: TokenKind
@@ -52,8 +54,10 @@ export interface Token {
  * comments and whitespace are excluded), the offset of that text in the input, and its tokens.
  *
  * @example
+ * ```ts
  * const [, second] = splitStatements('select 1; set x = 1')
  * // second.text === 'set x = 1', second.offset === 10
+ * ```
  */
 export interface Statement {
   text: string
@@ -66,8 +70,10 @@ export interface Statement {
  * produced as `param` tokens in plain SQL context, never inside literals, comments or dollar quotes.
  *
  * @example
+ * ```ts
  * tokenize("select $1, 'it''s' -- note").map((t) => t.kind)
  * // ['word', 'param', 'punct', 'string']
+ * ```
  */
 export function tokenize(sql: string): Token[] {
   const out: Token[] = []
@@ -150,8 +156,10 @@ export function tokenize(sql: string): Token[] {
  * Empty statements are dropped; separating semicolons are not part of any statement's tokens.
  *
  * @example
+ * ```ts
  * splitStatements("select ';'; /* ; *\/ select 2;").map((s) => s.text)
  * // ["select ';'", 'select 2']
+ * ```
  */
 export function splitStatements(sql: string): Statement[] {
   const tokens = tokenize(sql)

@@ -15,38 +15,48 @@ export interface QueryParts {
  * True for a postgres.js `Identifier` (`sql(name)` used as a column or table name).
  *
  * @example
+ * ```ts
  * isIdentifier(sql('users')) // true
+ * ```
  */
 export function isIdentifier(a: any): boolean {
-  return !!a && typeof a === 'object' && a.constructor?.name === 'Identifier'
+  return isInstance(a) && a.constructor?.name === 'Identifier'
 }
 
-const isFragment = (a: any): boolean =>
-  !!a && typeof a === 'object' && Array.isArray(a.strings) && a.tagged !== undefined
-const isFragmentList = (a: any): boolean =>
-  Array.isArray(a) && a.length > 0 && !!a[0] && Array.isArray(a[0].strings)
+/**
+ * Only class instances are helpers: a plain object is a value (JSON), whatever its shape — a request body
+ * shaped like a fragment must never be spliced into the text as SQL.
+ */
+function isInstance(a: any): boolean {
+  if (!a || typeof a !== 'object') return false
+  const proto = Object.getPrototypeOf(a)
+  return proto !== Object.prototype && proto !== null
+}
+/** A postgres.js fragment is a Query, a Promise subclass (which no JSON value can be). */
+const isFragment = (a: any): boolean => a instanceof Promise && Array.isArray((a as any).strings)
+const isFragmentList = (a: any): boolean => Array.isArray(a) && a.length > 0 && isFragment(a[0])
 
 /**
  * True for an argument that adds SQL text (a fragment, a list of fragments, an identifier) rather than a
  * value.
  *
  * @example
+ * ```ts
  * isTextArg(sql`a = ${1}`) // true
  * isTextArg(42) // false
+ * ```
  */
 export function isTextArg(a: any): boolean {
-  return (
-    !!a &&
-    typeof a === 'object' &&
-    (Array.isArray(a.strings) || isIdentifier(a) || (Array.isArray(a) && Array.isArray(a[0]?.strings)))
-  )
+  return isFragment(a) || isIdentifier(a) || isFragmentList(a)
 }
 
 /**
  * The text with `$n` in place of each value, and the offset of each `$n` in it.
  *
  * @example
- * queryText(sql`select ${1} where ${sql`a = ${2}`}`) // { text: 'select $1 where a = $2', at: [7, 20] }
+ * ```ts
+ * queryText(sql`select ${1} where ${sql`a = ${2}`}` as any) // { text: 'select $1 where a = $2', at: [7, 20] }
+ * ```
  */
 export function queryText(q: QueryParts): { text: string; at: number[] } {
   const at: number[] = []

@@ -131,3 +131,18 @@ describe('inlineQuery', () => {
     expect(q.args).toEqual([])
   })
 })
+
+describe('a value shaped like a postgres.js helper is still a value', () => {
+  const fragmentShaped = JSON.parse(
+    '{"tagged":true,"strings":["to_jsonb(current_user) as leaked, ",""],"args":[0]}',
+  )
+  const identifierShaped = JSON.parse('{"constructor":{"name":"Identifier"},"value":"current_user"}')
+  it.each([
+    ['fragment-shaped JSON', fragmentShaped],
+    ['identifier-shaped JSON', identifierShaped],
+  ])('%s is inlined as one JSON literal, never spliced in as SQL', (_name, value) => {
+    const text = sent(tagged`select ${value}::jsonb as j`)
+    expect(text).toBe(`select ${literal(value)}::jsonb as j`)
+    expect(text).not.toMatch(/select current_user/)
+  })
+})

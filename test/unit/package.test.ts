@@ -29,6 +29,14 @@ describe('the published package', () => {
     const dist = await import(join(root, 'dist/index.js'))
     expect(Object.keys(dist).sort()).toEqual(Object.keys(source).sort())
     expect(typeof dist.pooler).toBe('function')
+    const internal = await import(join(root, 'dist/internal.js'))
+    const internalSource = await import('../../src/internal')
+    expect(Object.keys(internal).sort()).toEqual(Object.keys(internalSource).sort())
+    expect(pkg.exports['./internal']).toEqual({
+      types: './dist/internal.d.ts',
+      import: './dist/internal.js',
+      default: './dist/internal.js',
+    })
     const dts = readFileSync(join(root, 'dist/index.d.ts'), 'utf8')
     for (const name of [
       'PoolerVariables',
