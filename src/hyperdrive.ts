@@ -15,7 +15,9 @@ export interface HyperdriveBinding {
  * The connection string of the Hyperdrive binding `binding`; `MISSING_DATABASE_URL` naming it when absent.
  *
  * @example
- * hyperdriveUrl(c, 'HYPERDRIVE') // 'postgresql://user:pw@a1b2….hyperdrive.local:5432/db'
+ * ```ts
+ * const url = hyperdriveUrl(c, 'HYPERDRIVE') // 'postgresql://user:pw@a1b2….hyperdrive.local:5432/db'
+ * ```
  */
 export function hyperdriveUrl(c: Context, binding: string): string {
   const value = (c.env as Record<string, unknown> | undefined)?.[binding] as

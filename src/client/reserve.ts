@@ -26,7 +26,15 @@ type Wrap<C> = (ctx: C, target: () => Sql<any>, g: Gate | undefined, top: boolea
  * The `reserve` method of `c.var.sql`.
  *
  * @example
- * overrides.reserve = reserveMethod(ctx, g, wrapSql)
+ * ```ts
+ * import { wrapSql } from './sql-proxy'
+ *
+ * declare const ctx: Parameters<typeof wrapSql>[0]
+ * const reserve = reserveMethod(ctx, undefined, wrapSql)
+ * const reserved = await reserve()
+ * await reserved`select 1`
+ * reserved.release()
+ * ```
  */
 export function reserveMethod<C extends ReserveContext>(
   ctx: C,
