@@ -13,4 +13,5 @@ export {
 export { type PoolerBindings, type PoolerEnv, type PoolerVariables, pooler } from './middleware/pooler'
 export type { CloseReason, GuardLevel, PoolerEvent, PoolerOptions } from './options'
 export { withSettings } from './settings'
+export type { OpenTelemetryApi } from './telemetry/otel'
 export { classifyUrl, type PoolerMode, type Provider, type UrlInfo } from './url'

@@ -7,3 +7,5 @@ export { createRequestClient, type RequestClient } from './client/request-client
 export { findWaitUntil } from './middleware/wait-until'
 export { DEFAULTS, modeDefaults, parseOptions, type ResolvedOptions } from './options'
 export { type ClientConfig, clientConfig } from './preset'
+export type { ClientObserver } from './telemetry/observer'
+export { RequestTelemetry } from './telemetry/request-telemetry'

@@ -6,6 +6,7 @@ import type { Context } from 'hono'
 import type { Options as PostgresOptions } from 'postgres'
 import * as z from 'zod/v4/mini'
 import { PoolerError } from './errors'
+import type { OpenTelemetryApi } from './telemetry/otel'
 import { POOLER_MODES, type PoolerMode } from './url'
 
 /** What the guard does with a statement transaction mode cannot run. */
@@ -93,6 +94,17 @@ export interface PoolerOptions {
   ssl?: boolean | 'require' | 'prefer' | 'allow' | 'verify-full' | Record<string, unknown>
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
+  /**
+   * Adds `Server-Timing: db-connect;dur=…, db;dur=…;desc="N queries"` to responses that are not streamed
+   * (browser devtools show where the time went; works next to `hono/timing`). Default off.
+   */
+  serverTiming?: boolean
+  /**
+   * OpenTelemetry spans and metrics (database semantic conventions). `true` imports the optional peer
+   * `@opentelemetry/api` (once, lazily); on bundled runtimes pass the module: `import * as api from
+   * '@opentelemetry/api'` then `{ openTelemetry: api }`. Default off: nothing is loaded.
+   */
+  openTelemetry?: boolean | OpenTelemetryApi
   /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
   onEvent?: (event: PoolerEvent) => void
 }
@@ -137,6 +149,13 @@ const schema = z.strictObject({
     ]),
   ),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
+  serverTiming: z.optional(z.boolean()),
+  openTelemetry: z.optional(
+    z.custom<boolean | OpenTelemetryApi>(
+      (v) =>
+        typeof v === 'boolean' || (typeof v === 'object' && v !== null && 'trace' in v && 'metrics' in v),
+    ),
+  ),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
 })
 

@@ -9,6 +9,8 @@ import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
 import type { PoolerEvent } from '../options'
 import type { ClientConfig } from '../preset'
+import { queryText } from '../sql/query-text'
+import type { ClientObserver } from '../telemetry/observer'
 import { registerArrayTypes, syncArrayTypes } from './array-types'
 import { mapConnectionError } from './driver-errors'
 import { gate } from './gate'
@@ -31,6 +33,27 @@ export interface RequestClient {
 
 const noop = () => {}
 
+/** The driver options with the connection-setup signal for an observer (the first ParameterStatus). */
+function observed(driver: ClientConfig['driver'], observer: ClientObserver): ClientConfig['driver'] {
+  const user = driver.onparameter
+  return {
+    ...driver,
+    onparameter: (key: string, value: unknown) => {
+      observer.connected()
+      user?.(key, value)
+    },
+  }
+}
+
+/** A query's text with `$n` for its values (empty when it cannot be built). */
+function statementText(q: any): string {
+  try {
+    return queryText(q).text
+  } catch {
+    return ''
+  }
+}
+
 /**
  * Creates the per-request client. Nothing connects until the first query runs.
  *
@@ -43,7 +66,7 @@ const noop = () => {}
  * await client.close(5)
  * ```
  */
-export function createRequestClient(config: ClientConfig): RequestClient {
+export function createRequestClient(config: ClientConfig, observer?: ClientObserver): RequestClient {
   const { mode, options } = config
   const transaction = mode === 'transaction'
   // Outside sql.begin, at most one statement in flight per connection: PgBouncer/Supavisor drop replies
@@ -53,6 +76,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   let closed = false
   let queries = 0
   let arraysSynced = false
+  const texts = new WeakMap<object, string>()
   const active = new Set<{ cancel(): unknown }>()
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
@@ -65,7 +89,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   // Creating the driver client connects nothing; reading its properties stays allowed after the request.
   const ensure = (): Sql<any> => {
     if (!real) {
-      real = postgres(config.url, config.driver)
+      real = postgres(config.url, observer ? observed(config.driver, observer) : config.driver)
       if (config.driver.fetch_types === false) registerArrayTypes(real)
     }
     return real
@@ -87,6 +111,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       closed ? clientClosed() : (guardQuery(q, config.guard) ?? (gated ? deadlocked() : undefined)),
     closedNow: () => (closed ? clientClosed() : undefined),
     beforeSend: (q) => {
+      if (observer) texts.set(q, statementText(q)) // before inlining: the template, never values
       if (!arraysSynced && config.driver.fetch_types === false) syncArrayTypes(real!)
       arraysSynced = true
       // Values as escaped literals: one round trip per query instead of two (see inline/inliner.ts).
@@ -95,6 +120,8 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     sent: (q) => {
       queries++
       active.add(q)
+      const end = observer?.statement(texts.get(q) ?? '')
+      if (end) Promise.prototype.then.call(q, () => end(), end)
       return () => active.delete(q)
     },
     mapError,
@@ -102,6 +129,7 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   const proxyContext: ProxyContext = {
     transaction,
     max: options.max,
+    connecting: () => observer?.connecting(),
     guardRefuses: config.guard === 'error',
     prepare: config.driver.prepare,
     isClosed: () => closed,
@@ -134,10 +162,12 @@ export function createRequestClient(config: ClientConfig): RequestClient {
         await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000))])
       }
       await real.end({ timeout: 0 })
+      observer?.closed()
     },
     async close(timeout: number) {
       closed = true
       if (real) await real.end({ timeout })
+      if (real) observer?.closed()
     },
   }
 }

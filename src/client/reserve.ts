@@ -15,6 +15,7 @@ export interface ReserveContext {
   transaction: boolean
   /** The request's `max`. */
   max: number
+  connecting?(): void
   ensure(): Sql<any>
   deadlocked(): Error | undefined
   mapError(e: unknown): unknown
@@ -52,6 +53,7 @@ export function reserveMethod<C extends ReserveContext>(
     const slot = await g?.acquire()
     let reserved: ReservedSql<any>
     try {
+      ctx.connecting?.()
       if (!warm || ctx.max > 1) await s.unsafe('select 1')
       reserved = await s.reserve()
       warm = true

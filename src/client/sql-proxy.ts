@@ -14,6 +14,8 @@ export interface ProxyContext {
   transaction: boolean
   /** Connections per request (`max`). */
   max: number
+  /** The client is about to need a connection (for observers). */
+  connecting?(): void
   /** The guard refuses (level `error`). */
   guardRefuses: boolean
   /** postgres.js's `prepare` (the preset's): `true` only outside transaction mode, and with Hyperdrive. */
