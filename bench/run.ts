@@ -18,7 +18,7 @@ import { chartSvg } from './chart.ts'
 import { guardCost } from './guard.ts'
 import { startLatencyProxy } from './proxy.ts'
 import { honoPooler, longLivedPool, pgPerRequest, postgresPerRequest, type Strategy } from './strategies.ts'
-import { throughput } from './throughput.ts'
+import { LIB_OUT, throughput } from './throughput.ts'
 import { SCHEMA, WORKLOADS } from './workloads.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -30,7 +30,7 @@ const log = (...a: unknown[]) => console.error('[bench]', ...a)
 
 async function loadLib(): Promise<any> {
   const { build } = await import('esbuild')
-  const out = join(root, 'node_modules/.cache/hono-pooler-bench/lib.mjs')
+  const out = LIB_OUT
   await build({
     entryPoints: [join(here, 'lib.ts')],
     bundle: true,
@@ -52,13 +52,22 @@ const median = (xs: number[]) => {
 async function rtt(
   lib: any,
   directToBouncer: { host: string; port: number },
-  urlVia: (port: number) => string,
+  urlVia: (port: number, tls?: boolean) => string,
+  ca: string,
 ) {
   const proxy = await startLatencyProxy(directToBouncer, DELAY)
   const url = urlVia(proxy.port)
+  const tlsUrl = urlVia(proxy.port, true)
   const rtt = 2 * DELAY
   const parallel: Strategy[] = [
     honoPooler(lib, url),
+    honoPooler(lib, url, 'hono-pooler, `pipelineConnect`', { pipelineConnect: true }),
+    honoPooler(lib, tlsUrl, 'hono-pooler, TLS (verify-full)', { ssl: { ca } }),
+    honoPooler(lib, tlsUrl, 'hono-pooler, `pipelineConnect` + TLS (verify-full)', {
+      pipelineConnect: true,
+      ssl: { ca },
+    }),
+    honoPooler(lib, url, "hono-pooler, `fastConnect: false` (postgres.js's connect)", { fastConnect: false }),
     postgresPerRequest(url, 'postgres.js `prepare: false`', { prepare: false }),
     pgPerRequest(url),
     await longLivedPool(url, 1),
@@ -83,6 +92,10 @@ async function rtt(
   await proxy.close()
   const order = [
     'hono-pooler',
+    'hono-pooler, `pipelineConnect`',
+    'hono-pooler, TLS (verify-full)',
+    'hono-pooler, `pipelineConnect` + TLS (verify-full)',
+    "hono-pooler, `fastConnect: false` (postgres.js's connect)",
     'postgres.js defaults',
     'postgres.js `prepare: false`',
     '`pg` Client per request',
@@ -195,15 +208,20 @@ async function main() {
     )
     if (!SKIP.has('rtt')) {
       log('rtt: proxy delay', DELAY, 'ms each way, reps', REPS)
-      const rows = await rtt(lib, { host: u.hostname, port: Number(u.port) }, (port) => {
-        const p = new URL(stack.databaseUrl)
-        p.port = String(port)
-        return p.toString()
-      })
+      const rows = await rtt(
+        lib,
+        { host: u.hostname, port: Number(u.port) },
+        (port, tls) => {
+          const p = new URL(tls ? stack.tlsUrl : stack.databaseUrl)
+          p.port = String(port)
+          return p.toString()
+        },
+        readFileSync(stack.caFile, 'utf8'),
+      )
       out.push(
         `## Round trips per request`,
         '',
-        `Through a loopback proxy adding ${DELAY} ms each way (1 RTT = ${2 * DELAY} ms) in front of PgBouncer. Wall time from the start of the request (before the connection is opened, TCP handshake not delayed) to the last result, ÷ RTT; median of ${REPS}. Closing is not counted. Calibration: the warm pool needs exactly 1 round trip for \`select 1\` and 2 per parameterized select (Parse/Describe, then Bind/Execute), so its row shows what the proxy's timers and the client's own work add on top of whole round trips.`,
+        `Through a loopback proxy adding ${DELAY} ms each way (1 RTT = ${2 * DELAY} ms) in front of PgBouncer. Wall time from the start of the request (before the connection is opened, TCP handshake not delayed) to the last result, ÷ RTT; median of ${REPS}. Closing is not counted. TLS rows: the SSLRequest and the TLS handshake are delayed like any data (counted), the TCP handshake is not. Calibration: the warm pool needs exactly 1 round trip for \`select 1\` and 2 per parameterized select (Parse/Describe, then Bind/Execute), so its row shows what the proxy's timers and the client's own work add on top of whole round trips.`,
         '',
         `| client | ${WORKLOADS.join(' | ')} |`,
         `|---|${WORKLOADS.map(() => '---').join('|')}|`,

@@ -34,6 +34,8 @@ export interface Stack {
   databaseUrl6: string
   /** Through PgBouncer, alias `app_pool1` whose pool has ONE server connection (forces sharing). */
   pool1Url: string
+  /** Alias `app_oracle`: also ONE server connection, used only by the guard's observation oracle (no other test disturbs it). */
+  oracleUrl: string
   /** Straight to Postgres as the app user (no pooler). */
   directUrl: string
   /** Straight to Postgres as superuser (setup, pg_stat_activity). */
@@ -113,7 +115,7 @@ function makeCertificates(
   return { ca, cert, key }
 }
 
-function findPgBin(): string {
+export function findPgBin(): string {
   const candidates: string[] = []
   try {
     candidates.push(execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim())
@@ -135,7 +137,7 @@ function findPgBouncer(): string {
 }
 
 /** Postgres and PgBouncer refuse to run as root: as root, run them as the `postgres` OS user. */
-function serviceUser(): { uid: number; gid: number } | undefined {
+export function serviceUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined
   try {
     const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim())
@@ -173,7 +175,12 @@ export async function freePort(): Promise<number> {
   }
 }
 
-async function waitForPort(port: number, child: ChildProcess, what: string, logFile?: string): Promise<void> {
+export async function waitForPort(
+  port: number,
+  child: ChildProcess,
+  what: string,
+  logFile?: string,
+): Promise<void> {
   const deadline = Date.now() + 15_000
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
@@ -204,7 +211,7 @@ function run(cmd: string, args: string[], user: { uid: number; gid: number } | u
   }
 }
 
-function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {
     const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
@@ -231,6 +238,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       databaseUrl: env.DATABASE_URL,
       databaseUrl6: env.DATABASE_URL_IPV6 ?? '',
       pool1Url: env.DATABASE_URL_POOL1 ?? env.DATABASE_URL,
+      oracleUrl: env.DATABASE_URL_ORACLE ?? env.DATABASE_URL_POOL1 ?? env.DATABASE_URL,
       directUrl: env.DIRECT_URL ?? env.DATABASE_URL,
       superUrl: env.SUPER_URL ?? env.DIRECT_URL ?? env.DATABASE_URL,
       adminUrl: env.PGBOUNCER_ADMIN_URL ?? '',
@@ -303,6 +311,9 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         `unix_socket_directories=${dir}`,
         '-c',
         'max_connections=40',
+        '-c',
+        // Two-phase commit (PREPARE TRANSACTION) through the pooler is tested for real.
+        'max_prepared_transactions=10',
         '-c',
         'fsync=off',
         '-c',
@@ -406,6 +417,8 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         `app_pool1 = ${server} pool_size=1`,
         // Reserved for the prepared-statement reproduction: two server connections, nobody else uses it.
         `app_pool2 = ${server} pool_size=2`,
+        // The guard's observation oracle: one server connection that only that test uses.
+        `app_oracle = ${server} pool_size=1`,
       ],
       ['max_client_conn = 400', 'default_pool_size = 10'],
     )
@@ -420,6 +433,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       databaseUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app`,
       databaseUrl6: `postgres://app:${password}@[::1]:${bPort}/app`,
       pool1Url: `postgres://app:${password}@127.0.0.1:${bPort}/app_pool1`,
+      oracleUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app_oracle`,
       directUrl: `postgres://app:${password}@127.0.0.1:${pgPort}/app`,
       superUrl,
       adminUrl: `postgres://pgb_admin:${adminPass}@127.0.0.1:${bPort}/pgbouncer`,
@@ -442,6 +456,7 @@ export function stackEnv(stack: Stack): Record<string, string> {
   return {
     DATABASE_URL: stack.databaseUrl,
     DATABASE_URL_POOL1: stack.pool1Url,
+    DATABASE_URL_ORACLE: stack.oracleUrl,
     DATABASE_URL_IPV6: stack.databaseUrl6,
     DIRECT_URL: stack.directUrl,
     SUPER_URL: stack.superUrl,

@@ -22,6 +22,7 @@ export type PoolerErrorCode =
   | 'SUBSCRIBE_UNSUPPORTED'
   | 'INVALID_SETTING'
   | 'DEADLOCK_IN_TRANSACTION'
+  | 'PIPELINE_CONNECT_UNSAFE'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -212,21 +213,48 @@ export const deadlockInTransaction = (): PoolerError =>
   )
 
 /**
- * `tx.prepare(name)`: two-phase commit, refused like SQL `PREPARE TRANSACTION` (guard rule `sql-prepare`).
+ * TLS was asked for (`sslmode=require`/`verify-full`) and the server said no (or answered nonsense).
  *
  * @example
  * ```ts
- * const overrides: Record<string, unknown> = {}
- * overrides.prepare = () => {
- *   throw twoPhaseCommit()
- * }
+ * declare const answer: number
+ * if (answer === 0x4e) throw tlsRefused('db', 5432, 'the server does not support TLS')
  * ```
  */
-export const twoPhaseCommit = (): PoolerError =>
+export const tlsRefused = (host: string, port: number, why: string): PoolerError =>
   new PoolerError(
-    'UNSAFE_IN_TRANSACTION_MODE',
-    'PREPARE TRANSACTION (two-phase commit) leaves the transaction on a server connection you will not get back — commit normally',
-    { rule: 'sql-prepare', fix: 'commit normally; two-phase commit needs a direct connection' },
+    'CONNECT_FAILED',
+    `TLS to ${host}:${port} failed: ${why} — enable TLS on the server, or use sslmode=prefer / disable for a local database`,
+  )
+
+/**
+ * The server's SCRAM signature was wrong: it does not know the password (an impostor, or a broken pooler).
+ *
+ * @example
+ * ```ts
+ * declare const verified: boolean
+ * if (!verified) throw saslSignatureMismatch()
+ * ```
+ */
+export const saslSignatureMismatch = (): PoolerError =>
+  new PoolerError(
+    'AUTH_FAILED',
+    'The server did not prove that it knows the password (SCRAM server signature mismatch) — check that the URL points at your database and use sslmode=verify-full',
+  )
+
+/**
+ * `pipelineConnect: true` sends the first statement before the server proved it knows the password.
+ *
+ * @example
+ * ```ts
+ * declare const verified: boolean
+ * if (!verified) throw pipelineConnectUnsafe('db.example.com')
+ * ```
+ */
+export const pipelineConnectUnsafe = (host: string): PoolerError =>
+  new PoolerError(
+    'PIPELINE_CONNECT_UNSAFE',
+    `pipelineConnect sends the first statement before ${host} has proven it knows the password: use TLS with verification (sslmode=verify-full, or ssl: { ca }) — or pipelineConnect: 'insecure' if you accept that risk`,
   )
 
 /** The postgres.js methods that need a session of their own, and why each is refused in transaction mode. */

@@ -4,6 +4,8 @@
  */
 export { BUILTIN_ARRAY_TYPES, registerArrayTypes } from './client/array-types'
 export { createRequestClient, type RequestClient } from './client/request-client'
+export { clearScramCache, scramDerivations } from './connect/scram'
+export { type TlsSettings, tlsSettings } from './connect/tls'
 export { findWaitUntil } from './middleware/wait-until'
 export { DEFAULTS, modeDefaults, parseOptions, type ResolvedOptions } from './options'
 export { type ClientConfig, clientConfig } from './preset'

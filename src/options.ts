@@ -22,6 +22,10 @@ export const DEFAULTS = {
   closeTimeout: 5,
   idleTimeout: 30,
   applicationName: 'hono-pooler',
+  /** hono-pooler runs TLS, the startup and SCRAM itself (SCRAM keys derived once per process). */
+  fastConnect: true,
+  /** Startup + SCRAM + first statement in two round trips: opt-in (see docs/fast-connect.md). */
+  pipelineConnect: false,
 } as const
 
 /**
@@ -92,6 +96,16 @@ export interface PoolerOptions {
   inlineParams?: boolean
   /** TLS. Default: the URL's `sslmode`; else `require` for Supabase/Neon hosts, none for loopback. */
   ssl?: boolean | 'require' | 'prefer' | 'allow' | 'verify-full' | Record<string, unknown>
+  /**
+   * hono-pooler owns the connection's setup (TLS, startup, SCRAM with the keys derived once per process;
+   * other auth methods fall through to postgres.js). Default `true`; `false` leaves it all to postgres.js.
+   */
+  fastConnect?: boolean
+  /**
+   * Login and first statement in two round trips (SCRAM only; never to Supavisor). Needs TLS with
+   * verification unless the host is loopback or `'insecure'` is given. Default `false`.
+   */
+  pipelineConnect?: boolean | 'insecure'
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
   /**
@@ -148,6 +162,8 @@ const schema = z.strictObject({
       z.record(z.string(), z.unknown()),
     ]),
   ),
+  fastConnect: z.optional(z.boolean()),
+  pipelineConnect: z.optional(z.union([z.boolean(), z.literal('insecure')])),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   serverTiming: z.optional(z.boolean()),
   openTelemetry: z.optional(
@@ -219,7 +235,10 @@ function presetOwned(driver: Record<string, unknown> | undefined): string | unde
 
 /** Options after validation, with defaults filled in. */
 export interface ResolvedOptions
-  extends Omit<PoolerOptions, 'max' | 'connectTimeout' | 'closeTimeout' | 'binding'> {
+  extends Omit<
+    PoolerOptions,
+    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'fastConnect' | 'pipelineConnect'
+  > {
   binding: string
   mode: 'auto' | PoolerMode
   max: number
@@ -227,6 +246,8 @@ export interface ResolvedOptions
   closeTimeout: number
   idleTimeout: number
   applicationName: string
+  fastConnect: boolean
+  pipelineConnect: boolean | 'insecure'
 }
 
 /**
@@ -265,5 +286,7 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
     idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
+    fastConnect: options.fastConnect ?? DEFAULTS.fastConnect,
+    pipelineConnect: options.pipelineConnect ?? DEFAULTS.pipelineConnect,
   }
 }

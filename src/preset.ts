@@ -6,7 +6,9 @@
  */
 import type { Options as PostgresOptions } from 'postgres'
 import { isWorkerd, workerdSocket } from './client/workerd-socket'
-import { PoolerError, prepareUnsupported, redactUrl } from './errors'
+import { fastConnectSocket } from './connect/socket'
+import { type TlsSettings, tlsSettings, verifiesServer } from './connect/tls'
+import { PoolerError, pipelineConnectUnsafe, prepareUnsupported, redactUrl } from './errors'
 import { type GuardLevel, HYPERDRIVE_DEFAULTS, modeDefaults, type ResolvedOptions } from './options'
 import {
   checkUrlParams,
@@ -33,6 +35,8 @@ export interface ClientConfig {
   hyperdrive: boolean
   /** postgres.js options (the preset applied). */
   driver: PostgresOptions<any>
+  /** The TLS the connect layer negotiates (fast connect; then `driver.ssl` is false), else undefined. */
+  tls: TlsSettings | undefined
 }
 
 const cache = new Map<string, ClientConfig>()
@@ -104,6 +108,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
       ? { socket: workerdSocket }
       : {}),
   }
+  const tls = fastConnect(driver, u, info, options)
   const config: ClientConfig = {
     url,
     info,
@@ -114,8 +119,42 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     hyperdrive,
     inline: (options.inlineParams ?? defaults.inlineParams) && !driver.types,
     driver,
+    tls,
   }
   if (cache.size > 16) cache.clear()
   cache.set(url, config)
   return config
+}
+
+/**
+ * hono-pooler owns the setup phase (connect/): postgres.js gets `ssl: false` and a socket that is already
+ * TLS (as the URL's sslmode or `ssl` says) and runs SCRAM with the cached keys. Not for a socket of the
+ * user's own or a Unix socket. `pipelineConnect` without verified TLS is refused off loopback.
+ */
+function fastConnect(
+  driver: PostgresOptions<any>,
+  u: URL,
+  info: UrlInfo,
+  options: ResolvedOptions,
+): TlsSettings | undefined {
+  const d = driver as PostgresOptions<any> & { socket?: unknown; sslnegotiation?: unknown }
+  const own = (options.postgres as { socket?: unknown } | undefined)?.socket
+  if (!options.fastConnect || own || info.host.startsWith('/')) {
+    if (options.pipelineConnect)
+      throw new PoolerError(
+        'INVALID_OPTIONS',
+        'Invalid hono-pooler option pipelineConnect: needs fastConnect and no socket of your own',
+      )
+    return undefined
+  }
+  const q = u.searchParams
+  const fromUrl = q.get('sslmode') ?? q.get('ssl')
+  const ssl = 'ssl' in d ? d.ssl : fromUrl === 'disable' || fromUrl === 'false' ? false : fromUrl
+  const tls = tlsSettings(ssl, d.sslnegotiation ?? q.get('sslnegotiation'))
+  const pipeline = options.pipelineConnect
+  if (pipeline === true && !verifiesServer(tls) && !isLoopback(info.host))
+    throw pipelineConnectUnsafe(info.host)
+  d.ssl = false
+  d.socket = fastConnectSocket({ tls, pipeline: Boolean(pipeline), host: info.host, port: info.port })
+  return tls
 }

@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
-import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY, twoPhaseCommit } from '../errors'
+import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY } from '../errors'
 import type { Gate, Release } from './gate'
 import { reserveMethod } from './reserve'
 
@@ -135,11 +135,6 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
       if (typeof name === 'function') return t.savepoint((s: any) => name(inner(s)))
       return t.savepoint(name, (s: any) => (rest[0] as (s: any) => unknown)(inner(s)))
     },
-  }
-  if (!top && ctx.transaction && ctx.guardRefuses) {
-    overrides.prepare = () => {
-      throw twoPhaseCommit()
-    }
   }
   if (top) {
     Object.assign(overrides, {

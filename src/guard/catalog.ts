@@ -19,6 +19,7 @@ export type GuardRule =
   | 'session-temp-table'
   | 'load'
   | 'session-advisory-lock'
+  | 'undecidable'
 
 /**
  * One statement refused by the guard.
@@ -61,7 +62,7 @@ export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
     fix: 'use a session-mode or direct connection for LISTEN, or Supabase Realtime',
   },
   'sql-prepare': {
-    what: 'PREPARE / EXECUTE / DEALLOCATE / PREPARE TRANSACTION',
+    what: 'PREPARE / EXECUTE / DEALLOCATE',
     fix: 'use plain parameterized queries (values as sql`` tagged-template parameters); the driver prepares them itself',
   },
   'with-hold-cursor': {
@@ -79,5 +80,9 @@ export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
   'session-advisory-lock': {
     what: 'pg_advisory_lock / pg_try_advisory_lock / pg_advisory_unlock[_all] (session-level advisory locks)',
     fix: 'use pg_advisory_xact_lock / pg_try_advisory_xact_lock inside sql.begin',
+  },
+  undecidable: {
+    what: "what cannot be read from the SQL: a DO block's EXECUTE of a computed string, a DO block in another language, set_config(…, …, <expression or unbound $n>)",
+    fix: 'write it so the guard can read it (constant SQL text, is_local as a literal true or a bound value), or run it over a session-mode or direct connection',
   },
 }

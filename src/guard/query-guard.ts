@@ -1,18 +1,21 @@
 /**
  * The guard as applied to queries: text of a postgres.js query (fragments inlined, values as `$n`),
- * cached checks, and the error or warning. Never shows parameter values.
+ * cached checks, and the error or warning. Never shows parameter values (a bound value only decides
+ * whether a `$n` given as set_config's is_local is session-level).
  */
 import { PoolerError } from '../errors'
 import type { GuardLevel } from '../options'
 import { isTextArg, type QueryParts, queryText } from '../sql/query-text'
-import { checkSql } from './rules'
+import type { Found } from './calls'
+import { analyzeSql, resolveParams } from './rules'
 
-const byTemplate = new WeakMap<TemplateStringsArray, PoolerError | null>()
-const byText = new Map<string, PoolerError | null>()
+const byTemplate = new WeakMap<TemplateStringsArray, Found[]>()
+const byText = new Map<string, Found[]>()
 const warned = new Set<string>()
 
-function toError(text: string): PoolerError | null {
-  const f = checkSql(text)[0]
+function toError(found: Found[], values: () => unknown[]): PoolerError | null {
+  if (!found.length) return null
+  const f = (found.some((x) => x.param !== undefined) ? resolveParams(found, values()) : found)[0]
   if (!f) return null
   return new PoolerError(
     'UNSAFE_IN_TRANSACTION_MODE',
@@ -32,23 +35,24 @@ function toError(text: string): PoolerError | null {
  */
 export function guardQuery(q: QueryParts, level: GuardLevel): PoolerError | undefined {
   if (level === 'off') return undefined
-  let err: PoolerError | null | undefined
+  let found: Found[] | undefined
   if (q.tagged && !q.args.some(isTextArg)) {
     const key = q.strings as TemplateStringsArray
-    err = byTemplate.get(key)
-    if (err === undefined) {
-      err = toError(queryText(q).text)
-      byTemplate.set(key, err)
+    found = byTemplate.get(key)
+    if (found === undefined) {
+      found = analyzeSql(queryText(q).text)
+      byTemplate.set(key, found)
     }
   } else {
     const text = queryText(q).text
-    err = byText.get(text)
-    if (err === undefined) {
-      err = toError(text)
+    found = byText.get(text)
+    if (found === undefined) {
+      found = analyzeSql(text)
       if (byText.size > 1000) byText.clear()
-      byText.set(text, err)
+      byText.set(text, found)
     }
   }
+  const err = toError(found, () => queryText(q).values)
   if (!err) return undefined
   if (level === 'warn') {
     const key = err.statement ?? err.message
@@ -58,6 +62,5 @@ export function guardQuery(q: QueryParts, level: GuardLevel): PoolerError | unde
     }
     return undefined
   }
-  // A fresh error per query, so each stack points at its own caller.
-  return new PoolerError(err.code, err.message, { rule: err.rule, fix: err.fix, statement: err.statement })
+  return err
 }

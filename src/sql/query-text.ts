@@ -51,16 +51,18 @@ export function isTextArg(a: any): boolean {
 }
 
 /**
- * The text with `$n` in place of each value, and the offset of each `$n` in it.
+ * The text with `$n` in place of each value, the offset of each `$n` in it, and the values (`$n` is
+ * `values[n - 1]`).
  *
  * @example
  * ```ts
- * queryText(sql`select ${1} where ${sql`a = ${2}`}` as any) // { text: 'select $1 where a = $2', at: [7, 20] }
+ * queryText(sql`select ${1} where ${sql`a = ${2}`}` as any) // { text: 'select $1 where a = $2', at: [7, 20], values: [1, 2] }
  * ```
  */
-export function queryText(q: QueryParts): { text: string; at: number[] } {
+export function queryText(q: QueryParts): { text: string; at: number[]; values: unknown[] } {
   const at: number[] = []
-  if (!q.tagged) return { text: q.strings[0] ?? '', at }
+  const values: unknown[] = []
+  if (!q.tagged) return { text: q.strings[0] ?? '', at, values: q.args }
   let n = 0
   let out = ''
   const walk = (strings: readonly string[], args: unknown[]): void => {
@@ -76,11 +78,12 @@ export function queryText(q: QueryParts): { text: string; at: number[] } {
       else if (isIdentifier(a)) out += a.value
       else {
         at.push(out.length)
+        values.push(a)
         out += `$${++n}`
       }
       out += strings[i]
     }
   }
   walk(q.strings, q.args)
-  return { text: out, at }
+  return { text: out, at, values }
 }

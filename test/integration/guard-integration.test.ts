@@ -101,10 +101,6 @@ describe('reproduced with raw postgres.js, then blocked by the guard', () => {
       (sql) => sql.begin((tx) => tx.savepoint((s) => s.unsafe('reset all'))),
       (sql) => sql`select set_config('statement_timeout', '1234', false)`,
     ]
-    expect((await inRequest((sql) => sql.begin((tx) => tx.prepare('two-phase')))).error).toMatchObject({
-      code: 'UNSAFE_IN_TRANSACTION_MODE',
-      rule: 'sql-prepare',
-    })
     for (const attempt of attempts) {
       const { error } = await inRequest(attempt)
       expect(error).toMatchObject({ code: 'UNSAFE_IN_TRANSACTION_MODE', rule: 'session-set' })
@@ -175,6 +171,48 @@ describe('reproduced with raw postgres.js, then blocked by the guard', () => {
       return p
     })
     expect(peak).toBe(0)
+  })
+})
+
+describe('one level down, and values that decide', () => {
+  it('a bound is_local decides set_config at query time: false or null refused, true sent (same call site)', async () => {
+    const call = (sql: PoolerVariables['sql'], local: unknown) =>
+      sql`select set_config('hp.bound', 'x', ${local as boolean})`
+    for (const local of [false, null, 'off']) {
+      const { error } = await inRequest((sql) => call(sql, local))
+      expect(error, String(local)).toMatchObject({ code: 'UNSAFE_IN_TRANSACTION_MODE', rule: 'session-set' })
+    }
+    const ok = await inRequest((sql) =>
+      sql.begin(async (tx) => [await call(tx as any, true), await call(tx as any, 'on')]),
+    )
+    expect(ok.error).toBeUndefined()
+    const { error } = await inRequest((sql) => sql.unsafe("select set_config('hp.bound', 'x', $1)", [false]))
+    expect(error).toMatchObject({ rule: 'session-set' })
+    const undecided = await inRequest((sql) =>
+      sql.unsafe("select set_config('hp.bound', 'x', $1::bool)", [{}]),
+    )
+    expect(undecided.error).toMatchObject({ rule: 'undecidable' })
+    expect((undecided.error as PoolerError).message).not.toContain('[object Object]')
+    expect(await setting('hp.bound')).toBeOneOf([undefined, null, ''])
+  })
+
+  it('DO blocks and EXPLAIN ANALYZE are refused for what they run; plain EXPLAIN and stored code pass', async () => {
+    const refused: [string, string][] = [
+      ['session-set', "do $$ begin perform set_config('hp.nested', 'x', false); end $$"],
+      ['session-advisory-lock', 'explain analyze select pg_advisory_lock(7)'],
+      ['undecidable', "do $$ begin execute format('set %I = 1', 'hp.nested'); end $$"],
+    ]
+    for (const [rule, text] of refused) {
+      const { error } = await inRequest((sql) => sql.unsafe(text))
+      expect(error, text).toMatchObject({ code: 'UNSAFE_IN_TRANSACTION_MODE', rule })
+    }
+    const { value, error } = await inRequest(async (sql) => {
+      await sql.unsafe("do $$ begin set local hp.nested = 'x'; perform pg_advisory_xact_lock(7); end $$")
+      return sql.unsafe('explain select pg_advisory_lock(7)')
+    })
+    expect(error).toBeUndefined()
+    expect((value as unknown[]).length).toBeGreaterThan(0)
+    expect(await setting('hp.nested')).toBeOneOf([undefined, null, ''])
   })
 })
 

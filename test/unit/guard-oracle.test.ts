@@ -5,12 +5,13 @@
  * For the unit table and a few hundred generated statements, the guard's lexer, statement splitter and
  * classification must agree with PostgreSQL's own scanner tokens and parse tree.
  */
-import { loadModule, parseSync, scanSync } from 'libpg-query'
+import { loadModule, parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { checkSql, type GuardRule } from '../../src'
 import { splitStatements, type Token, tokenize } from '../../src/sql/lexer'
-import { GUARD_CASES } from '../support/guard-cases'
+import { DO_CASES, GUARD_CASES } from '../support/guard-cases'
 import { generateSql } from '../support/guard-gen'
+import { generateLabelled } from '../support/guard-labels'
 
 beforeAll(async () => {
   await loadModule()
@@ -79,8 +80,8 @@ function statementRule(node: any): GuardRule | undefined {
     case 'ExecuteStmt':
     case 'DeallocateStmt':
       return 'sql-prepare'
-    case 'TransactionStmt':
-      return s.kind === 'TRANS_STMT_PREPARE' ? 'sql-prepare' : undefined
+    case 'ExplainStmt':
+      return explainAnalyze(s) ? statementRule(s.query) : undefined
     case 'DeclareCursorStmt':
       return (s.options ?? 0) & 0x20 ? 'with-hold-cursor' : undefined
     case 'CreateStmt':
@@ -100,25 +101,125 @@ function statementRule(node: any): GuardRule | undefined {
   }
 }
 
-/** Session-level function calls anywhere in the tree, as [byte location, rule]. */
+/** EXPLAIN with ANALYZE (absent value, or true/on/1): the explained statement runs. */
+function explainAnalyze(s: any): boolean {
+  const opt = (s.options ?? []).find((o: any) => o.DefElem.defname === 'analyze')?.DefElem
+  if (!opt) return false
+  const v = opt.arg?.String?.sval ?? opt.arg?.Boolean?.boolval ?? opt.arg?.Integer?.ival
+  return v === undefined || v === true || ['true', 'on', '1', 't', 'yes'].includes(String(v).toLowerCase())
+}
+
+/** PostgreSQL's boolin, written independently of the guard's. */
+function boolin(text: string): boolean | undefined {
+  const v = text.trim().toLowerCase()
+  const ok = (word: string, min = 1) => v.length >= min && word.startsWith(v)
+  if (ok('true') || ok('yes') || ok('on', 2) || v === '1') return true
+  if (ok('false') || ok('no') || ok('off', 2) || v === '0') return false
+  return undefined
+}
+
+/** set_config's is_local from the parse tree: true/false/null (NULL), a ParamRef, or undefined. */
+function isLocal(node: any): boolean | null | 'param' | undefined {
+  if (node?.A_Const) {
+    const c = node.A_Const
+    if (c.isnull) return null
+    if (c.boolval) return !!c.boolval.boolval
+    if (c.sval) return boolin(c.sval.sval)
+    return undefined // an integer is not a boolean argument
+  }
+  if (node?.ParamRef) return 'param'
+  if (node?.BoolExpr?.boolop === 'NOT_EXPR') {
+    const v = isLocal(node.BoolExpr.args[0])
+    return typeof v === 'boolean' ? !v : v === null ? null : undefined
+  }
+  if (node?.TypeCast) {
+    const names = node.TypeCast.typeName.names.map((n: any) => n.String.sval).join('.')
+    if (!['bool', 'pg_catalog.bool'].includes(names)) return undefined
+    const arg = node.TypeCast.arg
+    if (arg?.A_Const?.ival) return (arg.A_Const.ival.ival ?? 0) !== 0
+    return isLocal(arg)
+  }
+  return undefined
+}
+
+/** Session-level function calls anywhere in the tree, as [byte location, rule]. Stored code is skipped. */
 function callRules(tree: unknown, out: [number, GuardRule][] = []): [number, GuardRule][] {
   if (Array.isArray(tree)) for (const x of tree) callRules(x, out)
   else if (tree && typeof tree === 'object') {
-    const call = (tree as any).FuncCall
+    const t = tree as any
+    // Stored, not run now: routine bodies, views, rules, policies, column defaults, WITH NO DATA.
+    if (t.CreateFunctionStmt || t.DoStmt || t.ViewStmt || t.RuleStmt || t.CreatePolicyStmt) return out
+    if ((t.CreateStmt && !t.CreateStmt.partbound) || t.CreateTableAsStmt?.into?.skipData) return out
+    if (t.ExplainStmt) return explainAnalyze(t.ExplainStmt) ? callRules(t.ExplainStmt.query, out) : out
+    const call = t.FuncCall
     if (call) {
       const names: string[] = call.funcname.map((n: any) => n.String.sval)
       const name = names[names.length - 1]!
       const schemaOk = names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog')
-      const third = call.args?.[2]?.A_Const
       if (schemaOk && ADVISORY.test(name)) out.push([call.location, 'session-advisory-lock'])
-      if (schemaOk && name === 'set_config' && third?.boolval && !third.boolval.boolval) {
-        out.push([call.location, 'session-set'])
+      if (schemaOk && name === 'set_config') {
+        const named = (call.args ?? []).find((a: any) => a.NamedArgExpr?.name === 'is_local')
+        const arg = named ? named.NamedArgExpr.arg : call.args?.[2]
+        const v = isLocal(arg)
+        if (v === false || v === null) out.push([call.location, 'session-set'])
+        else if (v !== true) out.push([call.location, 'undecidable'])
       }
     }
     // CallStmt.funccall is a bare FuncCall (a typed field, not a Node), so it has no wrapper key.
     for (const [k, v] of Object.entries(tree)) callRules(k === 'funccall' ? { FuncCall: v } : v, out)
   }
   return out
+}
+
+/** Every rule a SQL text implies (statement, calls, DO bodies), from PostgreSQL's parsers. */
+function sqlRules(sql: string): GuardRule[] {
+  return (parseSync(sql).stmts ?? []).flatMap((raw: any) => stmtRules(raw.stmt))
+}
+function stmtRules(stmt: any): GuardRule[] {
+  if (stmt.DoStmt) return doRules(stmt.DoStmt)
+  const rule = statementRule(stmt)
+  return [...(rule ? [rule] : []), ...callRules(stmt).map(([, r]) => r)]
+}
+
+/** A DO body through libpg_query's PL/pgSQL parser: SQL statements, expressions and EXECUTE '…'. */
+function doRules(s: any): GuardRule[] {
+  const arg = (name: string) => s.args.find((a: any) => a.DefElem.defname === name)?.DefElem.arg.String.sval
+  if ((arg('language') ?? 'plpgsql').toLowerCase() !== 'plpgsql') return ['undecidable']
+  const fn = parsePlPgSQLSync(
+    `create function f() returns void language plpgsql as $oracle$${arg('as')}$oracle$`,
+  )
+  const out: GuardRule[] = []
+  const visit = (node: any, key: string, parent: string): void => {
+    if (Array.isArray(node)) for (const x of node) visit(x, key, parent)
+    else if (node && typeof node === 'object') {
+      const expr = node.PLpgSQL_expr
+      if (expr && key === 'cursor_explicit_expr') return // a cursor's query runs at OPEN, not here
+      if (expr && key === 'sqlstmt') out.push(...sqlRules(expr.query))
+      else if (
+        expr &&
+        (parent === 'PLpgSQL_stmt_dynexecute' || parent === 'PLpgSQL_stmt_dynfors' || key === 'dynquery')
+      ) {
+        const tree = (parseSync(`select ${expr.query}`) as any).stmts[0].stmt.SelectStmt.targetList[0]
+          .ResTarget.val
+        const text = constText(tree)
+        out.push(...(text === undefined ? (['undecidable'] as GuardRule[]) : sqlRules(text)))
+      } else if (expr) {
+        const q = expr.parseMode === 3 ? expr.query.slice(expr.query.indexOf('=') + 1) : expr.query
+        out.push(...sqlRules(/^\s*select\b/i.test(q) ? q : `select ${q}`))
+      } else for (const [k, v] of Object.entries(node)) visit(v, k, k.startsWith('PLpgSQL_') ? k : parent)
+    }
+  }
+  visit(fn, '', '')
+  return out
+}
+
+/** A string constant, or `||` of string constants, from an expression tree. */
+function constText(node: any): string | undefined {
+  if (node?.A_Const?.sval) return node.A_Const.sval.sval
+  const e = node?.A_Expr
+  if (e?.kind !== 'AEXPR_OP' || e.name[0].String.sval !== '||') return undefined
+  const [l, r] = [constText(e.lexpr), constText(e.rexpr)]
+  return l === undefined || r === undefined ? undefined : l + r
 }
 
 /** Asserts that lexer, splitter and classifier agree with PostgreSQL on `sql`. */
@@ -138,6 +239,7 @@ function agree(sql: string): void {
   const statements = splitStatements(sql)
   expect(statements.length).toBe(stmts.length)
   const expected: { rule: GuardRule; offset: number }[] = []
+  const doStatements: [number, number][] = []
   stmts.forEach((raw: any, i: number) => {
     const from = at(raw.stmt_location ?? 0)
     const to = raw.stmt_len ? at((raw.stmt_location ?? 0) + raw.stmt_len) : sql.length
@@ -145,13 +247,20 @@ function agree(sql: string): void {
     const st = statements[i]!
     expect(st.offset).toBe(inside[0]?.start)
     expect(st.text).toBe(sql.slice(inside[0]?.start, inside[inside.length - 1]?.end))
+    if (raw.stmt.DoStmt) {
+      const ours = checkSql(st.text).map((f) => f.rule)
+      expect([st.text, ours.sort()]).toEqual([st.text, doRules(raw.stmt.DoStmt).sort()])
+      doStatements.push([st.offset, st.offset + st.text.length])
+      return
+    }
     const rule = statementRule(raw.stmt)
     if (rule) expected.push({ rule, offset: st.offset })
     const calls = callRules(raw.stmt).sort((a, b) => a[0] - b[0])
     for (const [loc, r] of calls) expected.push({ rule: r, offset: at(loc) })
   })
+  const outsideDo = checkSql(sql).filter((f) => !doStatements.some(([a, b]) => f.offset >= a && f.offset < b))
   expect(
-    checkSql(sql).map(({ rule, offset }) => ({ rule, offset })),
+    outsideDo.map(({ rule, offset }) => ({ rule, offset })),
     sql,
   ).toEqual(expected)
 }
@@ -161,17 +270,26 @@ describe('PostgreSQL parser oracle', () => {
     agree(sql)
   })
 
+  it.each(DO_CASES)('DO table (PL/pgSQL parser): %s', (sql) => {
+    agree(sql)
+  })
+
   const generated = generateSql(
     Number(process.env.GUARD_SEED ?? 20240611),
     Number(process.env.GUARD_COUNT ?? 400),
   )
   it('generated inputs cover every rule and safe statements', () => {
     const seen = new Set(generated.flatMap((sql) => checkSql(sql).map((f) => f.rule)))
-    expect(seen.size).toBe(7)
+    expect(seen.size).toBe(8)
     expect(generated.filter((sql) => checkSql(sql).length === 0).length).toBeGreaterThan(30)
   })
 
   it.each(generated.map((sql, i) => [i, sql] as const))('generated #%i', (_, sql) => {
     agree(sql)
+  })
+
+  // The labelled statements (test/unit/guard-labels.test.ts), a different seed: the parser agrees too.
+  it('labelled statements: lexer, splitter and rules agree with the parsers', () => {
+    for (const c of generateLabelled(Number(process.env.GUARD_SEED ?? 20240611), 1500)) agree(c.sql)
   })
 })

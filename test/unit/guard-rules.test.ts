@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { checkSql, GUARD_RULES, type GuardRule } from '../../src'
 import { tokenize } from '../../src/sql/lexer'
-import { GUARD_CASES } from '../support/guard-cases'
+import { DO_CASES, GUARD_CASES } from '../support/guard-cases'
 
 const rules = (sql: string): GuardRule[] => checkSql(sql).map((f) => f.rule)
+const rules2 = (sql: string, params: unknown[]): GuardRule[] => checkSql(sql, params).map((f) => f.rule)
 /** Upper-cases every keyword/identifier outside literals, quoted identifiers and comments. */
 const upperWords = (sql: string): string =>
   tokenize(sql)
@@ -22,6 +23,62 @@ describe('checkSql unit table', () => {
   it.each(GUARD_CASES)('%s', (sql, expected) => {
     expect(rules(sql)).toEqual(expected)
     expect(rules(upperWords(sql))).toEqual(expected)
+  })
+
+  it.each(DO_CASES)('DO: %s', (sql, expected) => {
+    expect(rules(sql)).toEqual(expected)
+  })
+})
+
+describe('undecidable: the policy', () => {
+  it('refuses what cannot be read, unless a bound value decides it', () => {
+    const sql = "select set_config('app.id', '1', $1)"
+    expect(rules(sql)).toEqual(['undecidable'])
+    expect(checkSql(sql)[0]?.message).toContain('$1')
+    for (const v of [false, null, undefined, 'off', 'f', ' NO ', 0, '0'])
+      expect(
+        checkSql(sql, [v]).map((f) => f.rule),
+        String(v),
+      ).toEqual(['session-set'])
+    for (const v of [true, 'on', 't', 'yes', 1, '1']) expect(checkSql(sql, [v]), String(v)).toEqual([])
+    for (const v of ['maybe', {}, 2.5, ['f']]) expect(rules2(sql, [v]), String(v)).toEqual(['undecidable'])
+    expect(checkSql("select set_config('a.b', 'c', $2::bool)", ['x', false])[0]?.rule).toBe('session-set')
+    expect(checkSql("select set_config('a.b', 'c', $2)", ['x'])[0]?.rule).toBe('undecidable')
+    // inside a DO block a $n is never a bound value
+    expect(
+      rules2("do $$ begin execute 'select set_config(''a.b'', ''c'', $1)' using true; end $$", [true]),
+    ).toEqual(['undecidable'])
+  })
+
+  it('names what could not be read', () => {
+    expect(checkSql("do $$ begin execute format('set %I = 1', 'x'); end $$")[0]?.message).toMatch(
+      /EXECUTE of a computed string \(format\('set %I = 1', 'x'\)\)/,
+    )
+    expect(checkSql("do language plperl '1'")[0]?.message).toContain('language plperl')
+    expect(checkSql("select set_config('a.b', 'c', x) from t")[0]?.message).toContain('an expression')
+  })
+})
+
+describe('checkSql: DO, EXPLAIN and set_config details', () => {
+  it('reports DO findings at the offending position inside a dollar-quoted body', () => {
+    const sql = 'select 1; do $$ begin perform pg_advisory_lock(1); end $$'
+    const [f] = checkSql(sql)
+    expect(f).toMatchObject({ rule: 'session-advisory-lock', offset: sql.indexOf('pg_advisory_lock') })
+    expect(f?.statement).toBe('do $$ begin perform pg_advisory_lock(1); end $$')
+    expect(f?.message).toMatch(/^DO block: pg_advisory_lock/)
+  })
+
+  it('EXPLAIN ANALYZE says it runs the statement', () => {
+    expect(checkSql('explain analyze create temp table t as select 1')[0]?.message).toMatch(
+      /^EXPLAIN ANALYZE runs the statement: CREATE TEMP TABLE/,
+    )
+  })
+
+  it('reads is_local as a named argument in any position', () => {
+    expect(rules("select set_config(is_local => false, setting_name => 'a.b', new_value => 'c')")).toEqual([
+      'session-set',
+    ])
+    expect(rules("select set_config('a.b', 'c', is_local := 'yes')")).toEqual([])
   })
 })
 
@@ -48,7 +105,7 @@ describe('checkSql findings', () => {
     )
     expect(checkSql('reset all')[0]?.message).toMatch(/^RESET all changes session state/)
     expect(checkSql('set session authorization x')[0]?.message).toMatch(/^SET SESSION AUTHORIZATION /)
-    expect(checkSql("prepare transaction 'x'")[0]?.message).toContain('two-phase commit')
+    expect(checkSql("prepare transaction 'x'")).toEqual([])
     expect(checkSql('unlisten *')[0]?.message).toMatch(/^UNLISTEN /)
     expect(checkSql('create temp table t (a int)')[0]?.message).toContain('without ON COMMIT DROP')
     for (const [sql] of GUARD_CASES) {
@@ -106,6 +163,7 @@ describe('GUARD_RULES', () => {
     'session-temp-table': [/ON COMMIT DROP/, /sql\.begin/],
     load: [/shared_preload_libraries/, /session_preload_libraries/],
     'session-advisory-lock': [/pg_advisory_xact_lock/, /pg_try_advisory_xact_lock/, /sql\.begin/],
+    undecidable: [/constant SQL text/, /session-mode or direct connection/],
   }
 
   it.each(Object.entries(mentions))('%s fix names the safe alternative', (rule, patterns) => {

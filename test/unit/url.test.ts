@@ -76,7 +76,7 @@ describe('redactUrl', () => {
 })
 
 describe('driver preset and TLS defaults', () => {
-  const opts = parseOptions()
+  const opts = parseOptions({ fastConnect: false })
   it('transaction mode: prepare off, fetch_types off, max 1, connect timeout 5', () => {
     expect(clientConfig(`postgres://u:${PW}@x.pooler.supabase.com:6543/db`, opts).driver).toMatchObject({
       prepare: false,
@@ -100,6 +100,20 @@ describe('driver preset and TLS defaults', () => {
       clientConfig(`postgres://u:${PW}@x.pooler.supabase.com:6543/db?sslmode=verify-full`, opts).driver,
     ).not.toHaveProperty('ssl')
     expect(clientConfig(`postgres://u:${PW}@10.0.0.5:6432/db`, opts).driver).not.toHaveProperty('ssl')
+  })
+  it('fast connect (default): the connect layer does TLS with the same defaults, postgres.js gets ssl false', () => {
+    const fast = parseOptions()
+    const mode = (url: string, o = fast) => clientConfig(url, o).tls?.mode
+    expect(mode(`postgres://u:${PW}@ep-x-pooler.aws.neon.tech/db`)).toBe('require')
+    expect(mode(`postgres://u:${PW}@127.0.0.1:6432/db`)).toBe('disable')
+    expect(mode(`postgres://u:${PW}@x.pooler.supabase.com:6543/db?sslmode=verify-full`)).toBe('verify-full')
+    expect(mode(`postgres://u:${PW}@x.pooler.supabase.com:6543/db?sslmode=disable`)).toBe('disable')
+    expect(mode(`postgres://u:${PW}@10.0.0.5:6432/db`)).toBe('disable')
+    expect(mode(`postgres://u:${PW}@10.0.0.5:6432/db`, parseOptions({ ssl: { ca: 'x' } }))).toBe(
+      'verify-full',
+    )
+    expect(clientConfig(`postgres://u:${PW}@ep-x-pooler.aws.neon.tech/db`, fast).driver.ssl).toBe(false)
+    expect(clientConfig(`postgres://u:${PW}@127.0.0.1:6432/db`, opts).tls).toBeUndefined()
   })
 })
 

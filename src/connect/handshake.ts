@@ -1,0 +1,296 @@
+/**
+ * The socket postgres.js drives when hono-pooler owns the setup phase. It sits between postgres.js and
+ * the real socket (already TLS when asked): postgres.js writes its StartupMessage as usual; this socket
+ * runs SCRAM-SHA-256 itself (keys from the cache, see scram.ts), swallows the SASL messages and hands
+ * postgres.js everything from AuthenticationOk on, after which it is a plain pass-through. Other methods
+ * (md5, cleartext, trust) and CancelRequests pass through untouched: postgres.js answers them itself.
+ *
+ * Pipelined (`pipelineConnect`): StartupMessage + SASLInitialResponse leave in one write; on the
+ * server-first message postgres.js gets a synthetic AuthenticationOk + ReadyForQuery, so it sends its first
+ * statement at once, and that statement leaves in the same write as the SASLResponse. The server's own
+ * AuthenticationOk and first ReadyForQuery are then swallowed. A server that answers anything but SCRAM:
+ * this connection is replaced by a normal one (nothing was handed to postgres.js yet) and `onNotScram` is
+ * told. A wrong password: the server answers the SASL error, postgres.js rejects the statement with it,
+ * and the statement never runs.
+ */
+import { Buffer } from 'node:buffer'
+import { EventEmitter } from 'node:events'
+import { saslSignatureMismatch } from '../errors'
+import {
+  AUTH,
+  authType,
+  firstWriteKind,
+  messageReader,
+  SYNTHETIC_READY,
+  saslData,
+  saslInitialResponse,
+  saslMechanisms,
+  saslResponse,
+} from './messages'
+import { type ScramExchange, scramExchange } from './scram'
+import { quietErrors, type Transport } from './transport'
+
+export interface HandshakeOptions {
+  host: string
+  port: number
+  /** Opens TCP (+ TLS) to host:port. */
+  open(): Promise<Transport>
+  /** The password (postgres.js's `pass`, a string or a function). */
+  password(): Promise<string>
+  /** Pipeline this connection's setup. */
+  pipeline: boolean
+  /** The server did not ask for SCRAM while pipelined: remember the host, connect normally. */
+  onNotScram(): void
+  /** The setup phase must be over within this many ms (0: no limit). */
+  timeoutMs: number
+}
+
+type Phase = 'opening' | 'startup' | 'auth' | 'await-first' | 'final' | 'pass' | 'closed'
+const SCRAM = 'SCRAM-SHA-256'
+const noop = () => {}
+
+/**
+ * The postgres.js `socket` for one connection. Returned at once; failures arrive as `error` + `close`, as
+ * from a Node socket, so postgres.js's connection lifecycle is unchanged.
+ *
+ * @example
+ * ```ts
+ * import type { Transport } from './transport'
+ *
+ * declare function open(): Promise<Transport>
+ * const password = async () => 'pw'
+ * const options = { host: '127.0.0.1', port: 6432, open, password, pipeline: false, timeoutMs: 5000 }
+ * const socket = handshakeSocket({ ...options, onNotScram: () => {} })
+ * ```
+ */
+export function handshakeSocket(o: HandshakeOptions) {
+  let phase: Phase = 'opening'
+  let transport: Transport | undefined
+  let startup: Buffer | undefined
+  let passFirst = false
+  let password = ''
+  let pipelined = o.pipeline
+  let scram: ScramExchange | undefined
+  let scramDone = false
+  let swallowReady = false
+  let pendingFinal: Buffer | undefined
+  let reader = messageReader()
+  let keepAlive: [boolean, number] | undefined
+  const queued: [Uint8Array, ((err?: Error | null) => void) | undefined][] = []
+
+  const socket = Object.assign(quietErrors(new EventEmitter()), {
+    host: o.host,
+    port: o.port,
+    get readyState() {
+      return phase === 'closed' ? 'closed' : 'open'
+    },
+    write,
+    end,
+    destroy,
+    setKeepAlive: (on: boolean, ms: number) => {
+      keepAlive = [on, ms]
+      transport?.setKeepAlive?.(on, ms)
+    },
+    pause: () => transport?.pause?.(),
+    resume: () => transport?.resume?.(),
+  })
+
+  const timedOut = () => fail(Object.assign(new Error('CONNECT_TIMEOUT'), { code: 'CONNECT_TIMEOUT' }))
+  const timer = o.timeoutMs > 0 ? setTimeout(timedOut, o.timeoutMs) : undefined
+
+  void start()
+  return socket
+
+  async function start() {
+    const opening = o.open()
+    try {
+      password = await o.password()
+    } catch (e) {
+      opening.then((t) => t.destroy(), noop) // a `pass` function that threw: no socket left behind
+      return fail(e)
+    }
+    try {
+      const t = await opening
+      if (phase === 'closed') {
+        t.destroy()
+        return
+      }
+      attach(t)
+      phase = 'startup'
+      if (passFirst) goPass(Buffer.alloc(0))
+      else if (startup) begin()
+    } catch (e) {
+      fail(e)
+    }
+  }
+
+  function attach(t: Transport) {
+    transport = t
+    if (keepAlive) t.setKeepAlive?.(...keepAlive)
+    t.on('data', onData)
+    t.on('error', (e: unknown) => socket.emit('error', e))
+    t.on('close', (hadError: boolean) => closed(hadError))
+    t.on('drain', () => socket.emit('drain'))
+  }
+
+  function begin() {
+    phase = 'auth'
+    if (pipelined) {
+      scram = scramExchange()
+      transport?.write(Buffer.concat([startup as Buffer, saslInitialResponse(SCRAM, scram.clientFirst)]))
+    } else transport?.write(startup as Buffer)
+  }
+
+  function write(data: Uint8Array, cb?: (err?: Error | null) => void): boolean {
+    if (phase === 'pass' || phase === 'final') return transport ? transport.write(data, cb) : false
+    if (phase === 'await-first') {
+      phase = 'final'
+      const first = Buffer.concat([pendingFinal as Buffer, data])
+      pendingFinal = undefined
+      return (transport as Transport).write(first, cb)
+    }
+    if (!startup && !passFirst) {
+      if (firstWriteKind(data) === 'startup') {
+        startup = Buffer.from(data)
+        if (phase === 'startup') begin()
+      } else {
+        passFirst = true // a CancelRequest: no setup phase at all
+        queued.push([data, cb])
+        if (phase === 'startup') goPass(Buffer.alloc(0))
+      }
+      return true
+    }
+    queued.push([data, cb])
+    return true
+  }
+
+  function end(data?: Uint8Array) {
+    if (phase === 'pass' && transport) transport.end(data)
+    else destroy()
+  }
+
+  function destroy() {
+    if (transport) transport.destroy()
+    else if (phase !== 'closed') setTimeout(() => closed(false))
+  }
+
+  function fail(err: unknown) {
+    if (phase === 'closed') return
+    socket.emit('error', err)
+    if (transport) transport.destroy()
+    else closed(true)
+  }
+
+  function closed(hadError: boolean) {
+    if (phase === 'closed') return
+    phase = 'closed'
+    clearTimeout(timer)
+    socket.emit('close', hadError)
+  }
+
+  function goPass(rest: Buffer) {
+    phase = 'pass'
+    clearTimeout(timer)
+    for (const [data, cb] of queued.splice(0)) transport?.write(data, cb)
+    if (rest.length) socket.emit('data', rest)
+  }
+
+  function onData(chunk: Buffer) {
+    if (phase === 'pass') return void socket.emit('data', chunk)
+    const messages = reader.push(chunk)
+    for (let k = 0; k < messages.length; k++) {
+      const m = messages[k] as Buffer
+      const action = handle(m)
+      if (action === 'stop') return
+      if (action === 'forward') socket.emit('data', m)
+      else if (action === 'pass' || action === 'pass-after') {
+        const from = action === 'pass' ? k : k + 1
+        return goPass(Buffer.concat([...messages.slice(from), reader.rest()]))
+      }
+    }
+  }
+
+  function handle(m: Buffer): 'forward' | 'swallow' | 'pass' | 'pass-after' | 'stop' {
+    const type = m[0]
+    if (type === 0x5a && swallowReady) return 'pass-after' // the real ReadyForQuery after a pipelined login
+    if (type === 0x45 && pipelined && (phase === 'final' || phase === 'await-first')) {
+      // A login error (FATAL) after the synthetic ReadyForQuery: postgres.js holds an error until the next
+      // ReadyForQuery, which the server (closing) never sends. Give it one, so the statement rejects now.
+      socket.emit('data', m)
+      socket.emit('data', SYNTHETIC_READY.subarray(9))
+      return 'pass-after'
+    }
+    if (type !== 0x52) return type === 0x45 ? 'pass' : 'forward'
+    const auth = authType(m)
+    if (auth === AUTH.sasl) {
+      if (!saslMechanisms(m).includes(SCRAM)) return pipelined ? fallback() : 'pass'
+      if (!pipelined) {
+        scram = scramExchange()
+        transport?.write(saslInitialResponse(SCRAM, scram.clientFirst))
+      }
+      return 'swallow'
+    }
+    if (auth === AUTH.saslContinue && scram) {
+      let final: Buffer
+      try {
+        final = saslResponse(scram.clientFinal(saslData(m), password))
+      } catch (e) {
+        fail(e)
+        return 'stop'
+      }
+      if (!pipelined) {
+        transport?.write(final)
+        return 'swallow'
+      }
+      phase = 'await-first'
+      pendingFinal = final
+      socket.emit('data', SYNTHETIC_READY)
+      // postgres.js writes its first statement from a setImmediate queued just now; if it has none, the
+      // SASLResponse leaves alone.
+      setImmediate(() => {
+        if (phase !== 'await-first') return
+        phase = 'final'
+        transport?.write(pendingFinal as Buffer)
+        pendingFinal = undefined
+      })
+      return 'swallow'
+    }
+    if (auth === AUTH.saslFinal && scram) {
+      if (scram.verifyServer(saslData(m))) {
+        scramDone = true
+        return 'swallow'
+      }
+      fail(saslSignatureMismatch())
+      return 'stop'
+    }
+    if (auth === AUTH.ok && scramDone) {
+      if (!pipelined) return 'pass'
+      swallowReady = true
+      return 'swallow'
+    }
+    // trust, md5, cleartext, …: postgres.js's business, unless we already sent a SASL message.
+    return pipelined ? fallback() : 'pass'
+  }
+
+  /** The server did not take the pipelined SCRAM login: a fresh, normal connection (same startup). */
+  function fallback(): 'stop' {
+    o.onNotScram()
+    const old = transport
+    transport = undefined
+    old?.removeAllListeners()
+    old?.on('error', noop)
+    old?.destroy()
+    pipelined = false
+    scram = undefined
+    reader = messageReader()
+    phase = 'opening'
+    o.open().then((t) => {
+      if (phase === 'closed') return void t.destroy()
+      attach(t)
+      begin()
+    }, fail)
+    return 'stop'
+  }
+}
+
+export type HandshakeSocket = ReturnType<typeof handshakeSocket>

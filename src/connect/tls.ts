@@ -1,0 +1,108 @@
+/**
+ * TLS for the setup phase with postgres.js's `ssl` semantics: `false`/`disable` none; `prefer`/`allow` TLS
+ * when the server agrees, unverified; `require` TLS, unverified; `true`/`verify-full` (and any other string)
+ * TLS verified against the system CAs; an object is passed to `tls.connect` (e.g. `{ ca }`), verified unless
+ * it says `rejectUnauthorized: false`. `sslnegotiation=direct` starts TLS at once (ALPN `postgresql`),
+ * otherwise an SSLRequest asks first. Node: `node:net` + `node:tls`, imported only when used.
+ */
+import type { Socket } from 'node:net'
+import { tlsRefused } from '../errors'
+import { SSL_REQUEST } from './messages'
+
+export type TlsMode = 'disable' | 'prefer' | 'require' | 'verify-full'
+
+export interface TlsSettings {
+  mode: TlsMode
+  /** Extra `tls.connect` options (from an `ssl` object, or `rejectUnauthorized: false`). */
+  options: Record<string, unknown>
+  /** `sslnegotiation=direct`: TLS from the first byte, no SSLRequest. */
+  direct: boolean
+}
+
+/**
+ * The TLS settings for postgres.js's `ssl` and `sslnegotiation` values.
+ *
+ * @example
+ * ```ts
+ * tlsSettings('require', null) // { mode: 'require', options: { rejectUnauthorized: false }, direct: false }
+ * ```
+ */
+export function tlsSettings(ssl: unknown, sslnegotiation: unknown): TlsSettings {
+  const direct = sslnegotiation === 'direct'
+  if (!ssl || ssl === 'disable' || ssl === 'false') return { mode: 'disable', options: {}, direct: false }
+  if (ssl === 'prefer' || ssl === 'allow')
+    return { mode: 'prefer', options: { rejectUnauthorized: false }, direct }
+  if (ssl === 'require') return { mode: 'require', options: { rejectUnauthorized: false }, direct }
+  if (typeof ssl === 'object') {
+    const options = ssl as Record<string, unknown>
+    return { mode: options.rejectUnauthorized === false ? 'require' : 'verify-full', options, direct }
+  }
+  return { mode: 'verify-full', options: {}, direct }
+}
+
+/** True when the server's certificate is verified (what `pipelineConnect` needs off loopback). */
+export const verifiesServer = (t: TlsSettings): boolean => t.mode === 'verify-full'
+
+// Imported on first use, then kept: a dynamic import per connection costs ~0.1 ms of CPU (the ESM loader).
+let netModule: Promise<typeof import('node:net')> | undefined
+let tlsModule: Promise<typeof import('node:tls')> | undefined
+
+/** True for an IP literal (no SNI, as postgres.js). */
+const isIp = (host: string) => /^[\d.]+$/.test(host) || host.includes(':')
+
+/**
+ * Opens a Node socket to host:port and negotiates TLS as the settings say.
+ *
+ * @example
+ * ```ts
+ * const socket = await openNodeSocket('127.0.0.1', 6432, tlsSettings('verify-full', null))
+ * socket.end()
+ * ```
+ */
+export async function openNodeSocket(host: string, port: number, tls: TlsSettings): Promise<Socket> {
+  netModule ??= import('node:net')
+  const net = await netModule
+  const socket = net.connect({ host, port })
+  socket.setNoDelay(true)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve)
+      socket.once('error', reject)
+    })
+    socket.removeAllListeners('error')
+    if (tls.mode === 'disable') return socket
+    if (!tls.direct) {
+      socket.write(SSL_REQUEST)
+      const answer = await new Promise<Buffer>((resolve, reject) => {
+        socket.once('data', resolve)
+        socket.once('error', reject)
+        socket.once('close', () => reject(tlsRefused(host, port, 'the server closed the connection')))
+      })
+      socket.removeAllListeners()
+      // More than the one byte: something injected plaintext before the handshake (CVE-2021-23222).
+      if (answer.length !== 1 || (answer[0] !== 0x53 && answer[0] !== 0x4e))
+        throw tlsRefused(host, port, 'unexpected answer to SSLRequest')
+      if (answer[0] === 0x4e) {
+        if (tls.mode === 'prefer') return socket
+        throw tlsRefused(host, port, 'the server does not support TLS')
+      }
+    }
+    tlsModule ??= import('node:tls')
+    const { connect } = await tlsModule
+    const secure = connect({
+      socket,
+      ...(isIp(host) ? {} : { servername: host }),
+      ...(tls.direct ? { ALPNProtocols: ['postgresql'] } : {}),
+      ...tls.options,
+    })
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve)
+      secure.once('error', reject)
+    })
+    secure.removeAllListeners('error')
+    return secure
+  } catch (e) {
+    socket.destroy()
+    throw e
+  }
+}
