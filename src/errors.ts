@@ -273,3 +273,23 @@ export const SESSION_ONLY: Record<
       'sql.subscribe() needs logical replication, which a transaction-mode pooler cannot carry — subscribe over a direct connection',
   },
 }
+
+/**
+ * Cloudflare Hyperdrive lists `NOTIFY` (and `pg_notify`) among the features it does not support; the guard
+ * refuses them under the Hyperdrive preset only (behind PgBouncer/Supavisor NOTIFY works).
+ *
+ * @example
+ * ```ts
+ * throw hyperdriveNotify('notify jobs')
+ * ```
+ */
+export const hyperdriveNotify = (statement: string): PoolerError =>
+  new PoolerError(
+    'UNSAFE_IN_TRANSACTION_MODE',
+    `NOTIFY is not supported by Cloudflare Hyperdrive — send notifications over a direct connection, or use a queue (rule hyperdrive-notify: ${statement})`,
+    {
+      rule: 'hyperdrive-notify',
+      fix: 'send notifications over a direct connection, or use a queue',
+      statement,
+    },
+  )

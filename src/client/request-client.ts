@@ -5,6 +5,7 @@
  */
 import postgres, { type Sql } from 'postgres'
 import { clientClosed, deadlockInTransaction, PoolerError } from '../errors'
+import { hyperdriveGuard } from '../guard/hyperdrive-notify'
 import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
 import type { PoolerEvent } from '../options'
@@ -108,7 +109,11 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
 
   const hooks: HookContext = {
     refuse: (q, gated) =>
-      closed ? clientClosed() : (guardQuery(q, config.guard) ?? (gated ? deadlocked() : undefined)),
+      closed
+        ? clientClosed()
+        : (guardQuery(q, config.guard) ??
+          (config.hyperdrive ? hyperdriveGuard(q, config.guard) : undefined) ??
+          (gated ? deadlocked() : undefined)),
     closedNow: () => (closed ? clientClosed() : undefined),
     beforeSend: (q) => {
       if (observer) texts.set(q, statementText(q)) // before inlining: the template, never values

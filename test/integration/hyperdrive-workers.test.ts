@@ -111,8 +111,12 @@ describe('Cloudflare Hyperdrive in workerd', () => {
     expect(statements).toEqual(['select $1::int as hp_prepared_probe'])
   })
 
-  it('the guard refuses what Hyperdrive does not support (session advisory locks)', async () => {
-    expect(await (await call('/guard')).json()).toEqual({ code: 'UNSAFE_IN_TRANSACTION_MODE' })
+  it('the guard refuses what Hyperdrive does not support (session advisory locks, NOTIFY)', async () => {
+    expect(await (await call('/guard')).json()).toEqual([
+      'UNSAFE_IN_TRANSACTION_MODE:session-advisory-lock',
+      'UNSAFE_IN_TRANSACTION_MODE:hyperdrive-notify',
+      'UNSAFE_IN_TRANSACTION_MODE:hyperdrive-notify',
+    ])
   })
 
   it('leaves no connection open', async () => {

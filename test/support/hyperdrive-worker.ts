@@ -53,11 +53,19 @@ app.get('/prepared', async (c) => {
 })
 
 app.get('/guard', async (c) => {
-  const code = await c.var.sql`select pg_advisory_lock(1)`.then(
-    () => null,
-    (e: PoolerError) => e.code,
-  )
-  return c.json({ code })
+  const codes: (string | null)[] = []
+  for (const run of [
+    () => c.var.sql`select pg_advisory_lock(1)`,
+    () => c.var.sql.notify('jobs', 'x'),
+    () => c.var.sql`notify jobs`,
+  ])
+    codes.push(
+      await run().then(
+        () => null,
+        (e: PoolerError) => `${e.code}:${e.rule}`,
+      ),
+    )
+  return c.json(codes)
 })
 
 export default app

@@ -64,3 +64,28 @@ describe('Cloudflare Hyperdrive', () => {
     expect(err?.message).toContain('[[hyperdrive]] binding = "MY_HD"')
   })
 })
+
+describe('the Hyperdrive preset refuses NOTIFY', () => {
+  const q = (text: string) => ({ tagged: false, strings: [text], args: [] })
+  it('NOTIFY and pg_notify(…) at level error; nothing else', async () => {
+    const { hyperdriveGuard } = await import('../../src/guard/hyperdrive-notify')
+    for (const text of [
+      'notify jobs',
+      "NOTIFY jobs, 'x'",
+      'select 1; notify jobs',
+      'select pg_notify($1, $2)',
+    ])
+      expect(hyperdriveGuard(q(text), 'error')).toMatchObject({
+        code: 'UNSAFE_IN_TRANSACTION_MODE',
+        rule: 'hyperdrive-notify',
+      })
+    for (const text of [
+      "select 'notify jobs'",
+      'select pg_notify_count from t',
+      'select 1 -- notify jobs',
+      'select "pg_notify" from t',
+    ])
+      expect(hyperdriveGuard(q(text), 'error')).toBeUndefined()
+    expect(hyperdriveGuard(q('notify jobs'), 'off')).toBeUndefined()
+  })
+})
