@@ -5,7 +5,7 @@
  * throwaway CA and server certificate made at start with `openssl` (CN/SAN localhost, 127.0.0.1, ::1).
  *
  * Used by the vitest globalSetup, `npm run dev`, the benchmarks and `npm run stack` (prints the URLs and
- * keeps the stack up until Ctrl-C). When DATABASE_URL is already set, nothing is started and the URLs
+ * keeps the stack up until SIGINT/SIGTERM). When DATABASE_URL is already set, nothing is started and the URLs
  * from the environment are used instead.
  *
  * Node runs this file directly (type stripping): keep to erasable TypeScript syntax.
