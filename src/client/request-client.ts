@@ -78,6 +78,11 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   let queries = 0
   let arraysSynced = false
   const texts = new WeakMap<object, string>()
+  // postgres.js's end() waits for a reserved connection until its timeout: the request is over, release them.
+  const reservations = new Set<() => void>()
+  const releaseAll = () => {
+    for (const release of [...reservations]) release()
+  }
   const active = new Set<{ cancel(): unknown }>()
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
@@ -135,6 +140,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     transaction,
     max: options.max,
     connecting: () => observer?.connecting(),
+    reservations,
     guardRefuses: config.guard === 'error',
     prepare: config.driver.prepare,
     isClosed: () => closed,
@@ -166,11 +172,13 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
         })
         await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000))])
       }
+      releaseAll()
       await real.end({ timeout: 0 })
       observer?.closed()
     },
     async close(timeout: number) {
       closed = true
+      releaseAll()
       if (real) await real.end({ timeout })
       if (real) observer?.closed()
     },

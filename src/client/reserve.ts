@@ -16,6 +16,8 @@ export interface ReserveContext {
   /** The request's `max`. */
   max: number
   connecting?(): void
+  /** The releases of the connections reserved and not yet released (the client releases them at close). */
+  reservations?: Set<() => void>
   ensure(): Sql<any>
   deadlocked(): Error | undefined
   mapError(e: unknown): unknown
@@ -65,9 +67,11 @@ export function reserveMethod<C extends ReserveContext>(
     const release = () => {
       if (released) return
       released = true
+      ctx.reservations?.delete(release)
       reserved.release()
       slot?.()
     }
+    ctx.reservations?.add(release)
     const own = ctx.transaction ? gate(1) : undefined
     const wrapped = wrap(ctx, () => reserved as unknown as Sql<any>, own, false)
     return new Proxy(wrapped, {

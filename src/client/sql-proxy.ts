@@ -16,6 +16,8 @@ export interface ProxyContext {
   max: number
   /** The client is about to need a connection (for observers). */
   connecting?(): void
+  /** Reserved connections not yet released (`sql.reserve()`). */
+  reservations?: Set<() => void>
   /** The guard refuses (level `error`). */
   guardRefuses: boolean
   /** postgres.js's `prepare` (the preset's): `true` only outside transaction mode, and with Hyperdrive. */

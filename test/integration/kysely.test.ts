@@ -190,6 +190,39 @@ describe('sql.reserve()', () => {
       expect(await waitForNoClients(APP)).toEqual([])
     })
 
+  it('a connection still reserved when the request ends is released, so the close does not wait for closeTimeout', async () => {
+    const closes: number[] = []
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    // postgres.js's end() would wait the whole closeTimeout (30 s here) for a reserved connection.
+    app.use(
+      pooler({
+        url: stack.databaseUrl,
+        applicationName: APP,
+        closeTimeout: 30,
+        onEvent: (e) => e.type === 'close' && closes.push(e.ms),
+      }),
+    )
+    app.get('/', async (c) => {
+      const reserved = await c.var.sql.reserve()
+      await reserved`begin`
+      await reserved`insert into kysely_items (name, tag) values ('never committed', 'unreleased')`
+      return c.text('left reserved, in a transaction')
+    })
+    expect(await (await app.request('/')).text()).toBe('left reserved, in a transaction')
+    expect(closes).toHaveLength(1)
+    expect(closes[0]).toBeLessThan(15_000)
+    expect(await waitForNoClients(APP)).toEqual([])
+    // The transaction ended with the connection: rolled back.
+    const sql = postgres(stack.directUrl, { max: 1, onnotice: () => {} })
+    try {
+      expect(await sql`select count(*)::int as n from kysely_items where tag = 'unreleased'`).toEqual([
+        { n: 0 },
+      ])
+    } finally {
+      await sql.end({ timeout: 1 })
+    }
+  })
+
   it('with max: 1, a second reserve waits for the first release instead of failing', async () => {
     const app = new Hono<{ Variables: PoolerVariables }>()
     app.use(pooler({ url: stack.databaseUrl, applicationName: APP }))
