@@ -1,9 +1,10 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/internal.ts'],
+  // cli: the `hono-pooler` bin (doctor, top); its #!/usr/bin/env node line is kept and the file made executable.
+  entry: { index: 'src/index.ts', internal: 'src/internal.ts', cli: 'src/cli/main.ts' },
   format: ['esm'],
-  dts: true,
+  dts: { entry: { index: 'src/index.ts', internal: 'src/internal.ts' } },
   clean: true,
   sourcemap: true,
   target: 'es2022',

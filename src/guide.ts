@@ -18,7 +18,20 @@ export type Platform =
   | 'node-server'
   | 'other'
 
-const IPV4_ONLY: ReadonlySet<Platform> = new Set(['vercel', 'github-actions', 'render', 'retool'])
+/** The platforms the guide names as IPv4-only (no IPv6 egress). */
+export const IPV4_ONLY: ReadonlySet<Platform> = new Set(['vercel', 'github-actions', 'render', 'retool'])
+/** Every `Platform` value (the CLI's `--platform` accepts these). */
+export const PLATFORMS: readonly Platform[] = [
+  'cloudflare-workers',
+  'vercel',
+  'netlify',
+  'aws-lambda',
+  'github-actions',
+  'render',
+  'retool',
+  'node-server',
+  'other',
+]
 const STATIONARY: ReadonlySet<Platform> = new Set(['node-server'])
 
 export interface Advice {

@@ -28,6 +28,21 @@ export const DEFAULTS = {
   pipelineConnect: false,
 } as const
 
+/** Every default of the `hono-pooler` command (`doctor`, `top`): its usage text shows them. */
+export const CLI_DEFAULTS = {
+  /** Seconds the whole `doctor` run may take (`--timeout`). */
+  timeout: 10,
+  /** Seconds the `ipv6` check's connect attempt may take (within `--timeout`). */
+  ipv6Timeout: 3,
+  /** `select 1` round trips the `query` check takes the median of. */
+  queryRuns: 5,
+  /** Seconds between two `top` frames (`--interval`). */
+  interval: 2,
+  /** `application_name` of the commands' own connections. */
+  doctorApplicationName: 'hono-pooler-doctor',
+  topApplicationName: 'hono-pooler-top',
+} as const
+
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.

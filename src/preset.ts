@@ -103,6 +103,11 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
       ...(transaction ? { client_encoding: 'UTF8' } : {}),
     },
     ...(ssl === undefined ? {} : { ssl: ssl as PostgresOptions<any>['ssl'] }),
+    // An IPv6-literal host (postgres://u:p@[::1]:6432/db): postgres.js keeps the brackets from the URL and
+    // splits host strings at ':', so it could never connect; as arrays it takes them as they are.
+    ...(info.host.includes(':')
+      ? { host: [info.host] as unknown as string, port: [info.port] as unknown as number }
+      : {}),
     // workerd: postgres.js's socket polyfill leaves close() rejections unhandled (see client/workerd-socket.ts).
     ...(isWorkerd() && !(options.postgres as { socket?: unknown } | undefined)?.socket
       ? { socket: workerdSocket }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
@@ -54,6 +54,16 @@ describe('the published package', () => {
       'PoolerErrorCode',
     ])
       expect(dts).toContain(name)
+  })
+
+  it('ships the hono-pooler command: bin → dist/cli.js, a node shebang, executable, runs with plain node', () => {
+    expect(pkg.bin).toEqual({ 'hono-pooler': './dist/cli.js' })
+    const cli = join(root, 'dist/cli.js')
+    expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true)
+    expect(statSync(cli).mode & 0o111).not.toBe(0)
+    expect(execFileSync(process.execPath, [cli, '--help'], { encoding: 'utf8' })).toMatch(
+      /hono-pooler doctor \[URL\]/,
+    )
   })
 
   it('never bundles postgres.js, hono or zod (the workerd export condition of postgres must survive)', () => {
