@@ -68,11 +68,7 @@ export function modeDefaults(mode: PoolerMode): {
   }
 }
 
-/**
- * The Hyperdrive preset (`pooler({ hyperdrive })`, or a `*.hyperdrive.local` URL): Cloudflare's guidance for
- * postgres.js — prepared statements on (Hyperdrive supports protocol-level named statements and caches on
- * them), no parameter inlining; the guard stays on for what Hyperdrive does not support.
- */
+/** The Hyperdrive preset (`hyperdrive` option or `*.hyperdrive.local`): Cloudflare's postgres.js guidance. */
 export const HYPERDRIVE_DEFAULTS = {
   guard: 'error',
   prepare: true,
@@ -123,16 +119,9 @@ export interface PoolerOptions {
   pipelineConnect?: boolean | 'insecure'
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
-  /**
-   * Adds `Server-Timing: db-connect;dur=…, db;dur=…;desc="N queries"` to responses that are not streamed
-   * (browser devtools show where the time went; works next to `hono/timing`). Default off.
-   */
+  /** `Server-Timing: db-connect;dur=…, db;dur=…;desc="N queries"` on responses sent whole. Default off. */
   serverTiming?: boolean
-  /**
-   * OpenTelemetry spans and metrics (database semantic conventions). `true` imports the optional peer
-   * `@opentelemetry/api` (once, lazily); on bundled runtimes pass the module: `import * as api from
-   * '@opentelemetry/api'` then `{ openTelemetry: api }`. Default off: nothing is loaded.
-   */
+  /** Spans and metrics: `true` imports `@opentelemetry/api` lazily, or pass the module. Default off. */
   openTelemetry?: boolean | OpenTelemetryApi
   /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
   onEvent?: (event: PoolerEvent) => void
