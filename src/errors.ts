@@ -23,6 +23,8 @@ export type PoolerErrorCode =
   | 'INVALID_SETTING'
   | 'DEADLOCK_IN_TRANSACTION'
   | 'PIPELINE_CONNECT_UNSAFE'
+  | 'POOL_TIMEOUT'
+  | 'POOL_CLOSED'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -38,6 +40,8 @@ export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
   'CONNECT_TIMEOUT',
   'AUTH_FAILED',
   'POOLER_SATURATED',
+  'POOL_TIMEOUT',
+  'POOL_CLOSED',
 ])
 
 export interface PoolerErrorOptions {
@@ -106,6 +110,8 @@ const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
   CONNECT_TIMEOUT: 'The database did not answer in time. Try again later.',
   AUTH_FAILED: 'The server could not log in to its database.',
   POOLER_SATURATED: 'The database is busy. Retry shortly.',
+  POOL_TIMEOUT: 'The database is busy. Retry shortly.',
+  POOL_CLOSED: 'The server is shutting down. Retry shortly.',
 }
 
 /**
@@ -273,23 +279,14 @@ export const SESSION_ONLY: Record<
       'sql.subscribe() needs logical replication, which a transaction-mode pooler cannot carry — subscribe over a direct connection',
   },
 }
-
-/**
- * Cloudflare Hyperdrive lists `NOTIFY` (and `pg_notify`) among the features it does not support; the guard
- * refuses them under the Hyperdrive preset only (behind PgBouncer/Supavisor NOTIFY works).
- *
- * @example
- * ```ts
- * throw hyperdriveNotify('notify jobs')
- * ```
- */
-export const hyperdriveNotify = (statement: string): PoolerError =>
+/** The shared pool's refusals (`pooler({ pool })`): 503 with `Retry-After: 1`. */
+export const poolTimeout = (seconds: number, host: string, limit: number): PoolerError =>
   new PoolerError(
-    'UNSAFE_IN_TRANSACTION_MODE',
-    `NOTIFY is not supported by Cloudflare Hyperdrive — send notifications over a direct connection, or use a queue (rule hyperdrive-notify: ${statement})`,
-    {
-      rule: 'hyperdrive-notify',
-      fix: 'send notifications over a direct connection, or use a queue',
-      statement,
-    },
+    'POOL_TIMEOUT',
+    `No pooled connection to ${host} became free within ${seconds} s (all ${limit} in use) — raise pool.size or pool.overflow, shorten transactions, or raise pool.timeout`,
+    { retryAfter: 1 },
   )
+export const poolClosed = (): PoolerError =>
+  new PoolerError('POOL_CLOSED', 'closePools() was called: the server is shutting down — retry', {
+    retryAfter: 1,
+  })

@@ -6,7 +6,8 @@ import type { Context } from 'hono'
 import type { Options as PostgresOptions } from 'postgres'
 import * as z from 'zod/v4/mini'
 import { PoolerError } from './errors'
-import type { OpenTelemetryApi } from './telemetry/otel'
+import type { PoolOptions, ResolvedPoolOptions } from './pool/options'
+import { type TelemetryOptions, telemetrySchema } from './telemetry/options'
 import { POOLER_MODES, type PoolerMode } from './url'
 
 /** What the guard does with a statement transaction mode cannot run. */
@@ -27,6 +28,10 @@ export const DEFAULTS = {
   /** Startup + SCRAM + first statement in two round trips: opt-in (see docs/fast-connect.md). */
   pipelineConnect: false,
 } as const
+
+/** Defaults of `pooler({ pool })`: SQLAlchemy QueuePool's, with a 30-minute `pool_recycle`; and its flags. */
+export const POOL_DEFAULTS = { size: 5, overflow: 10, timeout: 30, recycle: 1800 } as const
+const POOL_FLAGS = { allowServerless: false, checkBudget: true } as const
 
 /** Every default of the `hono-pooler` command (`doctor`, `top`): its usage text shows them. */
 export const CLI_DEFAULTS = {
@@ -50,17 +55,22 @@ export const CLI_DEFAULTS = {
  * @example
  * ```ts
  * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true, fetchTypes: false }
+ * modeDefaults('direct', true) // { guard: 'error', prepare: true, inlineParams: false, fetchTypes: true } (a shared pool)
  * ```
  */
-export function modeDefaults(mode: PoolerMode): {
+export function modeDefaults(
+  mode: PoolerMode,
+  pooled = false,
+): {
   guard: GuardLevel
   prepare: boolean
   inlineParams: boolean
   fetchTypes: boolean
 } {
   const transaction = mode === 'transaction'
+  // A shared pool hands one connection to many requests: session state would leak, so the guard is on.
   return {
-    guard: transaction ? 'error' : 'off',
+    guard: transaction || pooled ? 'error' : 'off',
     prepare: !transaction,
     inlineParams: transaction,
     // transaction mode registers the built-in array types instead (one round trip saved per connection)
@@ -69,23 +79,15 @@ export function modeDefaults(mode: PoolerMode): {
 }
 
 /** The Hyperdrive preset (`hyperdrive` option or `*.hyperdrive.local`): Cloudflare's postgres.js guidance. */
-export const HYPERDRIVE_DEFAULTS = {
-  guard: 'error',
-  prepare: true,
-  inlineParams: false,
-  fetchTypes: false,
-} as const
+export const HYPERDRIVE_DEFAULTS = { ...modeDefaults('transaction'), prepare: true, inlineParams: false }
 
 /** What `pooler()` accepts. Every field is optional. */
-export interface PoolerOptions {
+export interface PoolerOptions extends TelemetryOptions {
   /** The connection string, or a function of the request. Default: `env(c)[binding]`. */
   url?: string | ((c: Context<any>) => string | undefined)
   /** Name of the binding / environment variable holding the URL. Default `DATABASE_URL`. */
   binding?: string
-  /**
-   * Name of a Cloudflare Hyperdrive binding (`[[hyperdrive]]` in wrangler.toml): the URL is its
-   * `connectionString` and the Hyperdrive preset applies (prepared statements on, no inlining).
-   */
+  /** A Cloudflare Hyperdrive binding's name: the URL is its `connectionString`, with the Hyperdrive preset. */
   hyperdrive?: string
   /** `auto` (default) reads the mode from the URL: see `classifyUrl`. */
   mode?: 'auto' | PoolerMode
@@ -119,10 +121,8 @@ export interface PoolerOptions {
   pipelineConnect?: boolean | 'insecure'
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
-  /** `Server-Timing: db-connect;dur=…, db;dur=…;desc="N queries"` on responses sent whole. Default off. */
-  serverTiming?: boolean
-  /** Spans and metrics: `true` imports `@opentelemetry/api` lazily, or pass the module. Default off. */
-  openTelemetry?: boolean | OpenTelemetryApi
+  /** A shared pool for long-running servers (see docs/pool.md). Default: none, one client per request. */
+  pool?: PoolOptions
   /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
   onEvent?: (event: PoolerEvent) => void
 }
@@ -169,14 +169,18 @@ const schema = z.strictObject({
   fastConnect: z.optional(z.boolean()),
   pipelineConnect: z.optional(z.union([z.boolean(), z.literal('insecure')])),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
-  serverTiming: z.optional(z.boolean()),
-  openTelemetry: z.optional(
-    z.custom<boolean | OpenTelemetryApi>(
-      (v) =>
-        typeof v === 'boolean' || (typeof v === 'object' && v !== null && 'trace' in v && 'metrics' in v),
-    ),
-  ),
+  ...telemetrySchema,
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
+  pool: z.optional(
+    z.strictObject({
+      size: z.optional(z.int().check(z.gte(1), z.lte(1000))),
+      overflow: z.optional(z.int().check(z.gte(0), z.lte(1000))),
+      timeout: z.optional(num(z.gt(0), z.lte(3600))),
+      recycle: z.optional(num(z.gte(0), z.lte(86400))),
+      allowServerless: z.optional(z.boolean()),
+      checkBudget: z.optional(z.boolean()),
+    }),
+  ),
 })
 
 /** One line for a zod issue, without echoing the input (it may be a URL with a password). */
@@ -241,7 +245,7 @@ function presetOwned(driver: Record<string, unknown> | undefined): string | unde
 export interface ResolvedOptions
   extends Omit<
     PoolerOptions,
-    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'fastConnect' | 'pipelineConnect'
+    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'fastConnect' | 'pipelineConnect' | 'pool'
   > {
   binding: string
   mode: 'auto' | PoolerMode
@@ -252,6 +256,7 @@ export interface ResolvedOptions
   applicationName: string
   fastConnect: boolean
   pipelineConnect: boolean | 'insecure'
+  pool?: ResolvedPoolOptions
 }
 
 /**
@@ -271,18 +276,16 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
   if (options.hyperdrive !== undefined && (options.url !== undefined || options.binding !== undefined))
-    throw new PoolerError(
-      'INVALID_OPTIONS',
-      'Invalid hono-pooler option hyperdrive: the URL comes from the Hyperdrive binding — drop url / binding',
-    )
+    throw new PoolerError('INVALID_OPTIONS', 'Invalid hono-pooler option hyperdrive: drop url / binding')
   const owned = presetOwned(options.postgres as Record<string, unknown> | undefined)
   if (owned)
     throw new PoolerError(
       'INVALID_OPTIONS',
       `Invalid hono-pooler option postgres.${owned}: hono-pooler sets it — use pooler({ ${PRESET_OWNED[owned]} }) instead`,
     )
+  const { pool, ...rest } = options
   return {
-    ...options,
+    ...rest,
     binding: options.binding ?? DEFAULTS.binding,
     mode: options.mode ?? DEFAULTS.mode,
     max: options.max ?? DEFAULTS.max,
@@ -292,5 +295,6 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
     fastConnect: options.fastConnect ?? DEFAULTS.fastConnect,
     pipelineConnect: options.pipelineConnect ?? DEFAULTS.pipelineConnect,
+    ...(pool ? { pool: { ...POOL_DEFAULTS, ...POOL_FLAGS, ...pool } } : {}),
   }
 }

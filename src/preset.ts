@@ -65,7 +65,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     if (mismatch) throw new PoolerError('WRONG_PORT_FOR_MODE', `${mismatch} (${redactUrl(url)})`)
   }
   const transaction = mode === 'transaction'
-  const defaults = hyperdrive ? HYPERDRIVE_DEFAULTS : modeDefaults(mode)
+  const defaults = hyperdrive ? HYPERDRIVE_DEFAULTS : modeDefaults(mode, options.pool !== undefined)
   const urlPrepare = u.searchParams.get('prepare')
   // Named prepared statements break behind PgBouncer/Supavisor in transaction mode, not behind Hyperdrive.
   const prepareRefused = transaction && !hyperdrive

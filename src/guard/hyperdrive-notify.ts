@@ -2,10 +2,20 @@
  * What the guard adds under the Hyperdrive preset: Cloudflare Hyperdrive lists NOTIFY among the features
  * it does not support (behind PgBouncer/Supavisor NOTIFY works, so the guard's own rules let it through).
  */
-import { hyperdriveNotify, type PoolerError } from '../errors'
+import { PoolerError } from '../errors'
 import type { GuardLevel } from '../options'
 import { splitStatements } from '../sql/lexer'
 import { type QueryParts, queryText } from '../sql/query-text'
+
+const FIX = 'send notifications over a direct connection, or use a queue'
+
+/** The refusal, like the guard's own (`UNSAFE_IN_TRANSACTION_MODE`, with the rule, the fix and the statement). */
+const hyperdriveNotify = (statement: string): PoolerError =>
+  new PoolerError(
+    'UNSAFE_IN_TRANSACTION_MODE',
+    `NOTIFY is not supported by Cloudflare Hyperdrive — ${FIX} (rule hyperdrive-notify: ${statement})`,
+    { rule: 'hyperdrive-notify', fix: FIX, statement },
+  )
 
 const checked = new Map<string, string | null>()
 const warned = new Set<string>()
