@@ -84,10 +84,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   let arraysSynced = false
   const texts = new WeakMap<object, string>()
   // postgres.js's end() waits for a reserved connection until its timeout: the request is over, release them.
-  const reservations = new Set<() => void>()
-  const releaseAll = () => {
-    for (const release of [...reservations]) release()
-  }
+  const reservations = new Set<() => Promise<void>>()
+  const releaseAll = () => Promise.all([...reservations].map((release) => release()))
   const active = new Set<{ cancel(): unknown }>()
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
@@ -185,7 +183,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       leases?.stop()
       if (!real) return
       await cancelRunning()
-      releaseAll()
+      await releaseAll()
       // Shared pool: only this request's connections, and only those still busy after the cancel.
       if (leases) (await leases.settled(1000)) || leases.destroyHeld()
       else await real.end({ timeout: 0 })
@@ -193,7 +191,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     },
     async close(timeout: number) {
       closed = true
-      releaseAll()
+      await releaseAll()
       if (!leases) {
         await real?.end({ timeout })
         if (real) observer?.closed()

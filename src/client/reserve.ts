@@ -16,8 +16,10 @@ export interface ReserveContext {
   /** The request's `max`. */
   max: number
   connecting?(): void
-  /** The releases of the connections reserved and not yet released (the client releases them at close). */
-  reservations?: Set<() => void>
+  /** Shared pool: a pooled connection, taken after the request's gate (it is the reserved connection). */
+  lease?(g: Gate | undefined): Promise<{ sql: Sql<any>; release: () => void }>
+  /** The releases of the connections reserved and not yet released (the client awaits them at close). */
+  reservations?: Set<() => Promise<void>>
   ensure(): Sql<any>
   deadlocked(): Error | undefined
   mapError(e: unknown): unknown
@@ -52,31 +54,71 @@ export function reserveMethod<C extends ReserveContext>(
     const s = ctx.ensure()
     const stuck = ctx.deadlocked()
     if (stuck) throw stuck
-    const slot = await g?.acquire()
-    let reserved: ReservedSql<any>
-    try {
-      ctx.connecting?.()
-      if (!warm || ctx.max > 1) await s.unsafe('select 1')
-      reserved = await s.reserve()
-      warm = true
-    } catch (e) {
-      slot?.()
-      throw ctx.mapError(e)
+    let target: Sql<any>
+    let giveBack: () => void
+    if (ctx.lease) {
+      // Shared pool: a pooled connection is already one connection of our own until it is given back.
+      const leased = await ctx.lease(g)
+      target = leased.sql
+      giveBack = leased.release
+    } else {
+      const slot = await g?.acquire()
+      let reserved: ReservedSql<any>
+      try {
+        ctx.connecting?.()
+        if (!warm || ctx.max > 1) await s.unsafe('select 1')
+        reserved = await s.reserve()
+        warm = true
+      } catch (e) {
+        slot?.()
+        throw ctx.mapError(e)
+      }
+      target = reserved as unknown as Sql<any>
+      giveBack = () => {
+        reserved.release()
+        slot?.()
+      }
     }
-    let released = false
-    const release = () => {
-      if (released) return
-      released = true
+    // Shared pool: a connection given back inside a transaction would hand the next request an open
+    // transaction, so one still open (BEGIN sent, no COMMIT/ROLLBACK) is rolled back first.
+    let inTransaction = false
+    const note = (text: unknown) => {
+      const m =
+        typeof text === 'string'
+          ? /^\s*(begin|start|commit|end|abort|rollback)\b(\s+to\b)?/i.exec(text)
+          : null
+      if (m) inTransaction = /^(begin|start)$/i.test(m[1]!) || (/^rollback$/i.test(m[1]!) && !!m[2])
+    }
+    let released: Promise<void> | undefined
+    const release = (): Promise<void> => {
+      if (released) return released
       ctx.reservations?.delete(release)
-      reserved.release()
-      slot?.()
+      released =
+        ctx.lease && inTransaction
+          ? target
+              .unsafe('rollback')
+              .then(giveBack, giveBack)
+              .then(() => {})
+          : Promise.resolve(giveBack())
+      return released
     }
     ctx.reservations?.add(release)
-    const own = ctx.transaction ? gate(1) : undefined
-    const wrapped = wrap(ctx, () => reserved as unknown as Sql<any>, own, false)
+    // (with a shared pool a statement's gate would lease another pooled connection: none there)
+    const own = ctx.transaction && !ctx.lease ? gate(1) : undefined
+    const wrapped = wrap(ctx, () => target, own, false)
+    const unsafe = (text: string, ...rest: unknown[]) => {
+      note(text)
+      return (wrapped.unsafe as (...a: unknown[]) => unknown)(text, ...rest)
+    }
     return new Proxy(wrapped, {
+      apply(target, self, args) {
+        if (Array.isArray(args[0]?.raw)) note(args[0][0])
+        return Reflect.apply(target, self, args)
+      },
       get(target, prop, receiver) {
-        return prop === 'release' ? release : Reflect.get(target, prop, receiver)
+        if (prop === 'release') return () => void release()
+        if (prop === 'unsafe') return unsafe
+        return Reflect.get(target, prop, receiver)
       },
     }) as unknown as ReservedSql<any>
   }

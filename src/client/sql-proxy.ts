@@ -17,7 +17,7 @@ export interface ProxyContext {
   /** The client is about to need a connection (for observers). */
   connecting?(): void
   /** Reserved connections not yet released (`sql.reserve()`). */
-  reservations?: Set<() => void>
+  reservations?: Set<() => Promise<void>>
   /** The guard refuses (level `error`). */
   guardRefuses: boolean
   /** postgres.js's `prepare` (the preset's): `true` only outside transaction mode, and with Hyperdrive. */

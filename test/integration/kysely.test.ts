@@ -9,9 +9,9 @@ import { Hono } from 'hono'
 import { type Generated, Kysely, sql as ksql } from 'kysely'
 import { PostgresJSDialect } from 'kysely-postgres-js'
 import postgres from 'postgres'
-import { beforeAll, describe, expect, it } from 'vitest'
-import { type PoolerOptions, type PoolerVariables, pooler } from '../../src'
-import { stack, waitForNoClients } from '../support/stack'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closePools, type PoolerOptions, type PoolerVariables, pooler } from '../../src'
+import { sleep, stack, waitForNoClients } from '../support/stack'
 
 const APP = 'hp-kysely'
 
@@ -243,5 +243,50 @@ describe('sql.reserve()', () => {
     })
     expect(await (await app.request('/')).json()).toEqual(['first released', 'second reserved'])
     expect(await waitForNoClients(APP)).toEqual([])
+  })
+})
+
+describe('Kysely and sql.reserve() with the shared pool (pooler({ pool }))', () => {
+  afterAll(() => closePools({ timeout: 5 }))
+
+  it('queries, transactions and Promise.all lease pooled connections', async () => {
+    const tag = `kp-${Date.now()}`
+    const { app, errors } = appWith(
+      async (db) => {
+        await db
+          .transaction()
+          .execute((trx) => trx.insertInto('kysely_items').values({ name: 'p', tag }).execute())
+        const names = await Promise.all(
+          Array.from({ length: 4 }, () =>
+            db.selectFrom('kysely_items').select('name').where('tag', '=', tag).executeTakeFirstOrThrow(),
+          ),
+        )
+        return names.map((r) => r.name)
+      },
+      { pool: { size: 2, overflow: 0 }, max: 2 },
+    )
+    expect(await run(app)).toEqual({ status: 200, body: { result: ['p', 'p', 'p', 'p'] } })
+    expect(errors).toEqual([])
+  })
+
+  it('a pooled connection left reserved inside a transaction is rolled back before it returns to the pool', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl, applicationName: APP, pool: { size: 1, overflow: 0 } }))
+    app.get('/dirty', async (c) => {
+      const reserved = await c.var.sql.reserve()
+      await reserved`begin`
+      await reserved.unsafe(`insert into kysely_items (name, tag) values ('dirty', 'pool-dirty')`)
+      return c.text('left in a transaction')
+    })
+    app.get('/next', async (c) => {
+      await sleep(50)
+      const [row] = await c.var.sql<{ fresh: boolean; n: number }[]>`
+        select txid_current_if_assigned() is null as fresh,
+               (select count(*)::int from kysely_items where tag = 'pool-dirty') as n`
+      return c.json(row)
+    })
+    expect(await (await app.request('/dirty')).text()).toBe('left in a transaction')
+    // The pool's only connection: not inside the first request's transaction, which was rolled back.
+    expect(await (await app.request('/next')).json()).toEqual({ fresh: true, n: 0 })
   })
 })
