@@ -3,6 +3,7 @@
  * to hono/timing's), none on streamed ones; spans and metrics following the database semantic conventions,
  * checked with the SDK's in-memory exporter and a metric reader — never a parameter value anywhere.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import * as api from '@opentelemetry/api'
 import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import {
@@ -89,10 +90,24 @@ describe('OpenTelemetry', () => {
   const meterProvider = new MeterProvider({ readers: [reader] })
 
   beforeAll(() => {
+    // A context manager on AsyncLocalStorage (what @opentelemetry/context-async-hooks provides).
+    const als = new AsyncLocalStorage<api.Context>()
+    api.context.setGlobalContextManager({
+      active: () => als.getStore() ?? api.ROOT_CONTEXT,
+      with: (ctx, fn, thisArg, ...args) => als.run(ctx, () => fn.apply(thisArg, args)),
+      bind: (_ctx, target) => target,
+      enable() {
+        return this
+      },
+      disable() {
+        return this
+      },
+    })
     api.trace.setGlobalTracerProvider(tracerProvider)
     api.metrics.setGlobalMeterProvider(meterProvider)
   })
   afterAll(async () => {
+    api.context.disable()
     api.trace.disable()
     api.metrics.disable()
     await meterProvider.shutdown()
@@ -171,6 +186,25 @@ describe('OpenTelemetry', () => {
     // Every request's connection was counted when set up and uncounted when its client closed.
     expect(count!.dataPoints.map((p) => p.value)).toEqual([0])
     expect(count!.dataPoints[0]!.attributes['db.client.connection.state']).toBe('used')
+  })
+
+  it("statement spans are children of the span active where they are awaited (the handler's)", async () => {
+    spans.reset()
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl, applicationName: APP, openTelemetry: api }))
+    app.get('/', (c) =>
+      api.trace.getTracer('test').startActiveSpan('handler', async (span) => {
+        await c.var.sql`select 1 as one`
+        span.end()
+        return c.text('ok')
+      }),
+    )
+    expect(await (await app.request('/')).text()).toBe('ok')
+    const finished = spans.getFinishedSpans()
+    const handler = finished.find((s) => s.name === 'handler')!
+    const select = finished.find((s) => s.name === 'SELECT')!
+    expect(select.spanContext().traceId).toBe(handler.spanContext().traceId)
+    expect(select.parentSpanContext?.spanId).toBe(handler.spanContext().spanId)
   })
 
   it('costs nothing when off: no span, no metric', async () => {
