@@ -119,6 +119,19 @@ describe('Cloudflare Hyperdrive in workerd', () => {
     ])
   })
 
+  it('OpenTelemetry (the API module handed over) and Server-Timing work in workerd', async () => {
+    const res = await call('/otel/run')
+    expect(await res.json()).toEqual({ ok: true })
+    expect(res.headers.get('server-timing')).toMatch(/db-connect;dur=[\d.]+, db;dur=[\d.]+;desc="1 query"/)
+    const spans = (await (await call('/otel/spans')).json()) as { name: string; attributes: any }[]
+    expect(spans.map((s) => s.name).sort()).toEqual(['SELECT', 'postgresql connect'])
+    expect(spans.find((s) => s.name === 'SELECT')!.attributes).toMatchObject({
+      'db.system.name': 'postgresql',
+      'db.query.text': 'select $1::int as seven',
+      'server.address': expect.stringMatching(/\.hyperdrive\.local$/),
+    })
+  })
+
   it('leaves no connection open', async () => {
     // The check below looks for this application_name: the database does see it through the binding.
     expect(await (await call('/whoami')).json()).toEqual({ name: APP })

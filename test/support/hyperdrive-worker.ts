@@ -3,12 +3,32 @@
  * test/integration/hyperdrive-workers.test.ts with a `[[hyperdrive]]` binding whose localConnectionString
  * points at the stack. Logs every pooler event as `[event] {…}`.
  */
+import * as otel from '@opentelemetry/api'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { Hono } from 'hono'
 import { classifyUrl, type PoolerError, type PoolerVariables, pooler } from '../../src/index.ts'
 
 type Env = { Bindings: { HYPERDRIVE: { connectionString: string } }; Variables: PoolerVariables }
 
 const app = new Hono<Env>()
+
+// OpenTelemetry in workerd: the API module handed over (bundled), spans kept in memory, read by /otel.
+const exported = new InMemorySpanExporter()
+otel.trace.setGlobalTracerProvider(
+  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exported)] }),
+)
+const traced = new Hono<Env>()
+traced.use(pooler({ hyperdrive: 'HYPERDRIVE', openTelemetry: otel, serverTiming: true }))
+traced.get('/', async (c) => {
+  exported.reset()
+  await c.var.sql`select ${7}::int as seven`
+  return c.json({ ok: true })
+})
+app.get('/otel/run', (c) => traced.fetch(new Request('http://x/'), c.env, c.executionCtx))
+app.get('/otel/spans', (c) =>
+  c.json(exported.getFinishedSpans().map((s) => ({ name: s.name, attributes: s.attributes }))),
+)
+
 app.use(
   pooler({
     hyperdrive: 'HYPERDRIVE',
