@@ -1,7 +1,7 @@
 /** The connect layer's pure parts: SCRAM against RFC 7677, the key cache, message framing, TLS modes. */
 import { Buffer } from 'node:buffer'
 import { describe, expect, it, vi } from 'vitest'
-import { firstWriteKind, messageReader, saslInitialResponse } from '../../src/connect/messages'
+import { authType, firstWriteKind, messageReader, saslInitialResponse } from '../../src/connect/messages'
 import { scramExchange } from '../../src/connect/scram'
 import { clearScramCache, scramDerivations, tlsSettings } from '../../src/internal'
 
@@ -64,6 +64,16 @@ describe('protocol messages', () => {
     expect(r.push(all.subarray(3, 11)).map((m) => m[0])).toEqual([0x52])
     expect(r.push(all.subarray(11)).map((m) => [...m])).toEqual([[...z]])
     expect(r.rest().length).toBe(0)
+  })
+
+  it('refuses a message length below 4, and an auth request too short for its type (CONNECT_FAILED)', () => {
+    const failed = expect.objectContaining({ code: 'CONNECT_FAILED' })
+    expect(() => messageReader().push(Buffer.from([0x52, 0, 0, 0, 3, 0, 0]))).toThrow(failed)
+    expect(() => authType(Buffer.from([0x52, 0, 0, 0, 4]))).toThrow(failed)
+    expect(() => authType(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 11]))).toThrow(failed) // no SASL data
+    expect(() => authType(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 5]))).toThrow(failed) // md5 without salt
+    expect(authType(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]))).toBe(0)
+    expect(authType(Buffer.from([0x52, 0, 0, 0, 9, 0, 0, 0, 12, 0x76]))).toBe(12)
   })
 
   it('tells a StartupMessage from a CancelRequest', () => {
