@@ -7,6 +7,7 @@
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type PoolerOptions, type PoolerVariables, pooler } from '../../src'
+import { scramDerivations } from '../../src/internal'
 import {
   be,
   clientFirstOf,
@@ -141,6 +142,19 @@ describe('an impostor that does not know the password', () => {
       expect(r.body.code).toBe('AUTH_FAILED')
       expect(fake.received.length).toBe(1)
       if (name === 'not pipelined') expect(queries(fake.received)).toEqual([])
+    })
+
+    it(`${name}: an iteration count of 100 000 000 → AUTH_FAILED before any PBKDF2`, async () => {
+      fake = await startFakePg(async (c) => {
+        const nonce = await saslStart(c)
+        c.send(be.saslContinue(`r=${nonce}IMPOSTOR,s=${SALT},i=100000000`))
+        await answerQueries(c)
+      })
+      const before = scramDerivations()
+      const r = await ask(fake.url(), options)
+      expect(r.status).toBe(503)
+      expect(r.body.code).toBe('AUTH_FAILED')
+      expect(scramDerivations()).toBe(before)
     })
 
     it(`${name}: a ReadyForQuery in the middle of SCRAM → AUTH_FAILED`, async () => {

@@ -22,16 +22,38 @@ describe('SCRAM-SHA-256', () => {
     expect(s.verifyServer('e=invalid-proof')).toBe(false)
   })
 
-  it('refuses a server nonce that does not extend ours, and bad salt/iterations', () => {
-    expect(() =>
-      scramExchange(NONCE, 'user').clientFinal('r=other,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096', 'x'),
-    ).toThrow(/server-first/)
-    expect(() => scramExchange(NONCE, 'user').clientFinal(`r=${NONCE}x,s=,i=4096`, 'x')).toThrow(
-      /server-first/,
-    )
-    expect(() => scramExchange(NONCE, 'user').clientFinal(`r=${NONCE}x,s=abc=,i=0`, 'x')).toThrow(
-      /server-first/,
-    )
+  it('refuses a foreign nonce, no salt, bad or huge iteration counts, and m= (AUTH_FAILED)', () => {
+    const refused = (serverFirst: string) => {
+      const start = scramDerivations()
+      expect(() => scramExchange(NONCE, 'user').clientFinal(serverFirst, 'x')).toThrow(
+        expect.objectContaining({ code: 'AUTH_FAILED', message: expect.stringMatching(/SCRAM/) }),
+      )
+      expect(scramDerivations()).toBe(start) // refused before PBKDF2
+    }
+    refused('r=other,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096')
+    refused(`r=${NONCE},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096`) // no server part
+    refused(`r=${NONCE}x,s=,i=4096`)
+    refused(`r=${NONCE}x,s=abc=,i=0`)
+    refused(`r=${NONCE}x,s=abc=,i=1.5`)
+    refused(`r=${NONCE}x,s=abc=,i=1000001`)
+    refused(`r=${NONCE}x,s=abc=,i=4294967296`)
+    refused(`m=ext,${SERVER_FIRST}`)
+    // Control: the bounds themselves are accepted.
+    expect(scramExchange(NONCE, 'user').clientFinal(SERVER_FIRST, 'pencil')).toBe(CLIENT_FINAL)
+  })
+
+  it('evicts the least recently used key, not the oldest', () => {
+    clearScramCache()
+    const run = (pw: string) => scramExchange(NONCE, 'user').clientFinal(SERVER_FIRST, pw)
+    run('pencil')
+    for (let i = 0; i < 7; i++) run(`lru-${i}`) // the cache is full (8)
+    run('pencil') // a hit: now the most recently used
+    const before = scramDerivations()
+    run('lru-extra') // evicts lru-0, the least recently used
+    run('pencil')
+    expect(scramDerivations() - before).toBe(1)
+    run('lru-0')
+    expect(scramDerivations() - before).toBe(2)
   })
 
   it('derives once per (password, salt, iterations): a changed password or salt misses', () => {
