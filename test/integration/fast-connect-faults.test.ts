@@ -4,10 +4,12 @@
  * answered or accepted (SCRAM's server signature is the only proof), and a malformed message must end the
  * request with a coded error — no crash, no hang. The honest fake server is the positive control.
  */
+import { createServer } from 'node:net'
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type PoolerOptions, type PoolerVariables, pooler } from '../../src'
-import { scramDerivations } from '../../src/internal'
+import { openNodeSocket } from '../../src/connect/tls'
+import { scramDerivations, tlsSettings } from '../../src/internal'
 import {
   be,
   clientFirstOf,
@@ -222,5 +224,26 @@ describe('malformed messages during login: a coded error, no crash, no hang', ()
         expect(['CONNECT_FAILED', 'AUTH_FAILED']).toContain(r.body.code)
       })
     }
+  }
+})
+
+describe('the opened socket before handshake.ts takes it', () => {
+  for (const ssl of [false, 'prefer'] as const) {
+    it(`ssl ${ssl}: an 'error' before handshake.ts listens is not unhandled`, async () => {
+      const server = createServer((s) => {
+        s.on('error', () => {})
+        s.once('data', () => s.write('N')) // refuses the SSLRequest (prefer: plaintext)
+      })
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+      const port = (server.address() as { port: number }).port
+      const socket = await openNodeSocket('127.0.0.1', port, tlsSettings(ssl, null))
+      try {
+        expect(socket.listenerCount('error')).toBeGreaterThan(0)
+        expect(() => socket.emit('error', new Error('reset before attach'))).not.toThrow()
+      } finally {
+        socket.destroy()
+        await new Promise((r) => server.close(r))
+      }
+    })
   }
 })

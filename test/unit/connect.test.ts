@@ -3,7 +3,14 @@ import { Buffer } from 'node:buffer'
 import { describe, expect, it, vi } from 'vitest'
 import { authType, firstWriteKind, messageReader, saslInitialResponse } from '../../src/connect/messages'
 import { scramExchange } from '../../src/connect/scram'
-import { clearScramCache, scramDerivations, tlsSettings } from '../../src/internal'
+import { verifiesServer } from '../../src/connect/tls'
+import {
+  clearScramCache,
+  clientConfig,
+  parseOptions,
+  scramDerivations,
+  tlsSettings,
+} from '../../src/internal'
 
 // RFC 7677 §3: user "user", password "pencil".
 const NONCE = 'rOprNGfwEbeRWgbNEkqO'
@@ -126,6 +133,23 @@ describe('TLS modes (postgres.js ssl semantics)', () => {
     [{ rejectUnauthorized: false }, 'require', { rejectUnauthorized: false }],
   ])('%j → %s', (ssl, mode, options) => {
     expect(tlsSettings(ssl, null)).toEqual({ mode, options, direct: false })
+  })
+
+  it('an ssl object with its own checkServerIdentity is not "verified": pipelineConnect refused off loopback', () => {
+    const url = 'postgres://app:pw@db.example.com:6432/app'
+    const custom = { ca: 'PEM', checkServerIdentity: () => undefined }
+    expect(verifiesServer(tlsSettings({ ca: 'PEM' }, null))).toBe(true)
+    expect(verifiesServer(tlsSettings(custom, null))).toBe(false)
+    expect(() => clientConfig(url, parseOptions({ pipelineConnect: true, ssl: custom }))).toThrow(
+      expect.objectContaining({ code: 'PIPELINE_CONNECT_UNSAFE' }),
+    )
+    expect(clientConfig(url, parseOptions({ pipelineConnect: true, ssl: { ca: 'PEM' } })).driver.ssl).toBe(
+      false,
+    )
+  })
+
+  it('sslmode=verify-ca is verified like verify-full (host name included)', () => {
+    expect(tlsSettings('verify-ca', null)).toEqual({ mode: 'verify-full', options: {}, direct: false })
   })
 
   it('sslnegotiation=direct only with TLS', () => {
