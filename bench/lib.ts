@@ -1,5 +1,5 @@
 // Bundled by bench/run.ts with esbuild (src uses extensionless imports, which plain node cannot resolve).
 
-export { checkSql, pooler } from '../src'
+export { checkSql, closePools, pooler } from '../src'
 export { guardQuery } from '../src/guard/query-guard'
 export { inlineQuery } from '../src/inline/inliner'

@@ -4,7 +4,7 @@
  *
  * Env: BENCH_DELAY (ms each way, default 20), BENCH_REPS (default 20), BENCH_DURATION (s per throughput
  * run, default 3), BENCH_ROUNDS (interleaved throughput rounds, default 3), BENCH_CONNECTIONS (default
- * "16,64"), BENCH_SKIP ("rtt,throughput,guard,bundle").
+ * "16,64"), BENCH_POOL_SIZE (default 10), BENCH_SKIP ("rtt,throughput,pool,guard,bundle").
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -16,6 +16,7 @@ import postgres from 'postgres'
 import { startStack } from '../scripts/stack.ts'
 import { chartSvg } from './chart.ts'
 import { guardCost } from './guard.ts'
+import { poolThroughput } from './pool.ts'
 import { startLatencyProxy } from './proxy.ts'
 import { honoPooler, longLivedPool, pgPerRequest, postgresPerRequest, type Strategy } from './strategies.ts'
 import { LIB_OUT, throughput } from './throughput.ts'
@@ -236,13 +237,15 @@ async function main() {
       )
     }
     if (!SKIP.has('throughput')) out.push(await throughput(lib, stack.databaseUrl, log), '')
+    if (!SKIP.has('pool'))
+      out.push(await poolThroughput(lib, { direct: stack.directUrl, bouncer: stack.databaseUrl }, log), '')
     if (!SKIP.has('guard')) out.push('## Guard and inliner cost per query', '', guardCost(lib), '')
     if (!SKIP.has('bundle')) {
       log('bundle: wrangler deploy --dry-run')
       out.push('## Worker bundle (`wrangler deploy --dry-run`)', '', bundleSize(), '')
     }
     out.push(
-      `_Total bench time: ${((Date.now() - t0) / 1000).toFixed(0)} s. Reproduce: \`npm run bench\` (env: BENCH_DELAY, BENCH_REPS, BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_SKIP)._`,
+      `_Total bench time: ${((Date.now() - t0) / 1000).toFixed(0)} s. Reproduce: \`npm run bench\` (env: BENCH_DELAY, BENCH_REPS, BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_POOL_SIZE, BENCH_SKIP)._`,
       '',
     )
     writeFileSync(join(here, 'RESULTS.md'), out.join('\n'))

@@ -24,6 +24,8 @@ export type PoolerErrorCode =
   | 'INVALID_SETTING'
   | 'DEADLOCK_IN_TRANSACTION'
   | 'PIPELINE_CONNECT_UNSAFE'
+  | 'POOL_TIMEOUT'
+  | 'POOL_CLOSED'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -39,6 +41,8 @@ export const CONNECTION_CODES: ReadonlySet<PoolerErrorCode> = new Set([
   'CONNECT_TIMEOUT',
   'AUTH_FAILED',
   'POOLER_SATURATED',
+  'POOL_TIMEOUT',
+  'POOL_CLOSED',
 ])
 
 export interface PoolerErrorOptions {
@@ -107,6 +111,8 @@ const PUBLIC_MESSAGES: Partial<Record<PoolerErrorCode, string>> = {
   CONNECT_TIMEOUT: 'The database did not answer in time. Try again later.',
   AUTH_FAILED: 'The server could not log in to its database.',
   POOLER_SATURATED: 'The database is busy. Retry shortly.',
+  POOL_TIMEOUT: 'The database is busy. Retry shortly.',
+  POOL_CLOSED: 'The server is shutting down. Retry shortly.',
 }
 
 /**
@@ -310,3 +316,15 @@ export const SESSION_ONLY: Record<
       'sql.reserve() does not pin a server connection behind a transaction-mode pooler — use sql.begin() to keep statements on one connection',
   },
 }
+
+/** The shared pool's refusals (`pooler({ pool })`): 503 with `Retry-After: 1`. */
+export const poolTimeout = (seconds: number, host: string, limit: number): PoolerError =>
+  new PoolerError(
+    'POOL_TIMEOUT',
+    `No pooled connection to ${host} became free within ${seconds} s (all ${limit} in use) — raise pool.size or pool.overflow, shorten transactions, or raise pool.timeout`,
+    { retryAfter: 1 },
+  )
+export const poolClosed = (): PoolerError =>
+  new PoolerError('POOL_CLOSED', 'closePools() was called: the server is shutting down — retry', {
+    retryAfter: 1,
+  })

@@ -4,6 +4,8 @@
  * connection monitoring from `pg_stat_activity`.
  */
 import type { Sql } from 'postgres'
+import { livePools } from './pool/live'
+import type { PoolStats } from './pool/pool'
 import { classifyUrl, type UrlInfo } from './url'
 
 /** Where the code runs. The guide names Vercel, GitHub Actions, Render and Retool as IPv4-only. */
@@ -85,12 +87,13 @@ export function adviseConnection(
 
 /**
  * The guide's rule of thumb for how many of the database's connections one deployment's pool may use:
- * 40 % of `max_connections` when the Supabase Data (REST) API is in use too, otherwise up to 80 %.
+ * 40 % of `max_connections` when the Supabase Data (REST) API is in use too, otherwise up to 80 %. `size` and
+ * `overflow` split one instance's share for `pooler({ pool })`: half kept open, half for bursts.
  *
  * @example
  * ```ts
- * poolBudget({ maxConnections: 60, usesDataApi: true }) // { fraction: 0.4, poolSize: 24, perInstance: 24 }
- * poolBudget({ maxConnections: 60, usesDataApi: false, instances: 4 }) // { fraction: 0.8, poolSize: 48, perInstance: 12 }
+ * poolBudget({ maxConnections: 60, usesDataApi: true }) // { fraction: 0.4, poolSize: 24, perInstance: 24, size: 12, overflow: 12 }
+ * poolBudget({ maxConnections: 60, usesDataApi: false, instances: 4 }) // { …, perInstance: 12, size: 6, overflow: 6 }
  * ```
  */
 export function poolBudget({
@@ -101,14 +104,16 @@ export function poolBudget({
   maxConnections: number
   usesDataApi: boolean
   instances?: number
-}): { fraction: number; poolSize: number; perInstance: number } {
+}): { fraction: number; poolSize: number; perInstance: number; size: number; overflow: number } {
   if (!Number.isInteger(maxConnections) || maxConnections < 1)
     throw new RangeError('maxConnections must be a positive integer')
   if (!Number.isInteger(instances) || instances < 1)
     throw new RangeError('instances must be a positive integer')
   const fraction = usesDataApi ? 0.4 : 0.8
   const poolSize = Math.max(1, Math.floor(maxConnections * fraction))
-  return { fraction, poolSize, perInstance: Math.max(1, Math.floor(poolSize / instances)) }
+  const perInstance = Math.max(1, Math.floor(poolSize / instances))
+  const size = Math.max(1, Math.ceil(perInstance / 2))
+  return { fraction, poolSize, perInstance, size, overflow: perInstance - size }
 }
 
 export interface ConnectionGroup {
@@ -126,11 +131,14 @@ export interface ConnectionStats {
   groups: ConnectionGroup[]
   budget: { fraction: number; poolSize: number }
   overBudget: boolean
+  /** hono-pooler's shared pools in this process (`poolStats()`), next to the server's numbers. */
+  pools?: PoolStats[]
 }
 
 /**
  * Live connection monitoring: one query on `pg_stat_activity` (works through a transaction-mode pooler),
- * grouped by application, user and state, compared with the 40 % / 80 % budget.
+ * grouped by application, user and state, compared with the 40 % / 80 % budget; with this process's shared
+ * pools (`pools`).
  *
  * @example
  * ```ts
@@ -155,5 +163,6 @@ export async function connectionStats(sql: Sql<any>, { usesDataApi = false } = {
     groups: (row?.groups ?? []) as ConnectionGroup[],
     budget: { fraction, poolSize },
     overBudget: used > poolSize,
+    pools: [...livePools].map((p) => p.stats()),
   }
 }

@@ -6,6 +6,7 @@ import type { Context } from 'hono'
 import type { Options as PostgresOptions } from 'postgres'
 import * as z from 'zod/v4/mini'
 import { PoolerError } from './errors'
+import type { PoolOptions, ResolvedPoolOptions } from './pool/options'
 import { POOLER_MODES, type PoolerMode } from './url'
 
 /** What the guard does with a statement transaction mode cannot run. */
@@ -26,6 +27,10 @@ export const DEFAULTS = {
   /** Startup + SCRAM + first statement in two round trips: opt-in (see docs/fast-connect.md). */
   pipelineConnect: false,
 } as const
+
+/** Defaults of `pooler({ pool })`: SQLAlchemy QueuePool's, with a 30-minute `pool_recycle`; and its flags. */
+export const POOL_DEFAULTS = { size: 5, overflow: 10, timeout: 30, recycle: 1800 } as const
+const POOL_FLAGS = { allowServerless: false, checkBudget: true } as const
 
 /** Every default of the `hono-pooler` command (`doctor`, `top`): its usage text shows them. */
 export const CLI_DEFAULTS = {
@@ -49,17 +54,22 @@ export const CLI_DEFAULTS = {
  * @example
  * ```ts
  * modeDefaults('transaction') // { guard: 'error', prepare: false, inlineParams: true, fetchTypes: false }
+ * modeDefaults('direct', true) // { guard: 'error', prepare: true, inlineParams: false, fetchTypes: true } (a shared pool)
  * ```
  */
-export function modeDefaults(mode: PoolerMode): {
+export function modeDefaults(
+  mode: PoolerMode,
+  pooled = false,
+): {
   guard: GuardLevel
   prepare: boolean
   inlineParams: boolean
   fetchTypes: boolean
 } {
   const transaction = mode === 'transaction'
+  // A shared pool hands one connection to many requests: session state would leak, so the guard is on.
   return {
-    guard: transaction ? 'error' : 'off',
+    guard: transaction || pooled ? 'error' : 'off',
     prepare: !transaction,
     inlineParams: transaction,
     // transaction mode registers the built-in array types instead (one round trip saved per connection)
@@ -105,6 +115,8 @@ export interface PoolerOptions {
   pipelineConnect?: boolean | 'insecure'
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
+  /** A shared pool for long-running servers (see docs/pool.md). Default: none, one client per request. */
+  pool?: PoolOptions
   /** Observes each client's life: opened, closed, errors. For logs and metrics; must not throw. */
   onEvent?: (event: PoolerEvent) => void
 }
@@ -151,6 +163,16 @@ const schema = z.strictObject({
   pipelineConnect: z.optional(z.union([z.boolean(), z.literal('insecure')])),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
+  pool: z.optional(
+    z.strictObject({
+      size: z.optional(z.int().check(z.gte(1), z.lte(1000))),
+      overflow: z.optional(z.int().check(z.gte(0), z.lte(1000))),
+      timeout: z.optional(num(z.gt(0), z.lte(3600))),
+      recycle: z.optional(num(z.gte(0), z.lte(86400))),
+      allowServerless: z.optional(z.boolean()),
+      checkBudget: z.optional(z.boolean()),
+    }),
+  ),
 })
 
 /** One line for a zod issue, without echoing the input (it may be a URL with a password). */
@@ -215,7 +237,7 @@ function presetOwned(driver: Record<string, unknown> | undefined): string | unde
 export interface ResolvedOptions
   extends Omit<
     PoolerOptions,
-    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'fastConnect' | 'pipelineConnect'
+    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'fastConnect' | 'pipelineConnect' | 'pool'
   > {
   binding: string
   mode: 'auto' | PoolerMode
@@ -226,6 +248,7 @@ export interface ResolvedOptions
   applicationName: string
   fastConnect: boolean
   pipelineConnect: boolean | 'insecure'
+  pool?: ResolvedPoolOptions
 }
 
 /**
@@ -250,8 +273,9 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
       'INVALID_OPTIONS',
       `Invalid hono-pooler option postgres.${owned}: hono-pooler sets it — use pooler({ ${PRESET_OWNED[owned]} }) instead`,
     )
+  const { pool, ...rest } = options
   return {
-    ...options,
+    ...rest,
     binding: options.binding ?? DEFAULTS.binding,
     mode: options.mode ?? DEFAULTS.mode,
     max: options.max ?? DEFAULTS.max,
@@ -261,5 +285,6 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
     fastConnect: options.fastConnect ?? DEFAULTS.fastConnect,
     pipelineConnect: options.pipelineConnect ?? DEFAULTS.pipelineConnect,
+    ...(pool ? { pool: { ...POOL_DEFAULTS, ...POOL_FLAGS, ...pool } } : {}),
   }
 }

@@ -61,7 +61,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     if (mismatch) throw new PoolerError('WRONG_PORT_FOR_MODE', `${mismatch} (${redactUrl(url)})`)
   }
   const transaction = mode === 'transaction'
-  const defaults = modeDefaults(mode)
+  const defaults = modeDefaults(mode, options.pool !== undefined)
   const urlPrepare = u.searchParams.get('prepare')
   if (transaction && (options.prepare === true || urlPrepare === 'true')) throw prepareUnsupported()
   if (transaction) {

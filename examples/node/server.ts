@@ -1,13 +1,15 @@
 /**
- * The notes app on a stationary Node server (@hono/node-server). Each request's client is closed when the
- * response has been sent (there is no waitUntil on Node: the middleware awaits the close itself).
+ * The notes app on a stationary Node server (@hono/node-server). Without POOL, each request's client is
+ * closed when the response has been sent (there is no waitUntil on Node: the middleware awaits the close
+ * itself); with POOL=n, requests share a pool of n connections (+ n/2 overflow), closed on SIGTERM/SIGINT.
  *
- *   DATABASE_URL=postgres://… PORT=3000 node --import ./examples/node/register.ts examples/node/server.ts
+ *   DATABASE_URL=postgres://… PORT=3000 POOL=10 node --import ./examples/node/register.ts examples/node/server.ts
  *   (in your own project, importing from 'hono-pooler', plain `node server.ts` does)
  */
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
+import { closePools } from '../../src/index.ts'
 import { type AppEnv, createApp } from '../app.ts'
 
 export interface Server {
@@ -40,10 +42,26 @@ export function start({
   })
 }
 
+/** POOL=n: a shared pool of n connections (n/2 more under a burst); unset: one client per request. */
+export function poolFromEnv(value = process.env.POOL): { size: number; overflow: number } | undefined {
+  const size = Number(value)
+  return Number.isInteger(size) && size > 0 ? { size, overflow: Math.floor(size / 2) } : undefined
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const server = await start({ port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST })
-  console.log(`notes example on ${server.url}`)
-  const stop = () => void server.close().then(() => process.exit(0))
+  const pool = poolFromEnv()
+  const server = await start({
+    port: Number(process.env.PORT ?? 3000),
+    hostname: process.env.HOST,
+    app: createApp(pool ? { pool } : {}),
+  })
+  console.log(`notes example on ${server.url}${pool ? ` (pool of ${pool.size} + ${pool.overflow})` : ''}`)
+  // Stop accepting requests, give running ones 10 s, close every pooled connection, exit.
+  const stop = () =>
+    void server
+      .close()
+      .then(() => closePools({ timeout: 10 }))
+      .then(() => process.exit(0))
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
 }

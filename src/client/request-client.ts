@@ -8,6 +8,8 @@ import { clientClosed, deadlockInTransaction, PoolerError } from '../errors'
 import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
 import type { PoolerEvent } from '../options'
+import { type RequestLeases, requestLeases } from '../pool/lease'
+import { sharedPool } from '../pool/registry'
 import type { ClientConfig } from '../preset'
 import { registerArrayTypes, syncArrayTypes } from './array-types'
 import { mapConnectionError } from './driver-errors'
@@ -48,7 +50,10 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   const transaction = mode === 'transaction'
   // Outside sql.begin, at most one statement in flight per connection: PgBouncer/Supavisor drop replies
   // to queries pipelined behind a ReadyForQuery (the pipelining hang).
-  const inFlight = transaction ? gate(options.max) : undefined
+  // With a shared pool (pool/) every top-level statement leases a pooled connection after this gate.
+  const pooled = options.pool !== undefined
+  const inFlight = transaction || pooled ? gate(options.max) : undefined
+  let leases: RequestLeases | undefined
   let real: Sql<any> | undefined
   let closed = false
   let queries = 0
@@ -65,7 +70,8 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   // Creating the driver client connects nothing; reading its properties stays allowed after the request.
   const ensure = (): Sql<any> => {
     if (!real) {
-      real = postgres(config.url, config.driver)
+      if (pooled) leases = requestLeases(sharedPool(config), () => client.abort())
+      real = leases ? leases.pool.builder : postgres(config.url, config.driver)
       if (config.driver.fetch_types === false) registerArrayTypes(real)
     }
     return real
@@ -106,13 +112,25 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     isClosed: () => closed,
     ensure,
     deadlocked,
-    patch: (query, g, load) => hookQuery(query, g, hooks, load),
+    patch: (query, g, load) => hookQuery(query, leases && g ? leases.gateFor(query, g) : g, hooks, load),
+    ...(pooled && { lease: (g) => leases!.lease(g) }),
     mapError,
     owner,
   }
 
+  // Cancel first: PgBouncer drops a CancelRequest whose client has already disconnected.
+  const cancelRunning = async () => {
+    const running = [...active]
+    if (!running.length) return
+    const ended = running.map((q) => {
+      Promise.resolve(q.cancel()).catch(() => {})
+      return Promise.prototype.then.call(q, noop, noop)
+    })
+    await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000))])
+  }
+
   const sql = wrapSql(proxyContext, ensure, inFlight, true)
-  return {
+  const client: RequestClient = {
     sql,
     get used() {
       return real !== undefined
@@ -122,21 +140,21 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     },
     async abort() {
       closed = true
+      leases?.stop()
       if (!real) return
-      // Cancel first: PgBouncer drops a CancelRequest whose client has already disconnected.
-      const running = [...active]
-      if (running.length) {
-        const ended = running.map((q) => {
-          Promise.resolve(q.cancel()).catch(() => {})
-          return Promise.prototype.then.call(q, noop, noop)
-        })
-        await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000))])
-      }
-      await real.end({ timeout: 0 })
+      await cancelRunning()
+      // Shared pool: only this request's connections, and only those still busy after the cancel.
+      if (leases) (await leases.settled(1000)) || leases.destroyHeld()
+      else await real.end({ timeout: 0 })
     },
     async close(timeout: number) {
       closed = true
-      if (real) await real.end({ timeout })
+      if (!leases) return real?.end({ timeout })
+      leases.stop()
+      if (await leases.settled(timeout * 1000)) return
+      await cancelRunning()
+      leases.destroyHeld()
     },
   }
+  return client
 }

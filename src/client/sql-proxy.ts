@@ -25,6 +25,8 @@ export interface ProxyContext {
   mapError(e: unknown): unknown
   /** Identifies the request client, for `insideTransaction`. */
   owner: object
+  /** Shared pool: a pooled connection for `sql.begin`, taken after the request's gate `g`. */
+  lease?(g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }>
 }
 
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -144,12 +146,12 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
         const s = ctx.ensure()
         const stuck = ctx.deadlocked()
         if (stuck) return Promise.reject(stuck)
-        const run = (release: Release) => {
+        const run = (release: Release, on: Sql<any> = s) => {
           if (ctx.isClosed()) {
             release()
             return Promise.reject(clientClosed())
           }
-          return s
+          return on
             .begin(opts as string, (tx) =>
               insideTransaction.run(ctx.owner, () => fn!(wrapSql(ctx, () => tx, undefined, false))),
             )
@@ -164,6 +166,8 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
               },
             )
         }
+        // Shared pool: the request's gate, then a pooled connection for the whole transaction.
+        if (ctx.lease) return ctx.lease(g).then((leased) => run(leased.release, leased.sql))
         const now = g ? g.tryAcquire() : noop
         return now ? run(now) : g!.acquire().then(run)
       },

@@ -141,9 +141,14 @@ function callArgs(t: Token[], open: number): { positional: Token[][]; named: Map
   return { positional, named }
 }
 
-/** Keywords after which a name followed by `(` is a function call (not a table, type or alias). */
-const BEFORE_CALL = new Set(
-  'select where and or not when then else case from join lateral on having returning by distinct all like ilike escape between default call using limit offset perform if elsif while return assert'.split(
+/**
+ * Words after which a name followed by `(` is NOT a function call but a table, type, routine signature,
+ * alias or column list (`INSERT INTO t (…)`, `AS x (…)`, `DROP FUNCTION IF EXISTS f(…)`, `REFERENCES t (…)`).
+ * Everywhere else a `name(` is read as a call: an expression can start after almost any keyword
+ * (`SIMILAR TO`, `AT TIME ZONE`, `FETCH FIRST`, …), so a list of where calls may appear would miss some.
+ */
+const NOT_BEFORE_CALL = new Set(
+  'as into table references type domain function procedure routine prepare execute deallocate aggregate index view sequence trigger exists update only operator statistics collation conversion recursive copy analyze analyse vacuum cluster'.split(
     ' ',
   ),
 )
@@ -152,10 +157,20 @@ const BEFORE_CALL = new Set(
 function callPosition(t: Token[], at: number): boolean {
   const prev = t[at]
   if (!prev) return true
-  if (prev.kind === 'op') return prev.value !== '::'
+  if (prev.kind === 'op') return prev.value !== '::' && prev.value !== '.'
   if (isPunct(prev, ')')) return afterDistinctOn(t, at)
-  if (prev.kind === 'punct') return prev.value === '(' || prev.value === ',' || prev.value === '['
-  return prev.kind === 'word' && BEFORE_CALL.has(prev.value)
+  if (prev.kind === 'punct') return prev.value !== '.'
+  if (prev.kind === 'word' && NOT_BEFORE_CALL.has(prev.value)) return false
+  return !aliasAt(t, at)
+}
+
+/** Is `t[at]` a table name (`FROM [ONLY] [s.]t`), so that a `name(` after it is an alias with columns? */
+function aliasAt(t: Token[], at: number): boolean {
+  if (t[at]?.kind !== 'word' && t[at]?.kind !== 'ident') return false
+  if (isWord(t[at], 'lateral', 'not')) return false
+  let k = at - 1
+  while (isPunct(t[k], '.') && (t[k - 1]?.kind === 'word' || t[k - 1]?.kind === 'ident')) k -= 2
+  return isWord(t[k], 'from', 'join', 'only')
 }
 
 /** Does the `)` at `close` end `DISTINCT ON (…)` (after which a select-list item starts)? */

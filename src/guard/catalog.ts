@@ -54,7 +54,7 @@ export interface GuardFinding {
  */
 export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
   'session-set': {
-    what: 'SET / SET SESSION / RESET / SET ROLE / SET SESSION AUTHORIZATION / set_config(…, …, false)',
+    what: 'SET / SET SESSION / RESET / SET ROLE / SET SESSION AUTHORIZATION / set_config(…, …, false) / UPDATE pg_settings',
     fix: 'use SET LOCAL or set_config(name, value, true) inside sql.begin, or withSettings(sql, settings, fn)',
   },
   listen: {
@@ -70,8 +70,8 @@ export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
     fix: 'use a cursor without HOLD inside sql.begin, or sql.cursor()',
   },
   'session-temp-table': {
-    what: 'CREATE TEMP TABLE without ON COMMIT DROP, CREATE TEMP VIEW/SEQUENCE, SELECT … INTO TEMP',
-    fix: 'create the temporary table with ON COMMIT DROP inside sql.begin',
+    what: 'CREATE TEMP TABLE without ON COMMIT DROP, CREATE TEMP VIEW/SEQUENCE, SELECT … INTO TEMP, CREATE FUNCTION/PROCEDURE/TYPE/DOMAIN/OPERATOR/AGGREGATE … pg_temp.<name>',
+    fix: 'create the temporary table with ON COMMIT DROP inside sql.begin; create functions, types and domains in a real schema (or drop them before that sql.begin ends)',
   },
   load: {
     what: "LOAD 'library'",

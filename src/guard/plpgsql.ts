@@ -101,7 +101,11 @@ function plpgsqlBody(body: string, check: CheckText, out: Found[]): void {
       const init = p.findIndex(
         (x) => (x.kind === 'op' && (x.value === ':=' || x.value === '=')) || isWord(x, 'default'),
       )
-      if (init > 0 && wordAt(p, 0, 'cursor') < 0) calls(p.slice(init + 1))
+      const cursor = wordAt(p, 0, 'cursor')
+      // A bound cursor's query runs at OPEN or FOR … IN: read as if it ran, even if never opened.
+      const query = cursor < 0 ? -1 : wordAt(p, cursor + 1, 'for', 'is')
+      if (query > 0) calls(p.slice(query + 1))
+      else if (init > 0 && cursor < 0) calls(p.slice(init + 1))
       continue
     }
     const ex = isWord(p[0], 'execute')

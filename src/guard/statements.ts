@@ -33,8 +33,47 @@ function checkSet(t: Token[], raw: (tok: Token | undefined) => string): Hit {
   return ['session-set', `${what} changes session state; ${LEAK}`]
 }
 
+/** Is `t[k]` the temp schema as a qualifier: `pg_temp.` (or its real name `pg_temp_N.`)? */
+const tempSchemaAt = (t: Token[], k: number): boolean =>
+  (t[k]?.kind === 'word' || t[k]?.kind === 'ident') &&
+  /^pg_temp(_\d+)?$/.test(t[k]!.value) &&
+  isPunct(t[k + 1], '.')
+
+/** Object kinds whose name follows `CREATE [OR REPLACE] <kind words>` and may be `pg_temp.<name>`. */
+const TEMP_OBJECTS: string[][] = [
+  ['function'],
+  ['procedure'],
+  ['type'],
+  ['domain'],
+  ['aggregate'],
+  ['collation'],
+  ['conversion'],
+  ['default', 'conversion'],
+  ['operator', 'class'],
+  ['operator', 'family'],
+  ['operator'],
+  ['statistics'],
+  ['text', 'search', 'parser'],
+  ['text', 'search', 'dictionary'],
+  ['text', 'search', 'template'],
+  ['text', 'search', 'configuration'],
+]
+
+/** CREATE <function, type, domain, operator …> pg_temp.<name>: lives in the session's temp schema. */
+function checkTempObject(t: Token[], k: number): Hit {
+  const kind = TEMP_OBJECTS.find((words) => words.every((w, i) => isWord(t[k + i], w)))
+  if (!kind) return undefined
+  k += kind.length
+  if (isWord(t[k], 'if') && isWord(t[k + 1], 'not') && isWord(t[k + 2], 'exists')) k += 3
+  if (!tempSchemaAt(t, k)) return undefined
+  const what = `CREATE ${kind.join(' ').toUpperCase()} pg_temp.…`
+  return ['session-temp-table', `${what} creates it in the session's temporary schema; ${LEAK}`]
+}
+
 function checkCreate(t: Token[]): Hit {
   let k = isWord(t[1], 'or') && isWord(t[2], 'replace') ? 3 : 1
+  const object = checkTempObject(t, k)
+  if (object) return object
   if (isWord(t[k], 'global', 'local')) k++
   let temp = isWord(t[k], 'temp', 'temporary')
   if (temp || isWord(t[k], 'unlogged')) k++
@@ -42,7 +81,7 @@ function checkCreate(t: Token[]): Hit {
   const kind = t[k]?.value ?? ''
   if (!isWord(t[k++], 'table', 'view', 'sequence')) return undefined
   if (isWord(t[k], 'if') && isWord(t[k + 1], 'not') && isWord(t[k + 2], 'exists')) k += 3
-  temp ||= t[k]?.value === 'pg_temp' && isPunct(t[k + 1], '.')
+  temp ||= tempSchemaAt(t, k)
   if (!temp) return undefined
   if (kind === 'table') {
     for (const i of topLevel(t, k)) {
@@ -60,9 +99,30 @@ function checkSelectInto(t: Token[]): Hit {
     seenSelect ||= isWord(t[i], 'select')
     if (!seenSelect || !isWord(t[i], 'into')) continue
     const k = isWord(t[i + 1], 'global', 'local') ? i + 2 : i + 1
-    if (isWord(t[k], 'temp', 'temporary') || (t[k]?.value === 'pg_temp' && isPunct(t[k + 1], '.'))) {
+    if (isWord(t[k], 'temp', 'temporary') || tempSchemaAt(t, k)) {
       return ['session-temp-table', `SELECT … INTO TEMP creates a session-level temporary table; ${LEAK}`]
     }
+  }
+  return undefined
+}
+
+/**
+ * `[WITH …] UPDATE [ONLY] [pg_catalog.]pg_settings …`: the documented equivalent of `SET` (the view's rule
+ * calls `set_config(name, setting, false)`), so session-level.
+ */
+function checkUpdateSettings(t: Token[]): Hit {
+  for (const i of topLevel(t, 0)) {
+    if (!isWord(t[i], 'update')) continue
+    let k = isWord(t[i + 1], 'only') ? i + 2 : i + 1
+    if (t[k]?.value === 'pg_catalog' && isPunct(t[k + 1], '.')) k += 2
+    const name = t[k]
+    if (
+      (name?.kind === 'word' || name?.kind === 'ident') &&
+      name.value === 'pg_settings' &&
+      !isPunct(t[k + 1], '.')
+    )
+      return ['session-set', `UPDATE pg_settings is SET: it changes session state; ${LEAK}`]
+    return undefined
   }
   return undefined
 }
@@ -159,9 +219,11 @@ export function statementRule(t: Token[], raw: (tok: Token | undefined) => strin
       return dialect === 'sql' ? checkDeclare(t) : undefined
     case 'create':
       return checkCreate(t)
+    case 'update':
+      return checkUpdateSettings(t)
     case 'select':
     case 'with':
-      return dialect === 'sql' ? checkSelectInto(t) : undefined
+      return checkUpdateSettings(t) ?? (dialect === 'sql' ? checkSelectInto(t) : undefined)
     case 'load':
       return ['load', 'LOAD loads a library into one server session only; other pooled connections lack it']
     case 'explain': {

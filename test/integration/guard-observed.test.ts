@@ -3,7 +3,7 @@
  * the same seeded generator the unit test runs in the thousands) is run for real as client A of a
  * one-connection PgBouncer pool (`app_oracle`: pool_size = 1, no other test uses it); client B, which then
  * gets the same server connection, probes what A left behind: settings (named and any other session
- * source), current_user, temp objects, advisory locks held, listening channels, open cursors, prepared
+ * source), current_user, temp objects (relations, functions, types, operators), advisory locks held, listening channels, open cursors, prepared
  * statements. The observation must agree with the label, and the guard with the observation.
  * GUARD_OBSERVED_SEED / GUARD_OBSERVED_PER_STRATUM override the defaults.
  */
@@ -27,7 +27,10 @@ const PROBE = `select
   (select coalesce(string_agg(name || '=' || setting, ',' order by name), '') from pg_settings
     where source = 'session' and name not in (${TRACKED})) as "setting:other",
   current_user::text as "role",
-  (select count(*)::int from pg_class where relnamespace = pg_my_temp_schema()) as "temp",
+  (select count(*)::int from pg_class where relnamespace = pg_my_temp_schema())
+    + (select count(*)::int from pg_proc where pronamespace = pg_my_temp_schema())
+    + (select count(*)::int from pg_type where typnamespace = pg_my_temp_schema())
+    + (select count(*)::int from pg_operator where oprnamespace = pg_my_temp_schema()) as "temp",
   (select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as "lock",
   (select count(*)::int from pg_listening_channels()) as "listen",
   (select count(*)::int from pg_cursors) as "cursor",
@@ -103,7 +106,18 @@ describe(`the pooler as the guard's oracle (seed ${SEED}, ${PER_STRATUM} per str
     expect(sample.length).toBeGreaterThan(150)
     expect(new Set(sample.map((c) => c.label))).toEqual(new Set(['leaks', 'safe']))
     expect(new Set(sample.flatMap((c) => c.rule ?? [])).size).toBe(6) // all but load (superuser only)
-    for (const w of ['plain', 'multi', 'cte', 'distinct-on', 'explain', 'explain-analyze', 'do', 'do-nested'])
+    for (const w of [
+      'plain',
+      'multi',
+      'cte',
+      'distinct-on',
+      'explain',
+      'explain-analyze',
+      'do',
+      'do-nested',
+      'operand',
+      'do-cursor',
+    ])
       expect(
         sample.some((c) => c.stratum.endsWith(`/${w}`)),
         w,

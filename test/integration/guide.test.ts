@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import {
   adviseConnection,
   type ConnectionStats,
+  closePools,
   connectionStats,
   type PoolerVariables,
   poolBudget,
@@ -63,6 +64,21 @@ describe('poolBudget: the 40 % / 80 % rule', () => {
     },
   )
 
+  it.each([
+    [60, true, 1, 12, 12],
+    [60, false, 4, 6, 6],
+    [200, true, 3, 13, 13],
+    [60, false, 5, 5, 4],
+    [1, true, 1, 1, 0],
+  ])(
+    'max_connections %i, data API %s, %i instance(s) → pool: { size: %i, overflow: %i } per instance',
+    (maxConnections, usesDataApi, instances, size, overflow) => {
+      const b = poolBudget({ maxConnections, usesDataApi, instances })
+      expect(b).toMatchObject({ size, overflow })
+      expect(b.size + b.overflow).toBe(b.perInstance)
+    },
+  )
+
   it('rejects nonsense', () => {
     expect(() => poolBudget({ maxConnections: 0, usesDataApi: true })).toThrow(RangeError)
     expect(() => poolBudget({ maxConnections: 10, usesDataApi: true, instances: 0 })).toThrow(RangeError)
@@ -97,5 +113,36 @@ describe('connectionStats: live monitoring through the pooler', () => {
     expect(mine?.reduce((n, g) => n + g.connections, 0)).toBe(3)
     expect(stats?.used).toBeGreaterThanOrEqual(4)
     expect(stats?.overBudget).toBe((stats?.used ?? 0) > 16)
+    expect(stats?.pools).toEqual([])
+  })
+
+  it("lists this process's shared pools next to max_connections", async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(
+      pooler({
+        url: stack.databaseUrl,
+        applicationName: 'hp-guide-pool',
+        pool: { size: 2, checkBudget: false },
+      }),
+    )
+    app.get('/', async (c) => c.json(await connectionStats(c.var.sql)))
+    try {
+      const stats = (await (await app.request('/')).json()) as ConnectionStats
+      expect(stats.maxConnections).toBe(40)
+      expect(stats.pools).toEqual([
+        {
+          host: '127.0.0.1',
+          mode: 'transaction',
+          size: 2,
+          overflow: 10,
+          open: 1,
+          idle: 1,
+          inUse: 0,
+          waiting: 0,
+        },
+      ])
+    } finally {
+      await closePools()
+    }
   })
 })

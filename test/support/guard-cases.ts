@@ -205,6 +205,51 @@ export const GUARD_CASES: [sql: string, rules: GuardRule[]][] = [
   ['explain analyze execute q', ['sql-prepare']],
   ['vacuum t', []],
   ['truncate t', []],
+  // UPDATE pg_settings is the documented equivalent of SET (session-level)
+  ["update pg_settings set setting='pg_catalog' where name='search_path'", ['session-set']],
+  ["UPDATE pg_catalog.pg_settings SET setting = 'x' WHERE name = 'search_path'", ['session-set']],
+  ["update only \"pg_settings\" as s set setting = '1s' where s.name = 'statement_timeout'", ['session-set']],
+  [
+    "with v as (select 'a' as x) update pg_settings set setting = (select x from v) where name = 'search_path'",
+    ['session-set'],
+  ],
+  ["explain analyze update pg_settings set setting = 'a' where name = 'search_path'", ['session-set']],
+  ["explain update pg_settings set setting = 'a' where name = 'search_path'", []],
+  ["update app.pg_settings set setting = 'a' where name = 'search_path'", []],
+  ["update settings set setting = 'a' where name = 'pg_settings'", []],
+  ["select * from pg_settings where name = 'search_path' for update", []],
+  // objects created in the session's temp schema (pg_temp.<name>)
+  ["create function pg_temp.f() returns int language sql as 'select 1'", ['session-temp-table']],
+  [
+    "CREATE OR REPLACE FUNCTION pg_temp.f(a int) RETURNS int LANGUAGE sql AS 'select a'",
+    ['session-temp-table'],
+  ],
+  ["create procedure pg_temp.p() language sql as 'select 1'", ['session-temp-table']],
+  ["create or replace procedure pg_temp.p() language sql as 'select 1'", ['session-temp-table']],
+  ['create type pg_temp.t as (a int)', ['session-temp-table']],
+  ["create type pg_temp.e as enum ('a', 'b')", ['session-temp-table']],
+  ['create domain pg_temp.d as int check (value > 0)', ['session-temp-table']],
+  ['create operator pg_temp.=== (function = int4eq, leftarg = int, rightarg = int)', ['session-temp-table']],
+  ['create aggregate pg_temp.s (int) (sfunc = int4pl, stype = int)', ['session-temp-table']],
+  ["create function public.f() returns int language sql as 'select 1'", []],
+  ['create type t as (a int)', []],
+  ['create domain d as int', []],
+  ["create function f(a pg_temp.t) returns int language sql as 'select 1'", []],
+  // a function call wherever an expression can start
+  ["select 'a' similar to set_config('x.z', 'sim', false)", ['session-set']],
+  ["select now() at time zone set_config('x.z', 'UTC', false)", ['session-set']],
+  ["select 1 fetch first set_config('x.z', '1', false) rows only", ['session-set']],
+  ['select * from s.t pg_advisory_lock (a, b)', []],
+  ['select * from t, lateral pg_try_advisory_lock(t.a) x', ['session-advisory-lock']],
+  ["select 'a' not similar to pg_try_advisory_lock(1)::text", ['session-advisory-lock']],
+  ['select x is distinct from pg_try_advisory_lock(1) from t', ['session-advisory-lock']],
+  // … but not a name in a definition, an alias or a table
+  ['select * from unnest(array[1]) with ordinality as set_config(a, n)', []],
+  ['insert into set_config (a) values (1)', []],
+  ['drop function if exists pg_advisory_lock(bigint)', []],
+  ["comment on function pg_advisory_lock(bigint) is 'x'", []],
+  ['grant execute on function pg_catalog.set_config(text, text, boolean) to app', []],
+  ['alter function set_config(text, text, boolean) owner to app', []],
 ]
 
 /**
@@ -233,6 +278,22 @@ export const DO_CASES: [sql: string, rules: GuardRule[]][] = [
   ],
   ['do $$ begin for i in 1..2 loop perform pg_advisory_lock(i); end loop; end $$', ['session-advisory-lock']],
   ['do $$ <<b>> begin begin set x.y = 1; exception when others then null; end; end $$', ['session-set']],
+  ["do $$ begin update pg_settings set setting = 'a' where name = 'search_path'; end $$", ['session-set']],
+  [
+    "do $$ begin create function pg_temp.f() returns int language sql as 'select 1'; end $$",
+    ['session-temp-table'],
+  ],
+  ["do $$ begin execute 'create domain pg_temp.d as int'; end $$", ['session-temp-table']],
+  // a bound cursor's query runs at OPEN or FOR … IN: checked as if it ran, even if never opened
+  [
+    "do $$ declare c cursor for select set_config('a.b','c',false); r record; begin for r in c loop end loop; end $$",
+    ['session-set'],
+  ],
+  ['do $$ declare c cursor for select pg_advisory_lock(1); begin null; end $$', ['session-advisory-lock']],
+  [
+    'do $$ declare c no scroll cursor (n int) is select pg_advisory_lock(n); begin open c(1); close c; end $$',
+    ['session-advisory-lock'],
+  ],
   // undecidable: refused
   ["do $$ begin execute format('set %I = 1', 'x'); end $$", ['undecidable']],
   ['do $$ declare q text := $q$set x.y = 1$q$; begin execute q; end $$', ['undecidable']],
@@ -243,7 +304,6 @@ export const DO_CASES: [sql: string, rules: GuardRule[]][] = [
   ['do $$ begin perform pg_advisory_xact_lock(1); end $$', []],
   ['do $$ begin create temp table t (a int) on commit drop; end $$', []],
   ["do $$ begin execute 'select 1'; raise notice 'set x = 1; listen y'; end $$", []],
-  ['do $$ declare c cursor for select pg_advisory_lock(1); begin null; end $$', []],
   ["do $$ begin execute 'notify ch'; end $$", []],
   ["do $$ begin create function f() returns int language sql as 'select pg_advisory_lock(1)'; end $$", []],
   ['create function f() returns void language plpgsql as $$ begin perform pg_advisory_lock(1); end $$', []],

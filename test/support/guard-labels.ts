@@ -176,6 +176,36 @@ const EFFECTS: Effect[] = [
     ),
     observable: false,
   },
+  // UPDATE pg_settings: the documented equivalent of SET
+  stmt({
+    name: 'settings-update',
+    label: 'leaks',
+    rule: 'session-set',
+    probe: 'setting',
+    plpgsql: true,
+    explainable: true,
+    sql: (k, r) => {
+      const [n, v] = pick(
+        r,
+        SETTINGS.filter(([n]) => !n.startsWith('hp.')),
+      )
+      const target = pick(r, [
+        'pg_settings',
+        'pg_catalog.pg_settings',
+        '"pg_settings"',
+        `${k('only')} pg_settings`,
+      ])
+      return `${k('update')} ${target} ${k('set')} setting = '${v.replaceAll("'", '')}' ${k('where')} name = '${n}'`
+    },
+  }),
+  stmt({
+    name: 'settings-select',
+    label: 'safe',
+    probe: 'none',
+    plpgsql: false,
+    explainable: true,
+    sql: (k) => `${k('select')} setting ${k('from')} pg_settings ${k('where')} name = 'search_path'`,
+  }),
   call(undefined, 'set_config-true', (r) => `set_config('hp.a', 'v', ${pick(r, TRUE)})`, 'none'),
   // listen
   stmt({
@@ -241,6 +271,22 @@ const EFFECTS: Effect[] = [
         `${k('create temporary sequence')} hp_s`,
         `${k('create table')} pg_temp.hp_t (a int)`,
         `${k('create temp table')} hp_t (a int) ${k('on commit delete rows')}`,
+      ]),
+  }),
+  stmt({
+    name: 'temp-object',
+    label: 'leaks',
+    rule: 'session-temp-table',
+    probe: 'temp',
+    plpgsql: true,
+    sql: (k, r) =>
+      pick(r, [
+        `${k(pick(r, ['create function', 'create or replace function']))} pg_temp.hp_f() ${k('returns int language sql as')} 'select 1'`,
+        `${k(pick(r, ['create procedure', 'create or replace procedure']))} pg_temp.hp_p() ${k('language sql as')} 'select 1'`,
+        `${k('create type')} pg_temp.hp_ty ${k('as')} (a int)`,
+        `${k('create type')} pg_temp.hp_en ${k('as enum')} ('a', 'b')`,
+        `${k('create domain')} pg_temp.hp_d ${k('as')} int`,
+        `${k('create operator')} pg_temp.=== (${k('function')} = int4eq, leftarg = int, rightarg = int)`,
       ]),
   }),
   stmt({
@@ -380,6 +426,8 @@ const WRAPPERS = [
   'explain-analyze',
   'do',
   'do-nested',
+  'operand',
+  'do-cursor',
 ] as const
 
 /** One labelled case. */
@@ -387,9 +435,10 @@ function one(c: Ctx, r: Rand): LabelledCase {
   const e = pick(r, EFFECTS)
   const usable = WRAPPERS.filter(
     (w) =>
-      ((w !== 'cte' && w !== 'distinct-on') || e.form === 'call') &&
+      ((w !== 'cte' && w !== 'distinct-on' && w !== 'operand' && w !== 'do-cursor') || e.form === 'call') &&
       (!w.startsWith('explain') || e.explainable) &&
       (!w.startsWith('do') || (e.name !== 'two-phase' && e.inDo !== false)) &&
+      (w !== 'do-cursor' || e.label !== 'undecidable') &&
       (e.name !== 'cursor' || w === 'plain' || w === 'multi'),
   )
   const w = pick(r, usable)
@@ -402,6 +451,16 @@ function one(c: Ctx, r: Rand): LabelledCase {
     sql = [...before, text, ...after].join(`${c.ws()};${c.ws()}`)
   } else if (w === 'distinct-on') {
     sql = `${c.k('select distinct on')} (1 = 1) ${text.replace(/^\S+\s+/, '')}`
+  } else if (w === 'operand') {
+    // an expression after keywords that end in an operand: the call runs to compute the pattern
+    // (NOT SIMILAR with a comment between NOT and SIMILAR is a syntax error for PostgreSQL's lookahead)
+    const op = r() < 0.5 ? c.k('similar to') : `${c.k('not')} ${c.k('similar')} ${c.k('to')}`
+    sql = `${c.k('select')} 'a' ${op} ${text.replace(/^\S+\s+/, '')}::text`
+  } else if (w === 'do-cursor') {
+    // a bound cursor's query runs when FOR … IN (or OPEN) uses it
+    const k = c.k
+    const body = ` ${k('declare')} hp_c ${k('cursor for')} ${text}; hp_r record; ${k('begin for')} hp_r ${k('in')} hp_c ${k('loop end loop')}; ${k('end')} `
+    sql = `${k('do')} ${quoteBody(r, body)}`
   } else if (w === 'cte') {
     sql = `${c.k('with')} hp_x ${c.k(pick(r, ['as', 'as materialized']))} (${text}) ${c.k('select * from')} hp_x`
   } else if (w === 'explain') {

@@ -18,7 +18,18 @@ describe(`labelled statements (seed ${SEED}, ${COUNT} cases)`, () => {
   it('cover every effect, wrapper and label', () => {
     const strata = new Set(cases.map((c) => c.stratum))
     expect(strata.size).toBeGreaterThan(100)
-    for (const w of ['plain', 'multi', 'cte', 'distinct-on', 'explain', 'explain-analyze', 'do', 'do-nested'])
+    for (const w of [
+      'plain',
+      'multi',
+      'cte',
+      'distinct-on',
+      'explain',
+      'explain-analyze',
+      'do',
+      'do-nested',
+      'operand',
+      'do-cursor',
+    ])
       expect(
         cases.some((c) => c.stratum.endsWith(`/${w}`)),
         w,

@@ -67,6 +67,12 @@ const CLASS: Record<Token['kind'], string> = {
 const isTemp = (rv: any): boolean => rv?.relpersistence === 't' || rv?.schemaname === 'pg_temp'
 const ADVISORY = /^pg_(try_)?advisory_(lock|lock_shared|unlock|unlock_shared|unlock_all)$/
 
+/** A qualified name list (`[String, …]`) in the temp schema: `pg_temp.x` or `pg_temp_N.x`. */
+const tempName = (names: any[] | undefined): boolean =>
+  (names?.length ?? 0) >= 2 && /^pg_temp(_\d+)?$/.test(names![0].String?.sval ?? '')
+const tempObject = (names: any[] | undefined): GuardRule | undefined =>
+  tempName(names) ? 'session-temp-table' : undefined
+
 /** The statement-level rule PostgreSQL's parse tree implies for one raw statement. */
 function statementRule(node: any): GuardRule | undefined {
   const [type, s] = Object.entries(node)[0] as [string, any]
@@ -96,6 +102,21 @@ function statementRule(node: any): GuardRule | undefined {
       return isTemp(s.intoClause?.rel) ? 'session-temp-table' : undefined
     case 'LoadStmt':
       return 'load'
+    case 'UpdateStmt': // pg_settings' update rule calls set_config(…, …, false)
+      return s.relation.relname === 'pg_settings' && [undefined, 'pg_catalog'].includes(s.relation.schemaname)
+        ? 'session-set'
+        : undefined
+    case 'CreateFunctionStmt':
+      return tempObject(s.funcname)
+    case 'DefineStmt': // operator, aggregate, base type, collation, text search objects
+      return tempObject(s.defnames)
+    case 'CompositeTypeStmt':
+      return s.typevar.schemaname === 'pg_temp' ? 'session-temp-table' : undefined
+    case 'CreateDomainStmt':
+      return tempObject(s.domainname)
+    case 'CreateEnumStmt':
+    case 'CreateRangeStmt':
+      return tempObject(s.typeName)
     default:
       return undefined
   }
@@ -193,7 +214,7 @@ function doRules(s: any): GuardRule[] {
     if (Array.isArray(node)) for (const x of node) visit(x, key, parent)
     else if (node && typeof node === 'object') {
       const expr = node.PLpgSQL_expr
-      if (expr && key === 'cursor_explicit_expr') return // a cursor's query runs at OPEN, not here
+      // a bound cursor's query (cursor_explicit_expr) runs at OPEN / FOR … IN: read as if it ran
       if (expr && key === 'sqlstmt') out.push(...sqlRules(expr.query))
       else if (
         expr &&

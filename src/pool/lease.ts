@@ -1,0 +1,127 @@
+/**
+ * A request's side of the shared pool: every top-level statement and every `sql.begin` leases a pooled
+ * connection (after the request's own `max` gate) and gives it back when it settles. The query, built on
+ * the pool's builder, is handed to the leased connection's handler. Closing or aborting the request stops
+ * its waits, and only its own connections are cancelled or terminated.
+ */
+import type { Sql } from 'postgres'
+import type { Gate, Release } from '../client/gate'
+import { clientClosed } from '../errors'
+import type { ConnectionPool, Slot } from './pool'
+
+/** What a request holds of the shared pool. */
+export interface RequestLeases {
+  readonly pool: ConnectionPool
+  /** The gate for one top-level query: the request's gate, then a pooled connection the query is handed to. */
+  gateFor(query: unknown, g: Gate): Gate
+  /** A pooled connection for a transaction (after the request's gate, taken now when it is free). */
+  lease(g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }>
+  /** Waits up to `ms` until the request holds no connection; true when it holds none. */
+  settled(ms: number): Promise<boolean>
+  /** The request is over: its waits end with `CLIENT_CLOSED`. */
+  stop(): void
+  /** Terminates the connections the request still holds (they leave the pool). */
+  destroyHeld(): void
+}
+
+/**
+ * @example
+ * ```ts
+ * import { gate } from '../client/gate'
+ * import type { ConnectionPool } from './pool'
+ *
+ * declare const pool: ConnectionPool
+ * const leases = requestLeases(pool, async () => {})
+ * const tx = await leases.lease(gate(1)) // a pooled connection for one transaction
+ * try {
+ *   await tx.sql.begin((t) => t`select 1`)
+ * } finally {
+ *   tx.release()
+ * }
+ * ```
+ */
+export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>): RequestLeases {
+  let stopped = false
+  // The request's statements waiting for a connection (rejected with CLIENT_CLOSED when it ends).
+  const waits = new Set<(e: unknown) => void>()
+  const held = new Set<Slot>()
+  const waiting = new Set<() => void>()
+
+  const noop = () => {}
+  const leased = (slot: Slot, gated: Release): Release => {
+    held.add(slot)
+    pool.holders.add(abort)
+    let given = false
+    return () => {
+      if (given) return
+      given = true
+      held.delete(slot)
+      pool.release(slot)
+      gated()
+      if (held.size) return
+      pool.holders.delete(abort)
+      for (const done of waiting) done()
+    }
+  }
+  // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
+  const slowTake = async (g: Gate | undefined, now: Release | undefined): Promise<[Slot, Release]> => {
+    const gated = now ?? (g ? await g.acquire() : noop)
+    try {
+      if (stopped) throw clientClosed()
+      const slot = await pool.acquire(waits)
+      return [slot, leased(slot, gated)]
+    } catch (e) {
+      gated()
+      throw e
+    }
+  }
+  // Fast path (a free gate and an idle connection): no promise until the caller's own await.
+  const take = (g: Gate | undefined): [Slot, Release] | Promise<[Slot, Release]> => {
+    const now = g ? g.tryAcquire() : noop
+    const slot = now && !stopped ? pool.tryAcquire() : undefined
+    return slot ? [slot, leased(slot, now!)] : slowTake(g, now)
+  }
+
+  return {
+    pool,
+    gateFor(query: any, g: Gate): Gate {
+      return {
+        async acquire() {
+          const [slot, release] = await take(g)
+          query.handler = slot.handler
+          return release
+        },
+        tryAcquire: () => undefined,
+        get inUse() {
+          return held.size
+        },
+      }
+    },
+    async lease(g) {
+      const [slot, release] = await take(g)
+      return { sql: slot.sql, release }
+    },
+    async settled(ms) {
+      if (!held.size) return true
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let done: () => void = () => {}
+      const free = await new Promise<boolean>((resolve) => {
+        done = () => resolve(true)
+        waiting.add(done)
+        timer = setTimeout(() => resolve(false), ms)
+      })
+      clearTimeout(timer)
+      waiting.delete(done)
+      return free
+    },
+    stop() {
+      stopped = true
+      if (!waits.size) return
+      const e = clientClosed()
+      for (const cancel of [...waits]) cancel(e)
+    },
+    destroyHeld() {
+      for (const slot of held) pool.destroy(slot)
+    },
+  }
+}

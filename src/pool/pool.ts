@@ -1,0 +1,230 @@
+/**
+ * A shared pool for long-running servers, with SQLAlchemy's QueuePool semantics: `size` connections kept
+ * once opened, `overflow` more under a burst (closed as soon as they are idle again), a query waits at most
+ * `timeout` seconds for a connection (`POOL_TIMEOUT`), and a connection lives at most `recycle` seconds.
+ *
+ * Each connection is a postgres.js client with `max: 1` (a "slot"), leased for one statement or one
+ * transaction at a time: statements of different requests are never pipelined on one connection. All
+ * slots share one parsed postgres.js options object with the pool's `builder`, the client request-scoped
+ * `c.var.sql` builds its queries on (it never connects: each query is handed to a leased slot).
+ */
+import postgres, { type Options, type Sql } from 'postgres'
+import { poolClosed, poolTimeout } from '../errors'
+import type { PoolerMode } from '../url'
+import type { ResolvedPoolOptions } from './options'
+
+/** One pooled connection: a postgres.js client with `max: 1`. */
+export interface Slot {
+  readonly sql: Sql<any>
+  /** postgres.js's query handler of this client: a query built on the builder runs here once given it. */
+  readonly handler: (query: unknown) => void
+  /** Terminated (request aborted, pool closed): never handed out again. */
+  destroyed: boolean
+}
+
+/** One row of `poolStats()`. */
+export interface PoolStats {
+  host: string
+  mode: PoolerMode
+  size: number
+  overflow: number
+  /** Connections the pool holds (each reconnects on its next use if the server closed it). */
+  open: number
+  idle: number
+  inUse: number
+  /** Queries (or transactions) waiting for a connection. */
+  waiting: number
+}
+
+interface Waiter {
+  resolve(slot: Slot): void
+  reject(e: unknown): void
+  timer: ReturnType<typeof setTimeout>
+  /** The owner's set of cancellable waits (its request ended: CLIENT_CLOSED). */
+  owner: Set<(e: unknown) => void> | undefined
+  cancel: (e: unknown) => void
+}
+
+/**
+ * @example
+ * ```ts
+ * import { parseOptions } from '../options'
+ *
+ * const url = 'postgres://app:pw@127.0.0.1:5432/app'
+ * const pool = new ConnectionPool('127.0.0.1', 'direct', url, {}, parseOptions({ pool: { size: 4 } }).pool!)
+ * const slot = await pool.acquire()
+ * try {
+ *   await slot.sql`select 1`
+ * } finally {
+ *   pool.release(slot)
+ * }
+ * await pool.close(5)
+ * ```
+ */
+export class ConnectionPool {
+  /** Builds queries (types, transforms, helpers); never sends them. Its options are every slot's. */
+  readonly builder: Sql<any>
+  private readonly slots = new Set<Slot>()
+  private readonly idle: Slot[] = []
+  private readonly waiters: Waiter[] = []
+  private inUse = 0
+  private closing: Promise<void> | undefined
+  private drained: (() => void) | undefined
+  /** Called each time the last leased connection comes back (Vercel: close idle ones later). */
+  onIdle: (() => void) | undefined
+  /** Requests holding connections: called when close() times out, to cancel their statements. */
+  readonly holders = new Set<() => Promise<void>>()
+
+  constructor(
+    readonly host: string,
+    readonly mode: PoolerMode,
+    url: string,
+    driver: Options<any>,
+    readonly options: ResolvedPoolOptions,
+  ) {
+    this.builder = postgres(url, {
+      ...driver,
+      max: 1,
+      idle_timeout: 0, // never: kept open; overflow slots are closed by release()
+      max_lifetime: options.recycle > 0 ? options.recycle : null,
+    })
+  }
+
+  private get limit(): number {
+    return this.options.size + this.options.overflow
+  }
+
+  private open(): Slot {
+    // An already parsed options object is used as is: the slots share types, parsers and server parameters.
+    const sql = postgres(this.builder.options as unknown as Options<any>)
+    const slot: Slot = { sql, handler: (sql.unsafe('') as any).handler, destroyed: false }
+    this.slots.add(slot)
+    return slot
+  }
+
+  /**
+   * A connection for one statement or transaction; waits up to `timeout` s. While it waits, `owner` holds
+   * a function that ends the wait with an error (the request ended).
+   */
+  acquire(owner?: Set<(e: unknown) => void>): Promise<Slot> {
+    if (this.closing) return Promise.reject(poolClosed())
+    const slot = this.tryAcquire()
+    if (slot) return Promise.resolve(slot)
+    return new Promise<Slot>((resolve, reject) => {
+      const w: Waiter = {
+        resolve,
+        reject,
+        owner,
+        timer: setTimeout(() => {
+          this.forget(w)
+          reject(poolTimeout(this.options.timeout, this.host, this.limit))
+        }, this.options.timeout * 1000),
+        cancel: (e) => {
+          this.forget(w)
+          reject(e)
+        },
+      }
+      owner?.add(w.cancel)
+      this.waiters.push(w)
+    })
+  }
+
+  /** A connection now (idle, or a new one within `size + overflow`), else undefined; never waits. */
+  tryAcquire(): Slot | undefined {
+    if (this.closing || this.waiters.length) return undefined
+    const slot = this.idle.pop() ?? (this.slots.size < this.limit ? this.open() : undefined)
+    if (slot) this.inUse++
+    return slot
+  }
+
+  private forget(w: Waiter): void {
+    clearTimeout(w.timer)
+    w.owner?.delete(w.cancel)
+    const i = this.waiters.indexOf(w)
+    if (i >= 0) this.waiters.splice(i, 1)
+  }
+
+  /** Gives a leased connection back: to the next waiter, to the idle list, or closed (overflow). */
+  release(slot: Slot): void {
+    this.inUse--
+    if (this.closing) {
+      // close() ends it with the others
+    } else if (slot.destroyed) {
+      if (this.waiters.length) this.handOver(this.open())
+    } else if (this.waiters.length) this.handOver(slot)
+    else if (this.slots.size > this.options.size) {
+      // Overflow: closed as soon as it is idle (SQLAlchemy closes it when returned).
+      this.slots.delete(slot)
+      void slot.sql.end({ timeout: 1 }).catch(() => {})
+    } else this.idle.push(slot)
+    if (this.inUse === 0) {
+      this.drained?.()
+      if (!this.closing) this.onIdle?.()
+    }
+  }
+
+  private handOver(slot: Slot): void {
+    const w = this.waiters.shift()!
+    this.forget(w)
+    this.inUse++
+    w.resolve(slot)
+  }
+
+  /** Terminates a leased connection (its request was aborted mid-statement); release() still follows. */
+  destroy(slot: Slot): void {
+    slot.destroyed = true
+    this.slots.delete(slot)
+    void slot.sql.end({ timeout: 0 }).catch(() => {})
+  }
+
+  /** Closes the idle connections (they reopen on demand). */
+  async closeIdle(): Promise<void> {
+    const idle = this.idle.splice(0)
+    for (const slot of idle) this.slots.delete(slot)
+    await Promise.all(idle.map((s) => s.sql.end({ timeout: 1 }).catch(() => {})))
+  }
+
+  stats(): PoolStats {
+    return {
+      host: this.host,
+      mode: this.mode,
+      size: this.options.size,
+      overflow: this.options.overflow,
+      open: this.slots.size,
+      idle: this.idle.length,
+      inUse: this.inUse,
+      waiting: this.waiters.length,
+    }
+  }
+
+  /** Stops handing out connections, waits up to `timeout` s for leased ones, then closes everything. */
+  close(timeout: number): Promise<void> {
+    if (this.closing) return this.closing
+    const pending = this.waiters.splice(0)
+    this.closing = (async () => {
+      for (const w of pending) {
+        this.forget(w)
+        w.reject(poolClosed())
+      }
+      if (this.inUse > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await new Promise<void>((resolve) => {
+          this.drained = resolve
+          timer = setTimeout(resolve, timeout * 1000)
+        })
+        clearTimeout(timer)
+      }
+      // Still busy: each request cancels its own running statements (a backend does not read the
+      // Terminate message while a statement runs), then its connections are destroyed.
+      if (this.inUse > 0) await Promise.all([...this.holders].map((stop) => stop().catch(() => {})))
+      const all = [...this.slots]
+      this.slots.clear()
+      this.idle.length = 0
+      await Promise.all([
+        ...all.map((s) => s.sql.end({ timeout: 0 }).catch(() => {})),
+        this.builder.end({ timeout: 0 }).catch(() => {}),
+      ])
+    })()
+    return this.closing
+  }
+}

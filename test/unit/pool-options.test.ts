@@ -1,0 +1,99 @@
+/** pooler({ pool }): validation, defaults, the guard a shared pool turns on, and the serverless refusal. */
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { errorResponse, PoolerError } from '../../src'
+import { poolClosed, poolTimeout } from '../../src/errors'
+import { clientConfig, POOL_DEFAULTS, parseOptions, serverlessPlatform } from '../../src/internal'
+import { refuseServerless } from '../../src/pool/serverless'
+
+const failure = (f: () => unknown) => {
+  try {
+    f()
+  } catch (e) {
+    return `${(e as { code?: string }).code}: ${(e as Error).message}`
+  }
+  return 'no error'
+}
+
+afterEach(() => vi.unstubAllEnvs())
+
+describe('pool options', () => {
+  it('no pool: none resolved (one client per request stays the default)', () => {
+    expect(parseOptions({}).pool).toBeUndefined()
+  })
+
+  it('defaults are SQLAlchemy QueuePool figures, filled in per field', () => {
+    expect(POOL_DEFAULTS).toEqual({ size: 5, overflow: 10, timeout: 30, recycle: 1800 })
+    expect(parseOptions({ pool: {} }).pool).toEqual({
+      ...POOL_DEFAULTS,
+      allowServerless: false,
+      checkBudget: true,
+    })
+    expect(parseOptions({ pool: { size: 4, overflow: 2, timeout: 0.5 } }).pool).toMatchObject({
+      size: 4,
+      overflow: 2,
+      timeout: 0.5,
+      recycle: 1800,
+    })
+  })
+
+  it.each([
+    [{ size: 0 }, 'pool.size: must be >= 1'],
+    [{ size: 2.5 }, 'pool.size'],
+    [{ overflow: -1 }, 'pool.overflow: must be >= 0'],
+    [{ timeout: 0 }, 'pool.timeout: must be > 0'],
+    [{ recycle: -5 }, 'pool.recycle: must be >= 0'],
+    [{ allowServerless: 'yes' }, 'pool.allowServerless: expected boolean'],
+    [{ sizee: 3 }, 'unknown option sizee'],
+  ])('%j is refused: INVALID_OPTIONS names it', (pool, message) => {
+    expect(failure(() => parseOptions({ pool: pool as any }))).toMatch(
+      new RegExp(`^INVALID_OPTIONS: .*${message.replace(/[.+]/g, '\\$&')}`),
+    )
+  })
+
+  it('a shared pool turns the guard on in session and direct mode too', () => {
+    const url = 'postgres://app:pw@127.0.0.1:5432/app'
+    expect(clientConfig(url, parseOptions({ mode: 'direct' })).guard).toBe('off')
+    expect(clientConfig(url, parseOptions({ mode: 'direct', pool: {} })).guard).toBe('error')
+    expect(clientConfig(url, parseOptions({ mode: 'session', pool: {} })).guard).toBe('error')
+    expect(clientConfig(url, parseOptions({ mode: 'direct', pool: {}, guard: 'warn' })).guard).toBe('warn')
+  })
+})
+
+describe('pool errors', () => {
+  it('POOL_TIMEOUT and POOL_CLOSED answer 503 with Retry-After and a public message', async () => {
+    for (const err of [poolTimeout(30, 'db.example.com', 15), poolClosed()]) {
+      expect(err).toBeInstanceOf(PoolerError)
+      expect(err.status).toBe(503)
+      const res = errorResponse(err)
+      expect(res.status).toBe(503)
+      expect(res.headers.get('retry-after')).toBe('1')
+      const body = await res.json()
+      expect(body.error.code).toBe(err.code)
+      expect(body.error.message).not.toContain('db.example.com')
+    }
+    expect(poolTimeout(30, 'db.example.com', 15).message).toMatch(/within 30 s \(all 15 in use\)/)
+  })
+})
+
+describe('a pool on a serverless platform', () => {
+  it('Vercel: refused unless allowServerless', () => {
+    expect(serverlessPlatform()).toBeUndefined()
+    expect(failure(() => refuseServerless(false))).toBe('no error')
+    vi.stubEnv('VERCEL', '1')
+    expect(serverlessPlatform()).toBe('Vercel')
+    expect(failure(() => refuseServerless(false))).toMatch(
+      /^INVALID_OPTIONS: .*Vercel.*allowServerless: true/,
+    )
+    expect(failure(() => refuseServerless(true))).toBe('no error')
+  })
+
+  it('Workers (workerd): refused unless allowServerless', () => {
+    vi.stubGlobal('navigator', { userAgent: 'Cloudflare-Workers' })
+    try {
+      expect(serverlessPlatform()).toBe('Cloudflare Workers')
+      expect(failure(() => refuseServerless(false))).toMatch(/^INVALID_OPTIONS: .*Cloudflare Workers/)
+    } finally {
+      vi.unstubAllGlobals()
+    }
+  })
+})
