@@ -249,6 +249,37 @@ export const saslSignatureMismatch = (): PoolerError =>
   )
 
 /**
+ * The server's SCRAM server-first message is unusable (foreign nonce, no salt, an iteration count out of
+ * bounds, a mandatory extension): the login is refused, as for a wrong signature.
+ *
+ * @example
+ * ```ts
+ * declare const iterations: number
+ * if (iterations > 1_000_000) throw scramInvalid('iteration count above 1000000')
+ * ```
+ */
+export const scramInvalid = (why: string): PoolerError =>
+  new PoolerError(
+    'AUTH_FAILED',
+    `The server's SCRAM message is invalid (${why}) — check that the URL points at your database or pooler`,
+  )
+
+/**
+ * The server sent a malformed or out-of-place message while logging in (not a Postgres server, or broken).
+ *
+ * @example
+ * ```ts
+ * declare const length: number
+ * if (length < 4) throw loginProtocolError(`message length ${length}`)
+ * ```
+ */
+export const loginProtocolError = (why: string): PoolerError =>
+  new PoolerError(
+    'CONNECT_FAILED',
+    `The server sent an invalid message during login (${why}) — check that the URL's host and port are a Postgres server or pooler`,
+  )
+
+/**
  * `pipelineConnect: true` sends the first statement before the server proved it knows the password.
  *
  * @example
