@@ -10,5 +10,5 @@ export default defineConfig({
   target: 'es2022',
   // postgres.js must stay external: its `workerd` export condition picks the Cloudflare build.
   // cloudflare:sockets exists only in workerd (src/client/workerd-socket.ts imports it there, dynamically).
-  external: ['hono', 'postgres', 'zod', 'cloudflare:sockets'],
+  external: ['hono', 'postgres', 'zod', 'cloudflare:sockets', '@opentelemetry/api'],
 })

@@ -4,7 +4,8 @@
  *
  *   GET  /            { name, mode }: no query, so no connection is opened (the client is lazy)
  *   GET  /now         { now } from the database
- *   POST /notes       { text } (1–500 chars) → 201 { id, text, created_at }; else 400 with the zod issues
+ *   POST /notes       { text } (1–500 chars) → 201 { id, text, created_at }; else 400 INVALID_REQUEST
+ *                     (with the zod issues when the JSON does not validate)
  *   GET  /notes       ?limit=1..100 (default 20), newest first
  *   GET  /notes/:id   the note, or 404
  *   GET  /export      every note as NDJSON, streamed from a cursor while the response is being sent
@@ -56,6 +57,13 @@ const invalid = (
 const jsonError = (code: string, message: string, status: number) =>
   Response.json({ error: { code, message } }, { status })
 
+/** A JSON body needs its content type: without it the validator would see `{}` ("expected string"). */
+const jsonBody = async (c: Context, next: () => Promise<void>) => {
+  if (!/^application\/([a-z.-]+\+)?json\b/i.test(c.req.header('content-type') ?? ''))
+    return jsonError('INVALID_REQUEST', 'Expected a JSON body (content-type: application/json)', 400)
+  await next()
+}
+
 /**
  * Builds the app. `options` go to `pooler()` (the runtime entries use the defaults; tests pass their own
  * `onEvent`). `basePath` mounts every route under a prefix (Vercel: `/api`).
@@ -76,7 +84,7 @@ export function createApp(options: PoolerOptions = {}, { basePath = '/' }: { bas
     return c.json({ now: row!.now })
   })
 
-  app.post('/notes', zValidator('json', noteBody, invalid), async (c) => {
+  app.post('/notes', jsonBody, zValidator('json', noteBody, invalid), async (c) => {
     const { text } = c.req.valid('json')
     const [note] = await c.var.sql<Note[]>`
       insert into notes (text) values (${text}) returning id, text, created_at`
@@ -120,8 +128,11 @@ export function createApp(options: PoolerOptions = {}, { basePath = '/' }: { bas
   app.onError((err, c) => {
     // Connection failures (503, with Retry-After when the pooler is saturated) and every other PoolerError.
     if (err instanceof PoolerError) return errorResponse(err)
+    // Hono's own 400s (malformed JSON body) in the same shape as the validation errors.
     if (err instanceof HTTPException)
-      return jsonError('HTTP_ERROR', err.message || 'Request failed', err.status)
+      return err.status === 400
+        ? jsonError('INVALID_REQUEST', err.message || 'Invalid request', 400)
+        : jsonError('HTTP_ERROR', err.message || 'Request failed', err.status)
     console.error(`${c.req.method} ${c.req.path}:`, err)
     return jsonError('INTERNAL', 'Internal error', 500)
   })

@@ -5,7 +5,7 @@
  * throwaway CA and server certificate made at start with `openssl` (CN/SAN localhost, 127.0.0.1, ::1).
  *
  * Used by the vitest globalSetup, `npm run dev`, the benchmarks and `npm run stack` (prints the URLs and
- * keeps the stack up until Ctrl-C). When DATABASE_URL is already set, nothing is started and the URLs
+ * keeps the stack up until SIGINT/SIGTERM). When DATABASE_URL is already set, nothing is started and the URLs
  * from the environment are used instead.
  *
  * Node runs this file directly (type stripping): keep to erasable TypeScript syntax.
@@ -24,7 +24,7 @@ import {
 } from 'node:fs'
 import { createServer, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import postgres from 'postgres'
 
 export interface Stack {
@@ -529,21 +529,48 @@ export function stackEnv(stack: Stack): Record<string, string> {
   }
 }
 
-/** `npm run stack`: start, print where everything is (no passwords), wait for Ctrl-C. */
+/**
+ * `npm run stack`: start, print the URLs (with the throwaway password: loopback only, gone when the stack
+ * stops) and write them as a `.env` file a second app can load (`node --env-file .tmp/stack.env app.js`),
+ * then wait. SIGINT (Ctrl-C), SIGTERM or SIGHUP — from a terminal or from a script — stops everything it
+ * started, also while it is still starting; so does the death of its parent (`npm run` when npm is killed).
+ */
 async function main(): Promise<void> {
   const started = Date.now()
-  const stack = await startStack()
-  const hide = (u: string) => u.replace(/:[^:@/]*@/, ':***@')
-  console.log(
-    `stack up in ${Date.now() - started} ms${stack.external ? ' (external, from DATABASE_URL)' : ''}`,
+  const envFile = resolve(process.env.STACK_ENV_FILE ?? join(import.meta.dirname, '..', '.tmp', 'stack.env'))
+  const starting = startStack()
+  let stopping: Promise<void> | undefined
+  const bye = (code: number) =>
+    (stopping ??= (async () => {
+      await starting.then(
+        (s) => s.stop(),
+        () => {},
+      )
+      rmSync(envFile, { force: true })
+      process.exit(code)
+    })())
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void bye(0))
+  const parent = process.ppid
+  setInterval(() => process.ppid !== parent && void bye(0), 500).unref()
+
+  const stack = await starting
+  if (stopping) return
+  const env = stackEnv(stack)
+  mkdirSync(dirname(envFile), { recursive: true })
+  writeFileSync(
+    envFile,
+    `${Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n')}\n`,
+    { mode: 0o600 },
   )
-  for (const [k, v] of Object.entries(stackEnv(stack))) console.log(`${k}=${hide(v)}`)
-  const bye = async () => {
-    await stack.stop()
-    process.exit(0)
-  }
-  process.once('SIGINT', bye)
-  process.once('SIGTERM', bye)
+  console.log(
+    `stack up in ${Date.now() - started} ms${stack.external ? ' (external, from DATABASE_URL)' : ''} (pid ${process.pid})`,
+  )
+  for (const [k, v] of Object.entries(env)) console.log(`${k}=${v}`)
+  console.log(`written to ${envFile} — Ctrl-C (or SIGTERM) stops the stack and removes it`)
+  // Keep the event loop alive until a signal arrives.
+  setInterval(() => {}, 1 << 30)
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -20,7 +20,6 @@ export type PoolerErrorCode =
   | 'UNSAFE_IN_TRANSACTION_MODE'
   | 'LISTEN_UNSUPPORTED'
   | 'SUBSCRIBE_UNSUPPORTED'
-  | 'RESERVE_UNSUPPORTED'
   | 'INVALID_SETTING'
   | 'DEADLOCK_IN_TRANSACTION'
   | 'CONNECTION_LOST'
@@ -249,6 +248,37 @@ export const saslSignatureMismatch = (): PoolerError =>
   )
 
 /**
+ * The server's SCRAM server-first message is unusable (foreign nonce, no salt, an iteration count out of
+ * bounds, a mandatory extension): the login is refused, as for a wrong signature.
+ *
+ * @example
+ * ```ts
+ * declare const iterations: number
+ * if (iterations > 1_000_000) throw scramInvalid('iteration count above 1000000')
+ * ```
+ */
+export const scramInvalid = (why: string): PoolerError =>
+  new PoolerError(
+    'AUTH_FAILED',
+    `The server's SCRAM message is invalid (${why}) — check that the URL points at your database or pooler`,
+  )
+
+/**
+ * The server sent a malformed or out-of-place message while logging in (not a Postgres server, or broken).
+ *
+ * @example
+ * ```ts
+ * declare const length: number
+ * if (length < 4) throw loginProtocolError(`message length ${length}`)
+ * ```
+ */
+export const loginProtocolError = (why: string): PoolerError =>
+  new PoolerError(
+    'CONNECT_FAILED',
+    `The server sent an invalid message during login (${why}) — check that the URL's host and port are a Postgres server or pooler`,
+  )
+
+/**
  * `pipelineConnect: true` sends the first statement before the server proved it knows the password.
  *
  * @example
@@ -265,8 +295,8 @@ export const pipelineConnectUnsafe = (host: string): PoolerError =>
 
 /** The postgres.js methods that need a session of their own, and why each is refused in transaction mode. */
 export const SESSION_ONLY: Record<
-  'listen' | 'subscribe' | 'reserve',
-  { code: 'LISTEN_UNSUPPORTED' | 'SUBSCRIBE_UNSUPPORTED' | 'RESERVE_UNSUPPORTED'; message: string }
+  'listen' | 'subscribe',
+  { code: 'LISTEN_UNSUPPORTED' | 'SUBSCRIBE_UNSUPPORTED'; message: string }
 > = {
   listen: {
     code: 'LISTEN_UNSUPPORTED',
@@ -278,13 +308,7 @@ export const SESSION_ONLY: Record<
     message:
       'sql.subscribe() needs logical replication, which a transaction-mode pooler cannot carry — subscribe over a direct connection',
   },
-  reserve: {
-    code: 'RESERVE_UNSUPPORTED',
-    message:
-      'sql.reserve() does not pin a server connection behind a transaction-mode pooler — use sql.begin() to keep statements on one connection',
-  },
 }
-
 /** The shared pool's refusals (`pooler({ pool })`): 503 with `Retry-After: 1`. */
 export const poolTimeout = (seconds: number, host: string, limit: number): PoolerError =>
   new PoolerError(

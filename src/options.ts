@@ -7,6 +7,7 @@ import type { Options as PostgresOptions } from 'postgres'
 import * as z from 'zod/v4/mini'
 import { PoolerError } from './errors'
 import type { PoolOptions, ResolvedPoolOptions } from './pool/options'
+import { type TelemetryOptions, telemetrySchema } from './telemetry/options'
 import { checkStartupParams, POOLER_MODES, type PoolerMode } from './url'
 
 /** What the guard does with a statement transaction mode cannot run. */
@@ -50,7 +51,6 @@ export const CLI_DEFAULTS = {
 
 // After an abort: the CancelRequest repeated every 100 ms, for at most 3 s; after queryTimeout: 1 s to land.
 export const [ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS] = [100, 3000, 1000] as const
-
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
@@ -81,12 +81,17 @@ export function modeDefaults(
   }
 }
 
+/** The Hyperdrive preset (`hyperdrive` option or `*.hyperdrive.local`): Cloudflare's postgres.js guidance. */
+export const HYPERDRIVE_DEFAULTS = { ...modeDefaults('transaction'), prepare: true, inlineParams: false }
+
 /** What `pooler()` accepts. Every field is optional. */
-export interface PoolerOptions {
+export interface PoolerOptions extends TelemetryOptions {
   /** The connection string, or a function of the request. Default: `env(c)[binding]`. */
   url?: string | ((c: Context<any>) => string | undefined)
   /** Name of the binding / environment variable holding the URL. Default `DATABASE_URL`. */
   binding?: string
+  /** A Cloudflare Hyperdrive binding's name: the URL is its `connectionString`, with the Hyperdrive preset. */
+  hyperdrive?: string
   /** `auto` (default) reads the mode from the URL: see `classifyUrl`. */
   mode?: 'auto' | PoolerMode
   /** Connections per request, 1–5 (Workers allow 6 simultaneous outbound connections). Default 1. */
@@ -97,11 +102,7 @@ export interface PoolerOptions {
   closeTimeout?: number
   /** Seconds an unused connection may sit idle inside one request before it is closed. Default 30. */
   idleTimeout?: number
-  /**
-   * Seconds each statement may go without a complete answer before it is cancelled on the server and
-   * rejects with `QUERY_TIMEOUT` (HTTP 504). Client-side: also covers a stalled network. `0` disables.
-   * Default 30.
-   */
+  /** Seconds a statement may go unanswered: then cancelled, `QUERY_TIMEOUT` (504). 0 disables. Default 30. */
   queryTimeout?: number
   /** Sent as `application_name`. Default `hono-pooler`. */
   applicationName?: string
@@ -153,6 +154,7 @@ const num = (...checks: Parameters<ReturnType<typeof z.number>['check']>) => z.n
 const schema = z.strictObject({
   url: z.optional(z.union([z.string().check(z.minLength(1)), fn<(c: Context<any>) => string | undefined>()])),
   binding: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/))),
+  hyperdrive: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/))),
   mode: z.optional(z.enum(['auto', ...POOLER_MODES])),
   max: z.optional(z.int().check(z.gte(1), z.lte(5))),
   connectTimeout: z.optional(num(z.gt(0), z.lte(120))),
@@ -173,6 +175,7 @@ const schema = z.strictObject({
   fastConnect: z.optional(z.boolean()),
   pipelineConnect: z.optional(z.union([z.boolean(), z.literal('insecure')])),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
+  ...telemetrySchema,
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
   pool: z.optional(
     z.strictObject({
@@ -245,19 +248,8 @@ function presetOwned(driver: Record<string, unknown> | undefined): string | unde
 }
 
 /** Options after validation, with defaults filled in. */
-export interface ResolvedOptions extends Omit<PoolerOptions, keyof typeof DEFAULTS | 'pool'> {
-  binding: string
-  mode: 'auto' | PoolerMode
-  max: number
-  connectTimeout: number
-  closeTimeout: number
-  idleTimeout: number
-  queryTimeout: number
-  applicationName: string
-  fastConnect: boolean
-  pipelineConnect: boolean | 'insecure'
-  pool?: ResolvedPoolOptions
-}
+export type ResolvedOptions = Omit<PoolerOptions, keyof typeof DEFAULTS | 'pool'> &
+  Required<Pick<PoolerOptions, keyof typeof DEFAULTS>> & { pool?: ResolvedPoolOptions }
 
 /**
  * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
@@ -275,6 +267,8 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     const what = issue ? describeIssue(issue) : 'is invalid'
     throw new PoolerError('INVALID_OPTIONS', `Invalid hono-pooler option ${where}: ${what}`)
   }
+  if (options.hyperdrive !== undefined && (options.url !== undefined || options.binding !== undefined))
+    throw new PoolerError('INVALID_OPTIONS', 'Invalid hono-pooler option hyperdrive: drop url / binding')
   const owned = presetOwned(options.postgres as Record<string, unknown> | undefined)
   if (owned)
     throw new PoolerError(

@@ -9,7 +9,7 @@ import { isWorkerd, workerdSocket } from './client/workerd-socket'
 import { fastConnectSocket } from './connect/socket'
 import { type TlsSettings, tlsSettings, verifiesServer } from './connect/tls'
 import { PoolerError, pipelineConnectUnsafe, prepareUnsupported } from './errors'
-import { type GuardLevel, modeDefaults, type ResolvedOptions } from './options'
+import { type GuardLevel, HYPERDRIVE_DEFAULTS, modeDefaults, type ResolvedOptions } from './options'
 import { redactUrl } from './redact'
 import {
   checkUrlParams,
@@ -32,6 +32,8 @@ export interface ClientConfig {
   guard: GuardLevel
   /** Parameters sent as escaped literals (the option, else the mode's default; never with custom `types`). */
   inline: boolean
+  /** The Hyperdrive preset applies (the `hyperdrive` option, or a `*.hyperdrive.local` host). */
+  hyperdrive: boolean
   /** postgres.js options (the preset applied). */
   driver: PostgresOptions<any>
   /** The TLS the connect layer negotiates (fast connect; then `driver.ssl` is false), else undefined. */
@@ -56,15 +58,19 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
   const info = classifyUrl(url)
   const u = new URL(url)
   checkUrlParams(u)
-  const mode = options.mode === 'auto' ? info.mode : options.mode
-  if (options.mode !== 'auto') {
+  // Hyperdrive pools in transaction mode whatever the host of the string handed to it.
+  const hyperdrive = options.hyperdrive !== undefined || info.provider === 'hyperdrive'
+  const mode = hyperdrive ? 'transaction' : options.mode === 'auto' ? info.mode : options.mode
+  if (options.mode !== 'auto' && !hyperdrive) {
     const mismatch = portMismatch(info, options.mode)
     if (mismatch) throw new PoolerError('WRONG_PORT_FOR_MODE', `${mismatch} (${redactUrl(url)})`)
   }
   const transaction = mode === 'transaction'
-  const defaults = modeDefaults(mode, options.pool !== undefined)
+  const defaults = hyperdrive ? HYPERDRIVE_DEFAULTS : modeDefaults(mode, options.pool !== undefined)
   const urlPrepare = u.searchParams.get('prepare')
-  if (transaction && (options.prepare === true || urlPrepare === 'true')) throw prepareUnsupported()
+  // Named prepared statements break behind PgBouncer/Supavisor in transaction mode, not behind Hyperdrive.
+  const prepareRefused = transaction && !hyperdrive
+  if (prepareRefused && (options.prepare === true || urlPrepare === 'true')) throw prepareUnsupported()
   if (transaction) {
     const driver = options.postgres as { fetch_types?: unknown; connection?: { client_encoding?: unknown } }
     if (driver?.fetch_types === true)
@@ -89,7 +95,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     connect_timeout: options.connectTimeout,
     idle_timeout: options.idleTimeout,
     max_lifetime: null,
-    prepare: transaction ? false : (options.prepare ?? defaults.prepare),
+    prepare: prepareRefused ? false : (options.prepare ?? defaults.prepare),
     fetch_types: transaction ? false : (options.postgres?.fetch_types ?? defaults.fetchTypes),
     // UTF8 is what the parameter inliner's escaping assumes (it also re-checks what the server reports).
     connection: {
@@ -116,6 +122,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     password: decodeURIComponent(u.password),
     options,
     guard: options.guard ?? defaults.guard,
+    hyperdrive,
     inline: (options.inlineParams ?? defaults.inlineParams) && !driver.types,
     driver,
     tls,

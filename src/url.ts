@@ -9,7 +9,7 @@ import { redactUrl } from './redact'
 /** How the server side treats the connection. */
 export const POOLER_MODES = ['transaction', 'session', 'direct'] as const
 export type PoolerMode = (typeof POOLER_MODES)[number]
-export type Provider = 'supabase' | 'neon' | 'local' | 'other'
+export type Provider = 'supabase' | 'neon' | 'hyperdrive' | 'local' | 'other'
 
 export interface UrlInfo {
   mode: PoolerMode
@@ -88,6 +88,7 @@ export function isLoopback(host: string): boolean {
  * | `db.<ref>.supabase.co:5432` | direct (IPv6-only unless the IPv4 add-on) |
  * | `db.<ref>.supabase.co:6543` | transaction (dedicated PgBouncer) |
  * | Neon host with `-pooler.` | transaction |
+ * | `*.hyperdrive.local` (Cloudflare Hyperdrive) | transaction (provider `hyperdrive`) |
  * | any other host, port 6543 | transaction |
  * | anything else | transaction (the safe default) |
  *
@@ -137,6 +138,14 @@ export function classifyUrl(url: string): UrlInfo {
           ipv6Only: true,
           reason: 'Supabase direct connection (IPv6-only unless the IPv4 add-on is enabled)',
         }
+  // Cloudflare Hyperdrive's binding: `postgresql://user:pw@<id>.hyperdrive.local:5432/db` (also in wrangler dev).
+  if (host.endsWith('.hyperdrive.local'))
+    return {
+      ...base,
+      mode: 'transaction',
+      provider: 'hyperdrive',
+      reason: 'Cloudflare Hyperdrive (a transaction-mode pooler that keeps prepared statements)',
+    }
   if (host.endsWith('.neon.tech'))
     return host.split('.')[0]?.endsWith('-pooler')
       ? { ...base, mode: 'transaction', provider: 'neon', reason: 'Neon pooled host (-pooler)' }

@@ -115,10 +115,19 @@ async function connectOnce(s: DoctorState, address: string, pipelined: boolean):
     const started = performance.now()
     const hello = startup(info.user, info.database)
     socket.write(pipelined ? Buffer.concat([hello, saslInitial(scram.clientFirst)]) : hello)
+    let verified = false // the server proved it knows the password (SASLFinal checked)
     for (;;) {
       const m = await within(next(), s.left(), 'pipelined connect')
       if (m.type === 'E') return { ok: false, reason: errorFields(m.body), rejected: true }
-      if (m.type === 'Z') return { ok: true, ms: performance.now() - started }
+      if (m.type === 'Z')
+        return verified
+          ? { ok: true, ms: performance.now() - started }
+          : {
+              ok: false,
+              reason:
+                'the server ended the login without proving it knows the password (no SCRAM server signature)',
+              rejected: false,
+            }
       if (m.type !== 'R') continue
       const code = m.body.readInt32BE(0)
       if (code === 10) {
@@ -130,6 +139,7 @@ async function connectOnce(s: DoctorState, address: string, pipelined: boolean):
       else if (code === 12) {
         if (!scram.verifyServer(m.body.toString('utf8', 4)))
           return { ok: false, reason: 'wrong SCRAM server signature', rejected: false }
+        verified = true
       } else if (code !== 0)
         return {
           ok: false,

@@ -13,11 +13,12 @@ function mapped(
   f: (e: unknown) => void,
   q: unknown,
   ctx: HookContext,
-  settle: () => void,
+  settle: (e?: unknown) => void,
 ): (e: unknown) => void {
   return (e) => {
-    settle()
-    f(ctx.mapError(e, q))
+    const m = ctx.mapError(e, q)
+    settle(m ?? new Error(String(m)))
+    f(m)
   }
 }
 
@@ -36,8 +37,8 @@ export interface HookContext {
   closedNow(): PoolerError | undefined
   /** Rewrites the query right before it is sent (parameter inlining). */
   beforeSend(q: any): void
-  /** Called when the query is sent; the returned function when it settled. */
-  sent(q: any): () => void
+  /** Called when the query is sent; the returned function when it settled (with its error, if it failed). */
+  sent(q: any): (error?: unknown) => void
   /** Maps a driver error (connection failures, our own deadline) for query `q`. */
   mapError(e: unknown, q: unknown): unknown
 }
@@ -67,11 +68,11 @@ export function hookQuery<Q>(
   let release: Release = noop
   // Runs once when the sent query settles. Hooked on its resolve/reject, never on its promise: a handler on
   // the promise would swallow the failure of a query nobody awaits (postgres.js reports it as unhandled).
-  let onSettled: () => void = noop
-  const settle = () => {
+  let onSettled: (e?: unknown) => void = noop
+  const settle = (e?: unknown) => {
     const f = onSettled
     onSettled = noop
-    f()
+    f(e)
   }
   // A cursor assigns new resolve/reject functions per fetch: accessors keep every one mapped and tracked.
   let reject = mapped(q.reject, q, ctx, settle)
@@ -111,8 +112,8 @@ export function hookQuery<Q>(
       }
       ctx.beforeSend(this)
       const done = ctx.sent(this)
-      onSettled = () => {
-        done()
+      onSettled = (e) => {
+        done(e)
         release()
       }
       this.handler(this)

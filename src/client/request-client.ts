@@ -5,17 +5,21 @@
  */
 import postgres, { type Sql } from 'postgres'
 import { clientClosed, deadlockInTransaction, PoolerError, queryTimedOut, STATUS } from '../errors'
+import { hyperdriveGuard } from '../guard/hyperdrive-notify'
 import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
-import { ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS, type PoolerEvent } from '../options'
+import { ABORT_WAIT_MS, type PoolerEvent } from '../options'
 import { type RequestLeases, requestLeases } from '../pool/lease'
 import { sharedPool } from '../pool/registry'
 import type { ClientConfig } from '../preset'
+import { queryText } from '../sql/query-text'
+import type { ClientObserver } from '../telemetry/observer'
 import { registerArrayTypes, syncArrayTypes } from './array-types'
 import { mapConnectionError } from './driver-errors'
 import { gate } from './gate'
 import { type HookContext, hookQuery } from './query-hook'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
+import { statements } from './statements'
 
 /** A request's client and its lifecycle. */
 export interface RequestClient {
@@ -33,7 +37,26 @@ export interface RequestClient {
   abort(): Promise<void>
 }
 
-const noop = () => {}
+/** The driver options with the connection-setup signal for an observer (the first ParameterStatus). */
+function observed(driver: ClientConfig['driver'], observer: ClientObserver): ClientConfig['driver'] {
+  const user = driver.onparameter
+  return {
+    ...driver,
+    onparameter: (key: string, value: unknown) => {
+      observer.connected()
+      user?.(key, value)
+    },
+  }
+}
+
+/** A query's text with `$n` for its values (empty when it cannot be built). */
+function statementText(q: any): string {
+  try {
+    return queryText(q).text
+  } catch {
+    return ''
+  }
+}
 
 /**
  * Creates the per-request client. Nothing connects until the first query runs.
@@ -47,7 +70,7 @@ const noop = () => {}
  * await client.close(5)
  * ```
  */
-export function createRequestClient(config: ClientConfig): RequestClient {
+export function createRequestClient(config: ClientConfig, observer?: ClientObserver): RequestClient {
   const { mode, options } = config
   const transaction = mode === 'transaction'
   // Outside sql.begin, at most one statement in flight per connection: PgBouncer/Supavisor drop replies
@@ -60,16 +83,22 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   let closed = false
   let queries = 0
   let arraysSynced = false
-  // Statements sent and not settled, with postgres.js's canceller (its q.cancel() works only once).
-  const active = new Map<any, () => void>()
+  const texts = new WeakMap<object, string>()
+  // postgres.js's end() waits for a reserved connection until its timeout: the request is over, release them.
+  const reservations = new Set<() => Promise<void>>()
+  const releaseAll = () => Promise.all([...reservations].map((release) => release()))
   // A connection died under this request: nothing to wait for at close (postgres.js's end() would wait
   // its whole timeout on a connection that lost its socket mid-statement).
   let lost = false
   let failed = false
   let lastCode: string | undefined
-  // Resolves abort()'s wait once no statement is running (settled through resolve/reject: an iterated
-  // cursor never settles its own promise).
-  let drained: () => void = noop
+  // A statement past queryTimeout whose cancel did not land: destroy the sockets (a shared pool is never
+  // ended: only this request's connections leave it).
+  const running = statements(options.queryTimeout, () => {
+    lost = true
+    if (leases) leases.destroyHeld()
+    else void real?.end({ timeout: 0 })
+  })
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.
@@ -82,7 +111,9 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   const ensure = (): Sql<any> => {
     if (!real) {
       if (pooled) leases = requestLeases(sharedPool(config), () => client.abort())
-      real = leases ? leases.pool.builder : postgres(config.url, config.driver)
+      real = leases
+        ? leases.pool.builder
+        : postgres(config.url, observer ? observed(config.driver, observer) : config.driver)
       if (config.driver.fetch_types === false) registerArrayTypes(real)
     }
     return real
@@ -94,13 +125,12 @@ export function createRequestClient(config: ClientConfig): RequestClient {
   }
   // Queries past their queryTimeout: whatever they fail with (57014 from our cancel, the destroyed
   // socket) is QUERY_TIMEOUT. A user's own statement_timeout stays 57014.
-  const timedOut = new WeakSet<object>()
   const reported = new WeakSet<PoolerError>()
   const mapError = (e: unknown, q?: unknown) => {
     // The request is over and we destroyed its sockets: not a lost connection (a query left running).
     if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
     const mapped =
-      q && timedOut.has(q as object) && !(e instanceof PoolerError)
+      running.timedOut(q) && !(e instanceof PoolerError)
         ? queryTimedOut(options.queryTimeout, e)
         : mapConnectionError(e, config)
     // Reported once: mapped here, or already coded by the connect layer (TLS, SCRAM) — 503/504 codes only.
@@ -114,62 +144,16 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     }
     return mapped
   }
-  /** Sends a CancelRequest for every statement still running (postgres.js's q.cancel() works only once). */
-  const cancelRunning = () => {
-    for (const cancel of active.values()) cancel()
-  }
-  // queryTimeout: cancel on the server at the deadline; if the cancel does not land within a second
-  // (stalled network, dead pooler), destroy the sockets. The query rejects with QUERY_TIMEOUT either way.
-  const deadline = (q: any): (() => void) => {
-    const seconds = options.queryTimeout
-    if (!seconds) return noop
-    let timer: ReturnType<typeof setTimeout> | undefined
-    let destroy: ReturnType<typeof setTimeout> | undefined
-    const arm = () => {
-      clearTimeout(timer)
-      timer = setTimeout(() => {
-        timedOut.add(q)
-        active.get(q)?.()
-        destroy = setTimeout(() => {
-          lost = true
-          // A shared pool is never ended: only this request's connections leave it.
-          if (leases) leases.destroyHeld()
-          else void real?.end({ timeout: 0 })
-        }, CANCEL_GRACE_MS)
-      }, seconds * 1000)
-    }
-    arm()
-    // A cursor: each fetch has the deadline, not the whole iteration. A batch delivered stops the clock;
-    // asking for the next one (its promise settles) starts it again.
-    if (q.cursorFn) {
-      const fetched =
-        (f: (...a: unknown[]) => unknown) =>
-        (...a: unknown[]) => {
-          clearTimeout(timer)
-          const r = f(...a)
-          Promise.resolve(r).then(() => active.has(q) && arm(), noop)
-          return r
-        }
-      let fn = fetched(q.cursorFn)
-      Object.defineProperty(q, 'cursorFn', {
-        get: () => fn,
-        set: (f: (...a: unknown[]) => unknown) => {
-          fn = fetched(f)
-        },
-        configurable: true,
-      })
-    }
-    return () => {
-      clearTimeout(timer)
-      clearTimeout(destroy)
-    }
-  }
-
   const hooks: HookContext = {
     refuse: (q, gated) =>
-      closed ? clientClosed() : (guardQuery(q, config.guard) ?? (gated ? deadlocked() : undefined)),
+      closed
+        ? clientClosed()
+        : (guardQuery(q, config.guard) ??
+          (config.hyperdrive ? hyperdriveGuard(q, config.guard) : undefined) ??
+          (gated ? deadlocked() : undefined)),
     closedNow: () => (closed ? clientClosed() : undefined),
     beforeSend: (q) => {
+      if (observer) texts.set(q, statementText(q)) // before inlining: the template, never values
       if (!arraysSynced && config.driver.fetch_types === false) syncArrayTypes(real!)
       arraysSynced = true
       // Values as escaped literals: one round trip per query instead of two (see inline/inliner.ts).
@@ -177,24 +161,21 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     },
     sent: (q) => {
       queries++
-      const canceller = q.canceller as ((q: unknown) => void) | null
-      active.set(q, () => {
-        if (canceller)
-          Promise.resolve()
-            .then(() => canceller(q))
-            .catch(noop)
-      })
-      const clear = deadline(q)
-      return () => {
-        clear()
-        active.delete(q)
-        if (active.size === 0) drained()
+      const settled = running.track(q)
+      const end = observer?.statement(texts.get(q) ?? '')
+      // Ends with the query (resolve/reject), never through a handler on its promise (see query-hook.ts).
+      return (error?: unknown) => {
+        settled()
+        if (end) error === undefined ? end() : end(error)
       }
     },
     mapError,
   }
   const proxyContext: ProxyContext = {
     transaction,
+    max: options.max,
+    connecting: () => observer?.connecting(),
+    reservations,
     guardRefuses: config.guard === 'error',
     prepare: config.driver.prepare,
     isClosed: () => closed,
@@ -204,22 +185,6 @@ export function createRequestClient(config: ClientConfig): RequestClient {
     ...(pooled && { lease: (g) => leases!.lease(g) }),
     mapError,
     owner,
-  }
-
-  // Cancel first, and again until our statements settled (at most `ms`): PgBouncer drops a CancelRequest
-  // whose client has already disconnected, and a statement still queued in PgBouncer (no server free yet)
-  // cannot be cancelled before it starts — the repeated cancel catches it as soon as it does.
-  const cancelUntilSettled = async (ms: number) => {
-    if (!active.size || lost) return
-    cancelRunning()
-    const repeat = setInterval(cancelRunning, ABORT_CANCEL_EVERY_MS)
-    let give: ReturnType<typeof setTimeout> | undefined
-    await new Promise<void>((r) => {
-      drained = r
-      give = setTimeout(r, ms)
-    })
-    clearInterval(repeat)
-    clearTimeout(give)
   }
 
   const sql = wrapSql(proxyContext, ensure, inFlight, true)
@@ -238,19 +203,27 @@ export function createRequestClient(config: ClientConfig): RequestClient {
       closed = true
       leases?.stop()
       if (!real) return
-      await cancelUntilSettled(ABORT_WAIT_MS)
+      if (!lost) await running.cancelUntilSettled(ABORT_WAIT_MS)
+      await releaseAll()
       // Shared pool: only this request's connections, and only those still busy after the cancel.
       if (leases) (await leases.settled(1000)) || leases.destroyHeld()
       else await real.end({ timeout: 0 })
+      observer?.closed()
     },
     async close(timeout: number) {
       closed = true
+      await releaseAll()
       // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
-      if (!leases) return real?.end({ timeout: lost ? 0 : timeout })
+      if (!leases) {
+        await real?.end({ timeout: lost ? 0 : timeout })
+        if (real) observer?.closed()
+        return
+      }
       leases.stop()
-      if (!lost && (await leases.settled(timeout * 1000))) return
-      await cancelUntilSettled(1000)
+      if (!lost && (await leases.settled(timeout * 1000))) return observer?.closed()
+      if (!lost) await running.cancelUntilSettled(1000)
       leases.destroyHeld()
+      observer?.closed()
     },
   }
   return client

@@ -7,13 +7,20 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
 import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY } from '../errors'
 import type { Gate, Release } from './gate'
+import { reserveMethod } from './reserve'
 
 /** What a wrapped `Sql` needs from its request client. */
 export interface ProxyContext {
   transaction: boolean
+  /** Connections per request (`max`). */
+  max: number
+  /** The client is about to need a connection (for observers). */
+  connecting?(): void
+  /** Reserved connections not yet released (`sql.reserve()`). */
+  reservations?: Set<() => Promise<void>>
   /** The guard refuses (level `error`). */
   guardRefuses: boolean
-  /** postgres.js's `prepare` for `sql.file` (the preset's). */
+  /** postgres.js's `prepare` (the preset's): `true` only outside transaction mode, and with Hyperdrive. */
   prepare: boolean | undefined
   isClosed(): boolean
   /** The driver client, created on first use. */
@@ -50,7 +57,6 @@ const rejectWith = (method: keyof typeof SESSION_ONLY) => async (): Promise<neve
 const SESSION_ONLY_METHODS = {
   listen: rejectWith('listen'),
   subscribe: rejectWith('subscribe'),
-  reserve: rejectWith('reserve'),
 }
 
 const noop = () => {}
@@ -107,7 +113,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   top: boolean,
 ): S {
   const checkPrepare = (opts: Record<string, any>) => {
-    if (ctx.transaction && opts.prepare === true) throw prepareUnsupported()
+    if (ctx.transaction && !ctx.prepare && opts.prepare === true) throw prepareUnsupported()
   }
   const overrides: Record<string, unknown> = {
     unsafe(text: string, ...rest: unknown[]) {
@@ -210,6 +216,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
           s.begin = own
         }
       },
+      reserve: reserveMethod(ctx, g, wrapSql),
       ...(ctx.transaction && SESSION_ONLY_METHODS),
     })
   }

@@ -1,33 +1,18 @@
 /**
- * The socket postgres.js drives when hono-pooler owns the setup phase. It sits between postgres.js and
- * the real socket (already TLS when asked): postgres.js writes its StartupMessage as usual; this socket
- * runs SCRAM-SHA-256 itself (keys from the cache, see scram.ts), swallows the SASL messages and hands
- * postgres.js everything from AuthenticationOk on, after which it is a plain pass-through. Other methods
- * (md5, cleartext, trust) and CancelRequests pass through untouched: postgres.js answers them itself.
- *
- * Pipelined (`pipelineConnect`): StartupMessage + SASLInitialResponse leave in one write; on the
- * server-first message postgres.js gets a synthetic AuthenticationOk + ReadyForQuery, so it sends its first
- * statement at once, and that statement leaves in the same write as the SASLResponse. The server's own
- * AuthenticationOk and first ReadyForQuery are then swallowed. A server that answers anything but SCRAM:
- * this connection is replaced by a normal one (nothing was handed to postgres.js yet) and `onNotScram` is
- * told. A wrong password: the server answers the SASL error, postgres.js rejects the statement with it,
- * and the statement never runs.
+ * The socket postgres.js drives when hono-pooler owns the setup phase, between postgres.js and the real
+ * socket (already TLS when asked). It runs SCRAM-SHA-256 itself (cached keys, scram.ts), swallows the SASL
+ * messages and, once the server's signature is verified, hands postgres.js everything from
+ * AuthenticationOk on (then a plain pass-through). md5, cleartext, trust and CancelRequests pass through.
+ * Until SCRAM is verified only 'R' in SCRAM's order, 'E' and 'N' are accepted: anything else is an
+ * impostor's (AUTH_FAILED). Pipelined (`pipelineConnect`): StartupMessage + SASLInitialResponse in one
+ * write; on the server-first message postgres.js gets a synthetic AuthenticationOk + ReadyForQuery, and
+ * its first statement leaves with the SASLResponse. A server not asking for SCRAM: a normal connection
+ * replaces this one and `onNotScram` is told. See docs/fast-connect.md.
  */
 import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
-import { saslSignatureMismatch } from '../errors'
-import {
-  AUTH,
-  authType,
-  firstWriteKind,
-  messageReader,
-  SYNTHETIC_READY,
-  saslData,
-  saslInitialResponse,
-  saslMechanisms,
-  saslResponse,
-} from './messages'
-import { type ScramExchange, scramExchange } from './scram'
+import { type Action, type LoginContext, loginRules } from './login'
+import { firstWriteKind, messageReader, SYNTHETIC_READY } from './messages'
 import { quietErrors, type Transport } from './transport'
 
 export interface HandshakeOptions {
@@ -46,7 +31,6 @@ export interface HandshakeOptions {
 }
 
 type Phase = 'opening' | 'startup' | 'auth' | 'await-first' | 'final' | 'pass' | 'closed'
-const SCRAM = 'SCRAM-SHA-256'
 const noop = () => {}
 
 /**
@@ -70,9 +54,6 @@ export function handshakeSocket(o: HandshakeOptions) {
   let passFirst = false
   let password = ''
   let pipelined = o.pipeline
-  let scram: ScramExchange | undefined
-  let scramDone = false
-  let swallowReady = false
   let pendingFinal: Buffer | undefined
   let reader = messageReader()
   let keepAlive: [boolean, number] | undefined
@@ -94,6 +75,8 @@ export function handshakeSocket(o: HandshakeOptions) {
     pause: () => transport?.pause?.(),
     resume: () => transport?.resume?.(),
   })
+
+  let rules = loginRules(login())
 
   const timedOut = () => fail(Object.assign(new Error('CONNECT_TIMEOUT'), { code: 'CONNECT_TIMEOUT' }))
   const timer = o.timeoutMs > 0 ? setTimeout(timedOut, o.timeoutMs) : undefined
@@ -135,10 +118,8 @@ export function handshakeSocket(o: HandshakeOptions) {
 
   function begin() {
     phase = 'auth'
-    if (pipelined) {
-      scram = scramExchange()
-      transport?.write(Buffer.concat([startup as Buffer, saslInitialResponse(SCRAM, scram.clientFirst)]))
-    } else transport?.write(startup as Buffer)
+    if (pipelined) transport?.write(Buffer.concat([startup as Buffer, rules.initialResponse()]))
+    else transport?.write(startup as Buffer)
   }
 
   function write(data: Uint8Array, cb?: (err?: Error | null) => void): boolean {
@@ -177,6 +158,9 @@ export function handshakeSocket(o: HandshakeOptions) {
   function fail(err: unknown) {
     if (phase === 'closed') return
     socket.emit('error', err)
+    // Pipelined: postgres.js holds its statement (rejected just now) until a ReadyForQuery; without one its
+    // end() would wait for closeTimeout.
+    if (phase === 'await-first' || phase === 'final') socket.emit('data', SYNTHETIC_READY.subarray(9))
     if (transport) transport.destroy()
     else closed(true)
   }
@@ -197,79 +181,49 @@ export function handshakeSocket(o: HandshakeOptions) {
 
   function onData(chunk: Buffer) {
     if (phase === 'pass') return void socket.emit('data', chunk)
-    const messages = reader.push(chunk)
-    for (let k = 0; k < messages.length; k++) {
-      const m = messages[k] as Buffer
-      const action = handle(m)
-      if (action === 'stop') return
-      if (action === 'forward') socket.emit('data', m)
-      else if (action === 'pass' || action === 'pass-after') {
-        const from = action === 'pass' ? k : k + 1
-        return goPass(Buffer.concat([...messages.slice(from), reader.rest()]))
+    try {
+      const messages = reader.push(chunk)
+      for (let k = 0; k < messages.length; k++) {
+        const m = messages[k] as Buffer
+        const action: Action =
+          phase === 'await-first' || phase === 'final' ? rules.afterReady(m) : rules.beforeReady(m)
+        if (action === 'stop') return
+        if (action === 'forward') socket.emit('data', m)
+        else if (action === 'pass' || action === 'pass-after') {
+          const from = action === 'pass' ? k : k + 1
+          return goPass(Buffer.concat([...messages.slice(from), reader.rest()]))
+        }
       }
+    } catch (e) {
+      fail(e) // a malformed message: a coded error for the request, never a crash
     }
   }
 
-  function handle(m: Buffer): 'forward' | 'swallow' | 'pass' | 'pass-after' | 'stop' {
-    const type = m[0]
-    if (type === 0x5a && swallowReady) return 'pass-after' // the real ReadyForQuery after a pipelined login
-    if (type === 0x45 && pipelined && (phase === 'final' || phase === 'await-first')) {
-      // A login error (FATAL) after the synthetic ReadyForQuery: postgres.js holds an error until the next
-      // ReadyForQuery, which the server (closing) never sends. Give it one, so the statement rejects now.
-      socket.emit('data', m)
-      socket.emit('data', SYNTHETIC_READY.subarray(9))
-      return 'pass-after'
+  function login(): LoginContext {
+    return {
+      pipelined,
+      password: () => password,
+      send: (data) => transport?.write(data),
+      emit: (data) => socket.emit('data', data),
+      holdFinal,
+      fallback,
+      fail,
     }
-    if (type !== 0x52) return type === 0x45 ? 'pass' : 'forward'
-    const auth = authType(m)
-    if (auth === AUTH.sasl) {
-      if (!saslMechanisms(m).includes(SCRAM)) return pipelined ? fallback() : 'pass'
-      if (!pipelined) {
-        scram = scramExchange()
-        transport?.write(saslInitialResponse(SCRAM, scram.clientFirst))
-      }
-      return 'swallow'
-    }
-    if (auth === AUTH.saslContinue && scram) {
-      let final: Buffer
-      try {
-        final = saslResponse(scram.clientFinal(saslData(m), password))
-      } catch (e) {
-        fail(e)
-        return 'stop'
-      }
-      if (!pipelined) {
-        transport?.write(final)
-        return 'swallow'
-      }
-      phase = 'await-first'
-      pendingFinal = final
-      socket.emit('data', SYNTHETIC_READY)
-      // postgres.js writes its first statement from a setImmediate queued just now; if it has none, the
-      // SASLResponse leaves alone.
-      setImmediate(() => {
-        if (phase !== 'await-first') return
-        phase = 'final'
-        transport?.write(pendingFinal as Buffer)
-        pendingFinal = undefined
-      })
-      return 'swallow'
-    }
-    if (auth === AUTH.saslFinal && scram) {
-      if (scram.verifyServer(saslData(m))) {
-        scramDone = true
-        return 'swallow'
-      }
-      fail(saslSignatureMismatch())
-      return 'stop'
-    }
-    if (auth === AUTH.ok && scramDone) {
-      if (!pipelined) return 'pass'
-      swallowReady = true
-      return 'swallow'
-    }
-    // trust, md5, cleartext, …: postgres.js's business, unless we already sent a SASL message.
-    return pipelined ? fallback() : 'pass'
+  }
+
+  /** Pipelined: postgres.js gets a synthetic ReadyForQuery; its first statement leaves with `final`. */
+  function holdFinal(final: Buffer) {
+    phase = 'await-first'
+    pendingFinal = final
+    socket.emit('data', SYNTHETIC_READY)
+    // postgres.js writes its first statement from a setImmediate queued just now; if it has none, the
+    // SASLResponse leaves alone.
+    setImmediate(() => {
+      if (phase !== 'await-first') return
+      phase = 'final'
+      transport?.write(pendingFinal as Buffer)
+      pendingFinal = undefined
+    })
   }
 
   /** The server did not take the pipelined SCRAM login: a fresh, normal connection (same startup). */
@@ -281,7 +235,7 @@ export function handshakeSocket(o: HandshakeOptions) {
     old?.on('error', noop)
     old?.destroy()
     pipelined = false
-    scram = undefined
+    rules = loginRules(login())
     reader = messageReader()
     phase = 'opening'
     o.open().then((t) => {

@@ -4,6 +4,7 @@
  * See https://www.postgresql.org/docs/current/protocol-message-formats.html.
  */
 import { Buffer } from 'node:buffer'
+import { loginProtocolError } from '../errors'
 
 /** Int32 length 8 + the SSLRequest code 80877103. */
 export const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
@@ -63,11 +64,26 @@ export function saslMechanisms(msg: Buffer): string[] {
 /** The SASL data of an AuthenticationSASLContinue/Final message. */
 export const saslData = (msg: Buffer): string => msg.toString('utf8', 9)
 
-/** The authentication type of an 'R' message. */
-export const authType = (msg: Buffer): number => msg.readUInt32BE(5)
+/**
+ * The authentication type of an 'R' message, after checking its length for that type (SASL steps carry
+ * data); throws `CONNECT_FAILED` on a malformed one.
+ *
+ * @example
+ * ```ts
+ * authType(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0])) // 0 (AuthenticationOk)
+ * ```
+ */
+export function authType(msg: Buffer): number {
+  if (msg.length < 9) throw loginProtocolError(`an authentication request of ${msg.length} bytes`)
+  const type = msg.readUInt32BE(5)
+  const min = type === AUTH.md5 ? 13 : type >= AUTH.sasl && type <= AUTH.saslFinal ? 10 : 9
+  if (msg.length < min) throw loginProtocolError(`authentication request ${type} without its data`)
+  return type
+}
 
 /**
- * Splits a byte stream into backend messages (type byte + Int32 length); keeps the incomplete tail.
+ * Splits a byte stream into backend messages (type byte + Int32 length); keeps the incomplete tail. A
+ * length below 4 throws `CONNECT_FAILED`.
  *
  * @example
  * ```ts
@@ -83,7 +99,9 @@ export function messageReader(): { push(chunk: Buffer): Buffer[]; rest(): Buffer
       const out: Buffer[] = []
       let at = 0
       while (pending.length - at >= 5) {
-        const end = at + 1 + pending.readUInt32BE(at + 1)
+        const length = pending.readUInt32BE(at + 1)
+        if (length < 4) throw loginProtocolError(`a message length of ${length}`)
+        const end = at + 1 + length
         if (end > pending.length) break
         out.push(pending.subarray(at, end))
         at = end

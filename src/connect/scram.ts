@@ -7,6 +7,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto'
+import { scramInvalid } from '../errors'
 
 interface Keys {
   clientKey: Buffer
@@ -14,8 +15,13 @@ interface Keys {
   serverKey: Buffer
 }
 
-/** At most this many (password, salt, iterations) entries; the oldest is dropped first. */
+/** At most this many (password, salt, iterations) entries; the least recently used is dropped first. */
 const CACHE_SIZE = 8
+/**
+ * Above this, PBKDF2 would block the event loop for seconds (a hostile or broken server's `i=`): refused.
+ * Postgres uses 4 096 (`scram_iterations`, settable per role); 1 000 000 is ~0.2 s of CPU.
+ */
+const MAX_ITERATIONS = 1_000_000
 const cache = new Map<string, Keys>()
 let derivations = 0
 
@@ -39,7 +45,11 @@ export const clearScramCache = (): void => cache.clear()
 function keysFor(password: string, salt: string, iterations: number): Keys {
   const id = createHash('sha256').update(`${salt}\0${iterations}\0`).update(password).digest('base64')
   const hit = cache.get(id)
-  if (hit) return hit
+  if (hit) {
+    cache.delete(id) // most recently used last: eviction takes the first
+    cache.set(id, hit)
+    return hit
+  }
   derivations++
   const salted = pbkdf2Sync(password, Buffer.from(salt, 'base64'), iterations, 32, 'sha256')
   const clientKey = hmac(salted, 'Client Key')
@@ -57,7 +67,7 @@ function keysFor(password: string, salt: string, iterations: number): Keys {
 export interface ScramExchange {
   /** `n,,n=*,r=<nonce>`: independent of anything the server sends (what pipelining relies on). */
   readonly clientFirst: string
-  /** The client-final message for the server-first one; throws `SCRAM_*` on a malformed or foreign nonce. */
+  /** The client-final message for the server-first one; throws `AUTH_FAILED` on a malformed one (foreign nonce, no salt, `i` above 1 000 000, `m=`). */
   clientFinal(serverFirst: string, password: string): string
   /** True when the server's `v=` proves it knows the password. */
   verifyServer(serverFinal: string): boolean
@@ -82,14 +92,17 @@ export function scramExchange(nonce = randomBytes(18).toString('base64'), user =
   return {
     clientFirst: `n,,${clientFirstBare}`,
     clientFinal(serverFirst, password) {
+      // RFC 5802 §5.1: a server-first starting with the mandatory-extension attribute `m=` must fail.
+      if (serverFirst.startsWith('m=')) throw scramInvalid('a mandatory extension (m=) is not supported')
       const attrs = new Map(serverFirst.split(',').map((kv) => [kv[0], kv.slice(2)] as const))
       const r = attrs.get('r') ?? ''
       const s = attrs.get('s') ?? ''
       const i = Number(attrs.get('i'))
-      if (!r.startsWith(nonce) || r.length <= nonce.length || !s || !Number.isInteger(i) || i < 1)
-        throw Object.assign(new Error('SCRAM: the server-first message is invalid'), {
-          code: 'SCRAM_INVALID',
-        })
+      if (!r.startsWith(nonce) || r.length <= nonce.length)
+        throw scramInvalid('the server nonce does not extend ours')
+      if (!s) throw scramInvalid('no salt')
+      if (!Number.isInteger(i) || i < 1 || i > MAX_ITERATIONS)
+        throw scramInvalid(`iteration count must be 1…${MAX_ITERATIONS}`)
       const keys = keysFor(password, s, i)
       const withoutProof = `c=biws,r=${r}`
       const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`

@@ -1,9 +1,10 @@
 /**
  * TLS for the setup phase with postgres.js's `ssl` semantics: `false`/`disable` none; `prefer`/`allow` TLS
- * when the server agrees, unverified; `require` TLS, unverified; `true`/`verify-full` (and any other string)
- * TLS verified against the system CAs; an object is passed to `tls.connect` (e.g. `{ ca }`), verified unless
- * it says `rejectUnauthorized: false`. `sslnegotiation=direct` starts TLS at once (ALPN `postgresql`),
- * otherwise an SSLRequest asks first. Node: `node:net` + `node:tls`, imported only when used.
+ * when the server agrees, unverified; `require` TLS, unverified; `true`/`verify-full` (and any other string,
+ * `verify-ca` included: it gets verify-full's stricter host-name check too) TLS verified against the
+ * system CAs; an object is passed to `tls.connect` (e.g. `{ ca }`), verified unless it says
+ * `rejectUnauthorized: false`. `sslnegotiation=direct` starts TLS at once (ALPN `postgresql`), otherwise an
+ * SSLRequest asks first. Node: `node:net` + `node:tls`, imported only when used.
  */
 import type { Socket } from 'node:net'
 import { tlsRefused } from '../errors'
@@ -40,12 +41,23 @@ export function tlsSettings(ssl: unknown, sslnegotiation: unknown): TlsSettings 
   return { mode: 'verify-full', options: {}, direct }
 }
 
-/** True when the server's certificate is verified (what `pipelineConnect` needs off loopback). */
-export const verifiesServer = (t: TlsSettings): boolean => t.mode === 'verify-full'
+/**
+ * True when the server's certificate is verified (what `pipelineConnect` needs off loopback). An `ssl`
+ * object with its own `checkServerIdentity` does not count: hono-pooler cannot tell what it checks.
+ *
+ * @example
+ * ```ts
+ * verifiesServer(tlsSettings({ ca: 'PEM', checkServerIdentity: () => undefined }, null)) // false
+ * ```
+ */
+export const verifiesServer = (t: TlsSettings): boolean =>
+  t.mode === 'verify-full' && t.options.checkServerIdentity === undefined
 
 // Imported on first use, then kept: a dynamic import per connection costs ~0.1 ms of CPU (the ESM loader).
 let netModule: Promise<typeof import('node:net')> | undefined
 let tlsModule: Promise<typeof import('node:tls')> | undefined
+
+const noop = () => {}
 
 /** True for an IP literal (no SNI, as postgres.js). */
 const isIp = (host: string) => /^[\d.]+$/.test(host) || host.includes(':')
@@ -63,13 +75,16 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
   netModule ??= import('node:net')
   const net = await netModule
   const socket = net.connect({ host, port })
+  // Until handshake.ts attaches its own listener, an 'error' (e.g. a reset right after connect) must not
+  // be unhandled: each `removeAllListeners` below keeps this no-op.
+  socket.on('error', noop)
   socket.setNoDelay(true)
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve)
       socket.once('error', reject)
     })
-    socket.removeAllListeners('error')
+    socket.removeAllListeners('error').on('error', noop)
     if (tls.mode === 'disable') return socket
     if (!tls.direct) {
       socket.write(SSL_REQUEST)
@@ -78,7 +93,7 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
         socket.once('error', reject)
         socket.once('close', () => reject(tlsRefused(host, port, 'the server closed the connection')))
       })
-      socket.removeAllListeners()
+      socket.removeAllListeners().on('error', noop)
       // More than the one byte: something injected plaintext before the handshake (CVE-2021-23222).
       if (answer.length !== 1 || (answer[0] !== 0x53 && answer[0] !== 0x4e))
         throw tlsRefused(host, port, 'unexpected answer to SSLRequest')
@@ -99,7 +114,7 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
       secure.once('secureConnect', resolve)
       secure.once('error', reject)
     })
-    secure.removeAllListeners('error')
+    secure.removeAllListeners('error').on('error', noop)
     return secure
   } catch (e) {
     socket.destroy()

@@ -9,8 +9,12 @@ import { env } from 'hono/adapter'
 import type { Sql } from 'postgres'
 import { createRequestClient } from '../client/request-client'
 import { PoolerError } from '../errors'
+import { hyperdriveUrl } from '../hyperdrive'
 import { type CloseReason, type PoolerOptions, parseOptions } from '../options'
 import { clientConfig } from '../preset'
+import { openTelemetry } from '../telemetry/otel'
+import { RequestTelemetry } from '../telemetry/request-telemetry'
+import { appendServerTiming } from '../telemetry/server-timing'
 import { track, watchResponses } from './response'
 import { findWaitUntil, settle } from './wait-until'
 
@@ -55,8 +59,15 @@ function resolveUrl(c: Context, url: PoolerOptions['url'], binding: string): str
 export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variables: PoolerVariables }> {
   const opts = parseOptions(options)
   return async function pooler(c, next) {
-    const config = clientConfig(resolveUrl(c, opts.url, opts.binding), opts)
-    const client = createRequestClient(config)
+    const url = opts.hyperdrive ? hyperdriveUrl(c, opts.hyperdrive) : resolveUrl(c, opts.url, opts.binding)
+    const config = clientConfig(url, opts)
+    const otel = opts.openTelemetry ? await openTelemetry(opts.openTelemetry) : undefined
+    const telemetry = opts.serverTiming || otel ? new RequestTelemetry(config.info, otel) : undefined
+    const client = createRequestClient(config, telemetry)
+    // Server-Timing on responses sent whole (a streamed body's queries are not over when its headers go).
+    const timing = () => {
+      if (opts.serverTiming && telemetry) appendServerTiming(c, telemetry.serverTiming())
+    }
     const started = Date.now()
     let closing: Promise<void> | undefined
     const signal = c.req.raw.signal as AbortSignal | undefined
@@ -97,10 +108,15 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     const res = c.res
     // isLive() first: reading res.body of a static response forces @hono/node-server off its fast path.
     // An error answered by onError (Hono's compose catches it): close now, whatever the response is.
-    if (c.error) return settle(c, close('error'))
-    if (closing || !isLive() || !res.body) return settle(c, close('done'))
+    if (closing || c.error || !isLive() || !res.body) {
+      timing()
+      return settle(c, close(c.error ? 'error' : 'done'))
+    }
     // A body already read or locked cannot be tracked (and will not query): close now.
-    if (res.bodyUsed || res.body.locked) return settle(c, close('done'))
+    if (res.bodyUsed || res.body.locked) {
+      timing()
+      return settle(c, close('done'))
+    }
     // HEAD: Hono drops the body without reading or cancelling it; stop the stream and close now.
     if (c.req.method === 'HEAD') {
       res.body.cancel().catch(() => {})

@@ -7,6 +7,7 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildCli, type CliRun, check, type Report, runCli } from '../support/cli'
+import { be, clientFirstOf, type FakePg, startFakePg } from '../support/fake-pg'
 import { stack } from '../support/stack'
 
 let cli: Awaited<ReturnType<typeof buildCli>>
@@ -231,6 +232,33 @@ describe('hono-pooler doctor', () => {
     for (const r of runs) {
       expect(r.stdout).not.toContain(stack.password)
       expect(r.stderr).not.toContain(stack.password)
+    }
+  })
+
+  it('a server that ends the login without proving it knows the password: auth fails, the pipeline probe never reports ok', async () => {
+    let fake: FakePg | undefined
+    try {
+      fake = await startFakePg(async (c) => {
+        c.send(be.authSasl('SCRAM-SHA-256'))
+        const first = await c.next()
+        const nonce = clientFirstOf(first).split('r=')[1]
+        c.send(
+          be.saslContinue(
+            `r=${nonce}IMPOSTOR,s=${Buffer.from('0123456789abcdef').toString('base64')},i=4096`,
+          ),
+        )
+        await c.next() // the client-final message: answered with a login OK, never a SASLFinal
+        c.send(be.authOk(), be.keyData(), be.ready())
+        for (;;) if ((await c.next()).type === 'X') return
+      })
+      const r = await doctor(['--json', '--probe-pipeline', '--timeout', '20'], { DATABASE_URL: fake.url() })
+      const report = json(r)
+      expect(check(report, 'auth').status).toBe('fail')
+      expect(check(report, 'auth').message).toMatch(/AUTH_FAILED|password|signature/i)
+      expect(check(report, 'pipeline').status).not.toBe('ok')
+      expect(r.code).toBe(1)
+    } finally {
+      await fake?.close()
     }
   })
 })

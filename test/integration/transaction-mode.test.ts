@@ -259,19 +259,15 @@ describe('named prepared statements', () => {
 })
 
 describe('session-only driver features are refused in transaction mode', () => {
-  it('sql.listen, sql.subscribe, sql.reserve', async () => {
+  it('sql.listen, sql.subscribe', async () => {
     const { app, errors } = appWith(async (sql) => {
       const codes: string[] = []
-      for (const call of [
-        () => sql.listen('ch', () => {}),
-        () => sql.subscribe('*', () => {}),
-        () => sql.reserve(),
-      ])
+      for (const call of [() => sql.listen('ch', () => {}), () => sql.subscribe('*', () => {})])
         await call().catch((e: PoolerError) => codes.push(e.code))
       return codes
     })
     expect(await (await app.request('/')).json()).toEqual({
-      result: ['LISTEN_UNSUPPORTED', 'SUBSCRIBE_UNSUPPORTED', 'RESERVE_UNSUPPORTED'],
+      result: ['LISTEN_UNSUPPORTED', 'SUBSCRIBE_UNSUPPORTED'],
     })
     expect(errors).toEqual([])
     expect(await waitForNoClients(APP)).toEqual([])

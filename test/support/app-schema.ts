@@ -79,7 +79,16 @@ export async function checkRoutes(fetchRoute: Call, tag: string): Promise<number
   }
   res = await call('/notes', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' })
   expect(res.status).toBe(400)
-  expect(((await res.json()) as any).error.code).toBe('HTTP_ERROR')
+  expect(((await res.json()) as any).error).toEqual({
+    code: 'INVALID_REQUEST',
+    message: expect.stringMatching(/JSON/),
+  })
+  // No content type: one error shape too, saying what is missing (not "expected string, received undefined").
+  res = await call('/notes', { method: 'POST', body: JSON.stringify({ text: 'no content type' }) })
+  expect(res.status).toBe(400)
+  expect(await res.json()).toEqual({
+    error: { code: 'INVALID_REQUEST', message: 'Expected a JSON body (content-type: application/json)' },
+  })
   res = await postJson(call, '/notes', { text: 'x'.repeat(500) })
   expect(res.status).toBe(201)
   await res.body?.cancel()

@@ -14,11 +14,13 @@ export type Worker = Awaited<ReturnType<typeof import('wrangler').unstable_start
  * @param entrypoint the Worker entry (wraps examples/workers/index.ts)
  * @param secrets bindings, passed as secret_text as in production (`wrangler secret put`): never printed
  * @param logs receives every console line; errors and warnings that are not the observer's are echoed
+ * @param config the wrangler.toml (the root one unless given: e.g. one with a `[[hyperdrive]]` binding)
  */
 export async function startWorker(
   entrypoint: string,
   secrets: Record<string, string>,
   logs: string[],
+  config = 'wrangler.toml',
 ): Promise<{ worker: Worker; base: URL }> {
   for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) {
     const original = console[level].bind(console)
@@ -30,7 +32,7 @@ export async function startWorker(
   }
   const { unstable_startWorker } = await import('wrangler')
   const worker = await unstable_startWorker({
-    config: 'wrangler.toml',
+    config,
     entrypoint,
     bindings: Object.fromEntries(
       Object.entries(secrets).map(([name, value]) => [name, { type: 'secret_text', value }]),

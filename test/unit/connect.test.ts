@@ -1,9 +1,16 @@
 /** The connect layer's pure parts: SCRAM against RFC 7677, the key cache, message framing, TLS modes. */
 import { Buffer } from 'node:buffer'
 import { describe, expect, it, vi } from 'vitest'
-import { firstWriteKind, messageReader, saslInitialResponse } from '../../src/connect/messages'
+import { authType, firstWriteKind, messageReader, saslInitialResponse } from '../../src/connect/messages'
 import { scramExchange } from '../../src/connect/scram'
-import { clearScramCache, scramDerivations, tlsSettings } from '../../src/internal'
+import { verifiesServer } from '../../src/connect/tls'
+import {
+  clearScramCache,
+  clientConfig,
+  parseOptions,
+  scramDerivations,
+  tlsSettings,
+} from '../../src/internal'
 
 // RFC 7677 §3: user "user", password "pencil".
 const NONCE = 'rOprNGfwEbeRWgbNEkqO'
@@ -22,16 +29,38 @@ describe('SCRAM-SHA-256', () => {
     expect(s.verifyServer('e=invalid-proof')).toBe(false)
   })
 
-  it('refuses a server nonce that does not extend ours, and bad salt/iterations', () => {
-    expect(() =>
-      scramExchange(NONCE, 'user').clientFinal('r=other,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096', 'x'),
-    ).toThrow(/server-first/)
-    expect(() => scramExchange(NONCE, 'user').clientFinal(`r=${NONCE}x,s=,i=4096`, 'x')).toThrow(
-      /server-first/,
-    )
-    expect(() => scramExchange(NONCE, 'user').clientFinal(`r=${NONCE}x,s=abc=,i=0`, 'x')).toThrow(
-      /server-first/,
-    )
+  it('refuses a foreign nonce, no salt, bad or huge iteration counts, and m= (AUTH_FAILED)', () => {
+    const refused = (serverFirst: string) => {
+      const start = scramDerivations()
+      expect(() => scramExchange(NONCE, 'user').clientFinal(serverFirst, 'x')).toThrow(
+        expect.objectContaining({ code: 'AUTH_FAILED', message: expect.stringMatching(/SCRAM/) }),
+      )
+      expect(scramDerivations()).toBe(start) // refused before PBKDF2
+    }
+    refused('r=other,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096')
+    refused(`r=${NONCE},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096`) // no server part
+    refused(`r=${NONCE}x,s=,i=4096`)
+    refused(`r=${NONCE}x,s=abc=,i=0`)
+    refused(`r=${NONCE}x,s=abc=,i=1.5`)
+    refused(`r=${NONCE}x,s=abc=,i=1000001`)
+    refused(`r=${NONCE}x,s=abc=,i=4294967296`)
+    refused(`m=ext,${SERVER_FIRST}`)
+    // Control: the bounds themselves are accepted.
+    expect(scramExchange(NONCE, 'user').clientFinal(SERVER_FIRST, 'pencil')).toBe(CLIENT_FINAL)
+  })
+
+  it('evicts the least recently used key, not the oldest', () => {
+    clearScramCache()
+    const run = (pw: string) => scramExchange(NONCE, 'user').clientFinal(SERVER_FIRST, pw)
+    run('pencil')
+    for (let i = 0; i < 7; i++) run(`lru-${i}`) // the cache is full (8)
+    run('pencil') // a hit: now the most recently used
+    const before = scramDerivations()
+    run('lru-extra') // evicts lru-0, the least recently used
+    run('pencil')
+    expect(scramDerivations() - before).toBe(1)
+    run('lru-0')
+    expect(scramDerivations() - before).toBe(2)
   })
 
   it('derives once per (password, salt, iterations): a changed password or salt misses', () => {
@@ -66,6 +95,16 @@ describe('protocol messages', () => {
     expect(r.rest().length).toBe(0)
   })
 
+  it('refuses a message length below 4, and an auth request too short for its type (CONNECT_FAILED)', () => {
+    const failed = expect.objectContaining({ code: 'CONNECT_FAILED' })
+    expect(() => messageReader().push(Buffer.from([0x52, 0, 0, 0, 3, 0, 0]))).toThrow(failed)
+    expect(() => authType(Buffer.from([0x52, 0, 0, 0, 4]))).toThrow(failed)
+    expect(() => authType(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 11]))).toThrow(failed) // no SASL data
+    expect(() => authType(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 5]))).toThrow(failed) // md5 without salt
+    expect(authType(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]))).toBe(0)
+    expect(authType(Buffer.from([0x52, 0, 0, 0, 9, 0, 0, 0, 12, 0x76]))).toBe(12)
+  })
+
   it('tells a StartupMessage from a CancelRequest', () => {
     const startup = Buffer.from([0, 0, 0, 13, 0, 3, 0, 0, 0x75, 0x3d, 0x78, 0, 0])
     expect(firstWriteKind(startup)).toBe('startup')
@@ -94,6 +133,23 @@ describe('TLS modes (postgres.js ssl semantics)', () => {
     [{ rejectUnauthorized: false }, 'require', { rejectUnauthorized: false }],
   ])('%j → %s', (ssl, mode, options) => {
     expect(tlsSettings(ssl, null)).toEqual({ mode, options, direct: false })
+  })
+
+  it('an ssl object with its own checkServerIdentity is not "verified": pipelineConnect refused off loopback', () => {
+    const url = 'postgres://app:pw@db.example.com:6432/app'
+    const custom = { ca: 'PEM', checkServerIdentity: () => undefined }
+    expect(verifiesServer(tlsSettings({ ca: 'PEM' }, null))).toBe(true)
+    expect(verifiesServer(tlsSettings(custom, null))).toBe(false)
+    expect(() => clientConfig(url, parseOptions({ pipelineConnect: true, ssl: custom }))).toThrow(
+      expect.objectContaining({ code: 'PIPELINE_CONNECT_UNSAFE' }),
+    )
+    expect(clientConfig(url, parseOptions({ pipelineConnect: true, ssl: { ca: 'PEM' } })).driver.ssl).toBe(
+      false,
+    )
+  })
+
+  it('sslmode=verify-ca is verified like verify-full (host name included)', () => {
+    expect(tlsSettings('verify-ca', null)).toEqual({ mode: 'verify-full', options: {}, direct: false })
   })
 
   it('sslnegotiation=direct only with TLS', () => {

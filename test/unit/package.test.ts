@@ -21,7 +21,14 @@ describe('the published package', () => {
       import: './dist/index.js',
       default: './dist/index.js',
     })
-    expect(Object.keys(pkg.peerDependencies).sort()).toEqual(['hono', 'postgres', 'zod'])
+    expect(Object.keys(pkg.peerDependencies).sort()).toEqual([
+      '@opentelemetry/api',
+      'hono',
+      'postgres',
+      'zod',
+    ])
+    // OpenTelemetry is optional: npm installs nothing for it, and nothing imports it statically.
+    expect(pkg.peerDependenciesMeta).toEqual({ '@opentelemetry/api': { optional: true } })
     for (const dep of ['hono', 'postgres', 'zod']) expect(pkg.dependencies?.[dep]).toBeUndefined()
   })
 
@@ -70,6 +77,7 @@ describe('the published package', () => {
     expect(js).toMatch(/from ["']zod\/v4\/mini["']/) // zod ^3.25 and ^4 both ship it
     expect(js).not.toContain('function Postgres(') // postgres.js's own source
     expect(js).not.toMatch(/from ["']cloudflare:sockets["']/) // only ever a dynamic import, on workerd
+    expect(js).not.toMatch(/from ["']@opentelemetry\/api["']|import\(["']@opentelemetry/) // loaded only when asked
   })
 })
 
