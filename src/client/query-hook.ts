@@ -41,6 +41,8 @@ export interface HookContext {
   sent(q: any): (error?: unknown) => void
   /** Maps a driver error (connection failures, our own deadline) for query `q`. */
   mapError(e: unknown, q: unknown): unknown
+  /** Pending while CancelRequests of this request are in flight (one landing late would hit the next statement). */
+  quiet(): Promise<void> | undefined
 }
 
 /**
@@ -102,6 +104,9 @@ export function hookQuery<Q>(
       // (the await also lets .values()/.raw() chained after creation apply)
       if (g) release = await g.acquire()
       else await 1
+      // A cancel still on its way would land on whatever this connection runs next: not this statement.
+      const cancelling = ctx.quiet()
+      if (cancelling) await cancelling
       // Cancelled while it waited: postgres.js already rejected it (57014) and its connection would skip it
       // while marking itself busy, wedging every later query. It never reaches the connection.
       if (this.cancelled) return release()
@@ -114,7 +119,10 @@ export function hookQuery<Q>(
       const done = ctx.sent(this)
       onSettled = (e) => {
         done(e)
-        release()
+        // The slot (the connection) is given back once this request's cancels in flight closed.
+        const cancelling = ctx.quiet()
+        if (cancelling) void cancelling.then(release)
+        else release()
       }
       this.handler(this)
     } catch (e) {

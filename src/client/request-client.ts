@@ -170,6 +170,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       }
     },
     mapError,
+    quiet: running.quiet,
   }
   const proxyContext: ProxyContext = {
     transaction,

@@ -18,6 +18,8 @@ export interface FaultProxy {
   url(base: string): string
   /** Adds `ms` of latency to every chunk, both directions (0: none). */
   delay(ms: number): void
+  /** Holds every CancelRequest `ms` before forwarding it (a slow cancel path: it lands after its statement). */
+  delayCancels(ms: number): void
   /** Live connections stop forwarding in both directions; `newToo` also holds connections made later. */
   stall(newToo?: boolean): void
   /** Undoes `stall`. */
@@ -44,10 +46,15 @@ interface Pair {
 export async function faultProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<FaultProxy> {
   const pairs = new Set<Pair>()
   let latency = 0
+  let cancelLatency = 0
   let stallNew = false
   let accepted = 0
 
   const forward = (pair: Pair, to: Socket, chunk: Buffer) => {
+    if (cancelLatency > 0 && to === pair.server && chunk.length === 16 && chunk.readInt32BE(4) === 80877102) {
+      setTimeout(() => to.destroyed || to.write(chunk), cancelLatency)
+      return
+    }
     if (pair.stalled) {
       pair.queue.push({ to, chunk }) // held, never forwarded until resume()
       return
@@ -90,6 +97,9 @@ export async function faultProxy(targetPort: number, targetHost = '127.0.0.1'): 
     },
     delay: (ms) => {
       latency = ms
+    },
+    delayCancels: (ms) => {
+      cancelLatency = ms
     },
     stall: (newToo = false) => {
       stallNew = newToo

@@ -1,0 +1,51 @@
+/**
+ * A CancelRequest opens a connection of its own and can land late: after its statement settled, when the
+ * request's next statement already runs on the same PgBouncer client connection. The request client waits
+ * for the cancels in flight (bounded) before it sends anything else, so the next statement never sees them.
+ * The fault proxy holds each CancelRequest a while (a slow cancel path) to make "late" certain.
+ */
+import { Hono } from 'hono'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type PoolerVariables, pooler } from '../../src'
+import { type FaultProxy, faultProxy } from '../support/fault-proxy'
+import { stack, waitForNoClients } from '../support/stack'
+
+const APP = 'hp-late-cancel'
+let proxy: FaultProxy
+beforeAll(async () => {
+  proxy = await faultProxy(Number(new URL(stack.databaseUrl).port))
+})
+afterAll(async () => {
+  await proxy.close()
+})
+
+describe('late cancels (no shared pool)', () => {
+  it('a statement finishing right at queryTimeout: the next statement on the connection still succeeds', async () => {
+    proxy.delayCancels(150)
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: proxy.url(stack.databaseUrl), applicationName: APP, queryTimeout: 0.2 }))
+    app.get('/race', async (c) => {
+      // Finishes just after the deadline, before its (slow) cancel lands: it succeeds.
+      const first = await c.var.sql`select pg_sleep(0.22) as x`.then(
+        () => 'ok',
+        (e) => String(e.code),
+      )
+      // The next statement runs when the first one's cancel lands: it must not be the one cancelled.
+      const next = await c.var.sql`select pg_sleep(0.3), 1 as x`.then(
+        () => 'ok',
+        (e) => String(e.code),
+      )
+      return c.json({ first, next })
+    })
+    try {
+      for (let k = 0; k < 3; k++) {
+        const r = await app.request('/race')
+        expect(r.status).toBe(200)
+        expect(await r.json()).toEqual({ first: 'ok', next: 'ok' })
+      }
+      expect(await waitForNoClients(APP)).toEqual([])
+    } finally {
+      proxy.delayCancels(0)
+    }
+  })
+})
