@@ -61,7 +61,8 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
   const err = e as { code?: unknown; message?: unknown }
   const code = typeof err.code === 'string' ? err.code : ''
   const message = scrub(String(err.message ?? ''), config.password)
-  const where = `${config.info.host}:${config.info.port}`
+  const host = config.info.host
+  const where = `${host}:${config.info.port}`
   // The Supabase guide's classic: the direct host is IPv6-only, and Vercel, GitHub Actions, Render… are not.
   const ipv6 = config.info.ipv6Only
     ? ` — ${config.info.host} is IPv6-only: from an IPv4-only platform use the pooler URL (…pooler.supabase.com:6543) or the IPv4 add-on`
@@ -70,25 +71,25 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
     return new PoolerError(
       'CONNECT_FAILED',
       `Cannot reach the database at ${where} (${code || message})${ipv6 || ' — check the host and port in the URL and that the pooler is up'}`,
-      { cause: e },
+      { cause: e, host },
     )
   if (TLS_CODES.test(code))
     return new PoolerError(
       'TLS_FAILED',
       `TLS to ${where} failed (${code.startsWith('ERR_SSL_') ? code : `${code}: ${message}`}) — check sslmode: the server may not offer TLS, or its certificate does not match (verify-full needs the server's CA)`,
-      { cause: e },
+      { cause: e, host },
     )
   if (LOST.has(code) || (code === '08P01' && LOST_BOUNCER.test(message)))
     return new PoolerError(
       'CONNECTION_LOST',
       `The connection to ${where} was lost (${code === '08P01' ? message : code}) — the pooler or the database restarted or went away; retry the request`,
-      { cause: e },
+      { cause: e, host },
     )
   if (code === 'CONNECT_TIMEOUT')
     return new PoolerError(
       'CONNECT_TIMEOUT',
       `No connection to ${where} within ${config.options.connectTimeout} s${ipv6 || ' — the pooler may be overloaded or unreachable from this runtime'}`,
-      { cause: e },
+      { cause: e, host },
     )
   // Only connection-class errors (no SQLSTATE, 08xxx, 53xxx, XX000): a user's own SQL error whose text
   // happens to mention "max_client_conn" stays what it is.
@@ -97,7 +98,7 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
     return new PoolerError(
       'POOLER_SATURATED',
       `The pooler at ${where} refused the connection (${message}) — retry shortly, lower max, or raise the pool size`,
-      { cause: e, retryAfter: 1 },
+      { cause: e, retryAfter: 1, host },
     )
   if (
     code === '28P01' ||
@@ -108,7 +109,7 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
     return new PoolerError(
       'AUTH_FAILED',
       `Authentication to ${where} as "${config.info.user}" failed (${message}) — check the user and password in the URL (Supavisor users look like postgres.<project-ref>)`,
-      { cause: e },
+      { cause: e, host },
     )
   return e
 }

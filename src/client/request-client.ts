@@ -91,7 +91,6 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   // its whole timeout on a connection that lost its socket mid-statement).
   let lost = false
   let failed = false
-  let lastCode: string | undefined
   // A statement past queryTimeout whose cancel did not land: destroy the sockets (a shared pool is never
   // ended: only this request's connections leave it).
   const running = statements(options.queryTimeout, () => {
@@ -125,21 +124,22 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   }
   // Queries past their queryTimeout: whatever they fail with (57014 from our cancel, the destroyed
   // socket) is QUERY_TIMEOUT. A user's own statement_timeout stays 57014.
-  const reported = new WeakSet<PoolerError>()
+  // One event per failure: per error object (the driver's, or ours), and per query (one may be rejected twice).
+  const reported = new WeakSet<object>()
   const mapError = (e: unknown, q?: unknown) => {
     // The request is over and we destroyed its sockets: not a lost connection (a query left running).
     if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
     const mapped =
       running.timedOut(q) && !(e instanceof PoolerError)
-        ? queryTimedOut(options.queryTimeout, e)
+        ? queryTimedOut(options.queryTimeout, e, config.info.host)
         : mapConnectionError(e, config)
     // Reported once: mapped here, or already coded by the connect layer (TLS, SCRAM) — 503/504 codes only.
-    if (mapped instanceof PoolerError && STATUS[mapped.code] && !reported.has(mapped)) {
-      reported.add(mapped)
+    if (mapped instanceof PoolerError && STATUS[mapped.code]) {
       failed = true
       if (mapped.code === 'CONNECTION_LOST' || mapped.code === 'TLS_FAILED') lost = true
-      if (mapped.code === lastCode) return mapped // one event per failure (a query may be rejected twice)
-      lastCode = mapped.code
+      const seen = [mapped, e, q].filter((x): x is object => !!x && typeof x === 'object')
+      if (seen.some((x) => reported.has(x))) return mapped
+      for (const x of seen) reported.add(x)
       emit({ type: 'error', host: config.info.host, mode, code: mapped.code, message: mapped.message })
     }
     return mapped

@@ -43,11 +43,11 @@ export const deadlockInTransaction = (): PoolerError =>
   )
 
 /** A statement had no complete answer within `queryTimeout` seconds (it was cancelled on the server). */
-export const queryTimedOut = (seconds: number, cause?: unknown): PoolerError =>
+export const queryTimedOut = (seconds: number, cause?: unknown, host?: string): PoolerError =>
   new PoolerError(
     'QUERY_TIMEOUT',
     `A statement had no complete answer within ${seconds} s (queryTimeout) and was cancelled on the server — make it faster, or raise queryTimeout (0 disables)`,
-    cause === undefined ? {} : { cause },
+    { ...(cause !== undefined && { cause }), ...(host !== undefined && { host }) },
   )
 
 /**
@@ -63,6 +63,7 @@ export const tlsRefused = (host: string, port: number, why: string): PoolerError
   new PoolerError(
     'TLS_FAILED',
     `TLS to ${host}:${port} failed: ${why} — enable TLS on the server, or use sslmode=prefer / disable for a local database`,
+    { host },
   )
 
 /**
@@ -147,7 +148,7 @@ export const poolTimeout = (seconds: number, host: string, limit: number): Poole
   new PoolerError(
     'POOL_TIMEOUT',
     `No pooled connection to ${host} became free within ${seconds} s (all ${limit} in use) — raise pool.size or pool.overflow, shorten transactions, or raise pool.timeout`,
-    { retryAfter: 1 },
+    { retryAfter: 1, host },
   )
 export const poolClosed = (): PoolerError =>
   new PoolerError('POOL_CLOSED', 'closePools() was called: the server is shutting down — retry', {

@@ -55,17 +55,22 @@ export const STATUS: Readonly<Partial<Record<PoolerErrorCode, 503 | 504>>> = {
   QUERY_TIMEOUT: 504,
 }
 
-export const LOG_INTERVAL_MS = 10_000 // a saturated pooler fails every request: one line per code per 10 s
-const logged = new Map<PoolerErrorCode, { at: number; suppressed: number }>()
+export const LOG_INTERVAL_MS = 10_000 // a saturated pooler fails every request: one line per code and host per 10 s
+const logged = new Map<string, { at: number; suppressed: number }>()
 
-/** Logs `[hono-pooler] CODE: message` at most once per code per `LOG_INTERVAL_MS`, then with the count left out. */
+/**
+ * Logs `[hono-pooler] CODE: message` at most once per code and database host (`err.host`; no host: per code)
+ * per `LOG_INTERVAL_MS`. The lines left out are counted, and the count (`+N more`) is printed with the next
+ * line of that code and host — the first one after the interval — never on its own.
+ */
 export function logError(err: PoolerError, now = Date.now()): void {
-  const seen = logged.get(err.code)
+  const key = err.host === undefined ? err.code : `${err.code} ${err.host}`
+  const seen = logged.get(key)
   if (seen && now - seen.at < LOG_INTERVAL_MS && ++seen.suppressed) return
   const more = seen?.suppressed
     ? ` (+${seen.suppressed} more ${err.code} in the last ${Math.round((now - seen.at) / 1000)} s)`
     : ''
-  logged.set(err.code, { at: now, suppressed: 0 })
+  logged.set(key, { at: now, suppressed: 0 })
   console.error(`[hono-pooler] ${err.code}: ${err.message}${more}`)
 }
 
@@ -82,6 +87,8 @@ export interface PoolerErrorOptions {
   statement?: string
   /** Seconds, sent as `Retry-After` (default: 1 for `POOLER_SATURATED` and `CONNECTION_LOST`). */
   retryAfter?: number
+  /** The database host the error is about (connection errors): the log limit counts per code and host. */
+  host?: string
 }
 
 /**
@@ -103,6 +110,8 @@ export class PoolerError extends Error {
   readonly fix?: string
   readonly statement?: string
   readonly retryAfter?: number
+  /** The database host a connection error is about (no password, no port). */
+  readonly host?: string
   /** HTTP status Hono's default error handler answers with (`STATUS`: 503 connection, 504 timeout, else 500). */
   readonly status: number
 
@@ -115,6 +124,7 @@ export class PoolerError extends Error {
     const retryAfter =
       options.retryAfter ?? (code === 'POOLER_SATURATED' || code === 'CONNECTION_LOST' ? 1 : undefined)
     if (retryAfter !== undefined) this.retryAfter = retryAfter
+    if (options.host !== undefined) this.host = options.host
     this.status = STATUS[code] ?? 500
     // Hono's default onError answers with it (JSON with the code) and, as it does for other errors, logs
     // the detailed message (rate-limited per code): the response carries the public one.

@@ -189,6 +189,29 @@ describe('deadlines', () => {
   })
 })
 
+describe('error events', () => {
+  it('one onEvent error per failure: two statements timing out in one request are two events', async () => {
+    const { app: a, events } = app({ queryTimeout: 0.2 })
+    const codes: string[] = []
+    a.get('/two', async (c) => {
+      for (let i = 0; i < 2; i++)
+        codes.push(
+          await c.var.sql`select pg_sleep(2)`.then(
+            () => 'ok',
+            (e) => String(e.code),
+          ),
+        )
+      return c.json({ codes })
+    })
+    expect((await a.request('/two')).status).toBe(200)
+    expect(codes).toEqual(['QUERY_TIMEOUT', 'QUERY_TIMEOUT'])
+    expect(events.filter((e) => e.type === 'error').map((e) => e.type === 'error' && e.code)).toEqual([
+      'QUERY_TIMEOUT',
+      'QUERY_TIMEOUT',
+    ])
+  })
+})
+
 describe('correctness', () => {
   it("sql.begin passes the callback's own errors unchanged (a fetch failing with ECONNREFUSED)", async () => {
     const { app: a, events } = app()

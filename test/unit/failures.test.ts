@@ -97,6 +97,30 @@ describe('log rate limit', () => {
   })
 })
 
+describe('log rate limit per host', () => {
+  it('keyed by code and host (no host: by code); the count comes with the next line of that key', () => {
+    const lines: string[] = []
+    vi.spyOn(console, 'error').mockImplementation((l: string) => void lines.push(l))
+    const a = new PoolerError('CONNECTION_LOST', 'lost a', { host: 'a.example' })
+    const b = new PoolerError('CONNECTION_LOST', 'lost b', { host: 'b.example' })
+    const none = new PoolerError('CONNECTION_LOST', 'lost')
+    const t = 2_000_000
+    for (let i = 0; i < 3; i++) {
+      logError(a, t + i)
+      logError(b, t + i)
+      logError(none, t + i)
+    }
+    expect(lines).toEqual([
+      '[hono-pooler] CONNECTION_LOST: lost a',
+      '[hono-pooler] CONNECTION_LOST: lost b',
+      '[hono-pooler] CONNECTION_LOST: lost',
+    ])
+    logError(a, t + LOG_INTERVAL_MS)
+    expect(lines).toHaveLength(4)
+    expect(lines[3]).toBe('[hono-pooler] CONNECTION_LOST: lost a (+2 more CONNECTION_LOST in the last 10 s)')
+  })
+})
+
 describe('driver errors', () => {
   const driver = (code: string, message = code) => Object.assign(new Error(message), { code })
 
