@@ -22,8 +22,24 @@ function mapped(
   }
 }
 
-function settled(f: (x: unknown) => void, settle: () => void): (x: unknown) => void {
+function settled(
+  f: (x: unknown) => void,
+  settle: () => void,
+  q: any,
+  ctx: HookContext,
+): (x: unknown) => void {
   return (x) => {
+    // A COPY resolves with its stream when it starts; it settles at its ReadyForQuery (resolved again then).
+    if (q.streaming && x && typeof (x as { pipe?: unknown }).pipe === 'function') {
+      const stream = x as { destroy: (e?: unknown, ...a: unknown[]) => unknown }
+      const destroy = stream.destroy
+      // The driver destroys the stream with the statement's error: mapped like the query's own.
+      stream.destroy = function (this: unknown, e?: unknown, ...a: unknown[]) {
+        return destroy.call(this, e ? ctx.mapError(e, q) : e, ...a)
+      }
+      ctx.copying(q, x)
+      return f(x)
+    }
     settle()
     f(x)
   }
@@ -41,6 +57,8 @@ export interface HookContext {
   sent(q: any): (error?: unknown) => void
   /** Maps a driver error (connection failures, our own deadline) for query `q`. */
   mapError(e: unknown, q: unknown): unknown
+  /** A COPY started streaming (its deadline then runs only while it waits on the network or server). */
+  copying(q: any, stream: unknown): void
   /** Pending while CancelRequests of this request are in flight (one landing late would hit the next statement). */
   quiet(): Promise<void> | undefined
 }
@@ -78,7 +96,7 @@ export function hookQuery<Q>(
   }
   // A cursor assigns new resolve/reject functions per fetch: accessors keep every one mapped and tracked.
   let reject = mapped(q.reject, q, ctx, settle)
-  let resolve = settled(q.resolve, settle)
+  let resolve = settled(q.resolve, settle, q, ctx)
   Object.defineProperty(q, 'reject', {
     get: () => reject,
     set: (f: (e: unknown) => void) => {
@@ -89,7 +107,7 @@ export function hookQuery<Q>(
   Object.defineProperty(q, 'resolve', {
     get: () => resolve,
     set: (f: (x: unknown) => void) => {
-      resolve = settled(f, settle)
+      resolve = settled(f, settle, q, ctx)
     },
     configurable: true,
   })

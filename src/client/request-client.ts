@@ -171,6 +171,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     },
     mapError,
     quiet: running.quiet,
+    copying: running.copying,
   }
   const proxyContext: ProxyContext = {
     transaction,

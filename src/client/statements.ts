@@ -20,6 +20,12 @@ function later(f: () => void, ms: number): ReturnType<typeof setTimeout> {
 export interface Statements {
   /** Tracks a statement just sent; call the returned function when it settled. */
   track(q: any): () => void
+  /**
+   * A COPY's stream (`.readable()` / `.writable()`) started: from now on the deadline runs only while the
+   * COPY waits on the network or the server — a chunk asked for and not delivered, a chunk written and not
+   * flushed, the end written and not confirmed — never while your code is slow to read or write.
+   */
+  copying(q: any, stream: any): void
   /** True once the statement's `queryTimeout` fired (whatever it fails with then is `QUERY_TIMEOUT`). */
   timedOut(q: unknown): boolean
   /** Statements running now. */
@@ -62,12 +68,15 @@ export function statements(queryTimeout: number, stuck: () => void): Statements 
 
   // Cancel on the server at the deadline; if the cancel does not land within a second (stalled network,
   // dead pooler), `stuck` destroys the sockets.
+  // The deadline's clock of each statement (COPY streams start and stop it).
+  const clocks = new Map<any, { arm: () => void; stop: () => void }>()
   const deadline = (q: any): (() => void) => {
     if (!queryTimeout) return noop
     let timer: ReturnType<typeof setTimeout> | undefined
     let destroy: ReturnType<typeof setTimeout> | undefined
     const arm = () => {
       clearTimeout(timer)
+      if (expired.has(q)) return
       timer = later(() => {
         expired.add(q)
         active.get(q)?.()
@@ -75,6 +84,7 @@ export function statements(queryTimeout: number, stuck: () => void): Statements 
       }, queryTimeout * 1000)
     }
     arm()
+    clocks.set(q, { arm: () => active.has(q) && arm(), stop: () => clearTimeout(timer) })
     // A cursor: each fetch has the deadline, not the whole iteration. A batch delivered stops the clock;
     // asking for the next one (its promise settles) starts it again.
     if (q.cursorFn) {
@@ -96,6 +106,7 @@ export function statements(queryTimeout: number, stuck: () => void): Statements 
       })
     }
     return () => {
+      clocks.delete(q)
       clearTimeout(timer)
       clearTimeout(destroy)
     }
@@ -136,6 +147,44 @@ export function statements(queryTimeout: number, stuck: () => void): Statements 
         clear()
         active.delete(q)
         if (active.size === 0) drained()
+      }
+    },
+    copying(q, stream) {
+      const clock = clocks.get(q)
+      if (!clock) return
+      clock.stop()
+      // postgres.js's COPY streams: a Readable fed by `push` (CopyData) whose `_read` resumes the socket, a
+      // Writable whose `_write` / `_final` write to the socket.
+      if (typeof stream._read === 'function') {
+        const read = stream._read
+        const push = stream.push
+        stream._read = function (this: unknown, ...a: unknown[]) {
+          clock.arm() // asked for more: the server has queryTimeout to deliver it
+          return read.apply(this, a)
+        }
+        stream.push = function (this: unknown, chunk: unknown, ...a: unknown[]) {
+          const more = push.call(this, chunk, ...a)
+          // Delivered; the clock runs on only while the reader still wants more.
+          chunk !== null && more ? clock.arm() : clock.stop()
+          return more
+        }
+      }
+      if (typeof stream._write === 'function') {
+        const write = stream._write
+        stream._write = function (this: unknown, chunk: unknown, enc: unknown, cb: (e?: unknown) => void) {
+          clock.arm()
+          return write.call(this, chunk, enc, (e?: unknown) => {
+            clock.stop()
+            cb(e)
+          })
+        }
+      }
+      if (typeof stream._final === 'function') {
+        const final = stream._final
+        stream._final = function (this: unknown, ...a: unknown[]) {
+          clock.arm() // the end is written: the server has queryTimeout to confirm it
+          return final.apply(this, a)
+        }
       }
     },
     timedOut: (q) => !!q && typeof q === 'object' && expired.has(q),
