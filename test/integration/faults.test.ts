@@ -12,6 +12,7 @@ import {
   type Answer,
   ask,
   bouncerClients,
+  bouncerSet,
   faultApp,
   ownStack,
   serverActivity,
@@ -129,6 +130,33 @@ describe('a live connection dies', () => {
       await new Promise((r) => setTimeout(r, 100))
     }
     expect(ok?.status).toBe(200)
+  })
+
+  it('Postgres down behind PgBouncer (its default server_login_retry, 15 s): the first request 504 QUERY_TIMEOUT at queryTimeout, later ones 503 CONNECTION_LOST at once', async () => {
+    quiet()
+    await bouncerSet(stack, 'server_login_retry', '15')
+    try {
+      const app = faultApp({ url: stack.databaseUrl, applicationName: APP, queryTimeout: 2 })
+      expect((await ask(app, '/one')).status).toBe(200)
+      await stack.control.stopPostgres('SIGINT')
+      // PgBouncer logs the client in itself and holds the statement while it cannot reach Postgres: only
+      // queryTimeout ends it.
+      const first = await ask(app, '/one')
+      expect(first.status).toBe(504)
+      expect(first.body.error.code).toBe('QUERY_TIMEOUT')
+      expect(first.ms).toBeGreaterThanOrEqual(1900)
+      expect(first.ms).toBeLessThan(2000 + 1500)
+      // PgBouncer has recorded the failed server login: it refuses at once until server_login_retry passed.
+      for (let i = 0; i < 2; i++) {
+        const later = await ask(app, '/one')
+        expect(later.status).toBe(503)
+        expect(later.body.error.code).toBe('CONNECTION_LOST')
+        expect(later.retryAfter).toBe('1')
+        expect(later.ms).toBeLessThan(1000)
+      }
+    } finally {
+      await bouncerSet(stack, 'server_login_retry', '1')
+    }
   })
 
   it('Postgres restarted while a statement runs: 503 CONNECTION_LOST (the server terminated it)', async () => {

@@ -30,6 +30,21 @@ export async function bouncerClients(stack: Stack, applicationName: string): Pro
   }
 }
 
+/** Changes one PgBouncer setting at run time through its admin console (`SET key = value`). */
+export async function bouncerSet(stack: Stack, key: string, value: string): Promise<void> {
+  const admin = postgres(stack.adminUrl, {
+    max: 1,
+    fetch_types: false,
+    onnotice: () => {},
+    connect_timeout: 2,
+  })
+  try {
+    await admin.unsafe(`set ${key} = ${value}`).simple()
+  } finally {
+    await admin.end({ timeout: 0 })
+  }
+}
+
 /** Server backends running statements of this app (through PgBouncer the app name is PgBouncer's: match the text). */
 export async function serverActivity(
   stack: Stack,
