@@ -60,8 +60,8 @@ describe('a live connection dies', () => {
       error: { code: 'CONNECTION_LOST', message: 'The connection to the database was lost. Retry shortly.' },
     })
     expect(a.retryAfter).toBe('1')
-    // Answered as soon as the socket closed, not after closeTimeout (5 s) on a dead socket.
-    expect(Date.now() - killedAt).toBeLessThan(2000)
+    // Answered as soon as the socket closed (issue: 0.5 s), not after closeTimeout (5 s) on a dead socket.
+    expect(Date.now() - killedAt).toBeLessThan(1000)
     expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
       'done',
       'error',
@@ -77,7 +77,7 @@ describe('a live connection dies', () => {
     await stack.control.startBouncer()
     const back = await ask(app, '/one')
     expect(back.status).toBe(200)
-    expect(back.ms).toBeLessThan(3000)
+    expect(back.ms).toBeLessThan(1000)
     // The statement that ran when PgBouncer died is gone too (its server connection was closed).
   })
 
@@ -103,7 +103,7 @@ describe('a live connection dies', () => {
     stop = true
     await Promise.all(workers)
     expect(firstOk).toBeGreaterThan(0)
-    expect(firstOk - restartedAt).toBeLessThan(3000)
+    expect(firstOk - restartedAt).toBeLessThan(1000) // issue: 200 ms; margin for a loaded 2-core machine
     const statuses = new Set(answers.map((a) => a.status))
     expect([...statuses].every((s) => s === 200 || s === 503)).toBe(true)
     expect(statuses.has(503)).toBe(true)
@@ -168,7 +168,7 @@ describe('a live connection dies', () => {
     const a = await running
     expect(a.status).toBe(503)
     expect(a.body.error.code).toBe('CONNECTION_LOST')
-    expect(a.ms).toBeLessThan(4000)
+    expect(a.ms).toBeLessThan(2000)
   })
 
   it('the proxy cuts the connection mid-statement: 503 CONNECTION_LOST at once', async () => {
@@ -181,7 +181,7 @@ describe('a live connection dies', () => {
     const a = await running
     expect(a.status).toBe(503)
     expect(a.body.error.code).toBe('CONNECTION_LOST')
-    expect(Date.now() - cutAt).toBeLessThan(2000)
+    expect(Date.now() - cutAt).toBeLessThan(1000)
   })
 })
 
@@ -216,7 +216,7 @@ describe('deadlines', () => {
     const a = await ask(app, '/one')
     expect(a.status).toBe(503)
     expect(a.body.error.code).toBe('CONNECT_TIMEOUT')
-    expect(a.ms).toBeLessThan(4000)
+    expect(a.ms).toBeLessThan(1000 + 1500) // connectTimeout + margin
   })
 
   it('stall mid-statement: 504 QUERY_TIMEOUT at the deadline, and the statement is cancelled on the server', async () => {
@@ -230,8 +230,8 @@ describe('deadlines', () => {
     expect(a.body).toEqual({
       error: { code: 'QUERY_TIMEOUT', message: 'The database did not answer in time.' },
     })
-    // ~1 s deadline + up to 1 s for the cancel to land before the socket is destroyed.
-    expect(a.ms).toBeLessThan(5000)
+    // queryTimeout + 1.5 s: the cancel lands (or the socket is destroyed 1 s after the deadline), plus margin.
+    expect(a.ms).toBeLessThan(1000 + 1500)
     expect(await until(() => serverActivity(stack, 'hpfault5'), 3000)).toEqual([])
   })
 
@@ -242,7 +242,7 @@ describe('deadlines', () => {
     const a = await ask(app, '/sleep/10/hpfault6')
     expect(a.status).toBe(504)
     expect(a.body.error.code).toBe('QUERY_TIMEOUT')
-    expect(a.ms).toBeLessThan(4000)
+    expect(a.ms).toBeLessThan(1000 + 1500)
     expect(await until(() => serverActivity(stack, 'hpfault6'), 2000)).toEqual([])
   })
 })
