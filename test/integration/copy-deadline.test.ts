@@ -67,8 +67,8 @@ describe('queryTimeout and COPY', () => {
         }
       }
       await pipeline(slow(), sink)
-      const [{ n }] = await c.var.sql.unsafe(`select count(*)::int as n from ${TABLE}`)
-      return c.json({ n })
+      const rows = await c.var.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${TABLE}`)
+      return c.json({ n: rows[0]?.n })
     })
     const r = await a.request('/in')
     expect(r.status).toBe(200)
