@@ -13,7 +13,12 @@ afterEach(() => {
 /** A fake postgres.js query whose canceller counts calls and returns `answer()`. */
 function query(answer: () => Promise<void> = () => Promise.resolve()) {
   const calls: number[] = []
-  const q = { canceller: () => (calls.push(Date.now()), answer()) }
+  const q = {
+    canceller: () => {
+      calls.push(Date.now())
+      return answer()
+    },
+  }
   return { q, calls }
 }
 
@@ -81,7 +86,10 @@ describe('statements', () => {
     vi.spyOn(globalThis, 'setTimeout').mockImplementation(((f: () => void, ms: number) => {
       const t = real(f, ms)
       const orig = t.unref.bind(t)
-      t.unref = () => (unref(), orig())
+      t.unref = () => {
+        unref()
+        return orig()
+      }
       return t
     }) as typeof setTimeout)
     const running = statements(30, () => {})
