@@ -49,7 +49,8 @@ export const CLI_DEFAULTS = {
   topApplicationName: 'hono-pooler-top',
 } as const
 
-// After an abort: the CancelRequest repeated every 100 ms, for at most 3 s; after queryTimeout: 1 s to land.
+// After an abort: the CancelRequest repeated after 100, 200, 400 ms …, for at most 3 s; after queryTimeout: 1 s
+// to land (and a cancel in flight 1 s to close before the next statement is sent).
 export const [ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS] = [100, 3000, 1000] as const
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
