@@ -38,11 +38,17 @@ describe('late cancels (no shared pool)', () => {
       return c.json({ first, next })
     })
     try {
-      for (let k = 0; k < 3; k++) {
+      const seen: { first: string; next: string }[] = []
+      for (let k = 0; k < 4; k++) {
         const r = await app.request('/race')
         expect(r.status).toBe(200)
-        expect(await r.json()).toEqual({ first: 'ok', next: 'ok' })
+        seen.push(await r.json())
       }
+      // The first finished before its cancel landed (on a very loaded machine it may be cancelled: QUERY_TIMEOUT)…
+      for (const s of seen) expect(['ok', 'QUERY_TIMEOUT']).toContain(s.first)
+      expect(seen.some((s) => s.first === 'ok')).toBe(true)
+      // …and the next statement is never the one the late cancel hits.
+      expect(seen.map((s) => s.next)).toEqual(['ok', 'ok', 'ok', 'ok'])
       expect(await waitForNoClients(APP)).toEqual([])
     } finally {
       proxy.delayCancels(0)
