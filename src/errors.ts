@@ -25,6 +25,7 @@ export type PoolerErrorCode =
   | 'PIPELINE_CONNECT_UNSAFE'
   | 'POOL_TIMEOUT'
   | 'POOL_CLOSED'
+  | 'POOL_UNSUPPORTED'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.
@@ -321,3 +322,6 @@ export const poolClosed = (): PoolerError =>
   new PoolerError('POOL_CLOSED', 'closePools() was called: the server is shutting down — retry', {
     retryAfter: 1,
   })
+/** What a shared pool (`pooler({ pool })`) cannot allow on `c.var.sql`: each would leak to other requests. */
+export const poolUnsupported = (what: string, fix: string): PoolerError =>
+  new PoolerError('POOL_UNSUPPORTED', `${what} with a shared pool (pooler({ pool })) — ${fix}`)

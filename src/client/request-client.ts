@@ -19,6 +19,7 @@ import { mapConnectionError } from './driver-errors'
 import { gate } from './gate'
 import { type HookContext, hookQuery } from './query-hook'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
+import { refuseTransactionControl } from './transaction-control'
 
 /** A request's client and its lifecycle. */
 export interface RequestClient {
@@ -35,6 +36,11 @@ export interface RequestClient {
 }
 
 const noop = () => {}
+/** Waits for `p` at most `ms`. */
+const within = (p: Promise<unknown>, ms: number) => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer))
+}
 
 /** The driver options with the connection-setup signal for an observer (the first ParameterStatus). */
 function observed(driver: ClientConfig['driver'], observer: ClientObserver): ClientConfig['driver'] {
@@ -142,6 +148,10 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     },
     mapError,
   }
+  const pooledHooks: HookContext = {
+    ...hooks,
+    refuse: (q, gated) => hooks.refuse(q, gated) ?? refuseTransactionControl(q),
+  }
   const proxyContext: ProxyContext = {
     transaction,
     max: options.max,
@@ -152,8 +162,13 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     isClosed: () => closed,
     ensure,
     deadlocked,
-    patch: (query, g, load) => hookQuery(query, leases && g ? leases.gateFor(query, g) : g, hooks, load),
-    ...(pooled && { lease: (g) => leases!.lease(g) }),
+    // Shared pool: a top-level statement leases a pooled connection after the gate, and may not control a
+    // transaction (the connection goes back when the statement settles).
+    patch: (query, g, load, top) =>
+      top && leases
+        ? hookQuery(query, g ? leases.gateFor(query, g) : g, pooledHooks, load)
+        : hookQuery(query, g, hooks, load),
+    ...(pooled && { lease: (g) => leases!.lease(g), pooled }),
     mapError,
     owner,
   }
@@ -162,6 +177,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   const cancelRunning = async () => {
     const running = [...active]
     if (!running.length) return
+    // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
+    leases?.doom()
     const ended = running.map((q) => {
       Promise.resolve(q.cancel()).catch(() => {})
       return Promise.prototype.then.call(q, noop, noop)
@@ -183,7 +200,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       leases?.stop()
       if (!real) return
       await cancelRunning()
-      await releaseAll()
+      await within(releaseAll(), 1000)
       // Shared pool: only this request's connections, and only those still busy after the cancel.
       if (leases) (await leases.settled(1000)) || leases.destroyHeld()
       else await real.end({ timeout: 0 })
@@ -191,14 +208,17 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     },
     async close(timeout: number) {
       closed = true
-      await releaseAll()
+      // Reserved connections go back once their statements settled (bounded by the timeout).
+      const started = Date.now()
+      await within(releaseAll(), timeout * 1000)
       if (!leases) {
-        await real?.end({ timeout })
+        await real?.end({ timeout: Math.max(0, timeout - (Date.now() - started) / 1000) })
         if (real) observer?.closed()
         return
       }
       leases.stop()
-      if (await leases.settled(timeout * 1000)) return observer?.closed()
+      if (await leases.settled(Math.max(0, timeout * 1000 - (Date.now() - started))))
+        return observer?.closed()
       await cancelRunning()
       leases.destroyHeld()
       observer?.closed()
