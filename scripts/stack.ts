@@ -57,7 +57,24 @@ export interface Stack {
   password: string
   /** True when the URLs came from the environment and nothing was started. */
   external: boolean
+  /** Fault tests: kill and restart this stack's own processes (absent when external). */
+  control?: StackControl
   stop(): Promise<void>
+}
+
+/**
+ * Kills and restarts the processes of a stack the caller started itself (fault tests start their own
+ * stack: never the shared one other test files use).
+ */
+export interface StackControl {
+  /** Kills the main PgBouncer (`SIGKILL` by default: no goodbye to its clients) and waits for its exit. */
+  killBouncer(signal?: NodeJS.Signals): Promise<void>
+  /** Starts the main PgBouncer again on the same port; resolves once it listens. */
+  startBouncer(): Promise<void>
+  /** Stops Postgres (`SIGINT`: fast shutdown, `SIGKILL`: crash) and waits for its exit. */
+  stopPostgres(signal?: NodeJS.Signals): Promise<void>
+  /** Starts Postgres again on the same port; resolves once it accepts logins. */
+  startPostgres(): Promise<void>
 }
 
 const INSTALL_HELP = {
@@ -223,6 +240,19 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<
   })
 }
 
+/** The port opens before Postgres accepts logins ("the database system is starting up", 57P03). */
+async function acceptsLogins(su: postgres.Sql): Promise<void> {
+  for (let i = 0; ; i++) {
+    const err = await su`select 1`.then(
+      () => undefined,
+      (e: { code?: string }) => e,
+    )
+    if (!err) return
+    if (err.code !== '57P03' || i > 300) throw err
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 /**
  * Starts (or, with DATABASE_URL set, adopts) the stack.
  *
@@ -231,7 +261,11 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<
  * const sql = postgres(stack.databaseUrl, { prepare: false })
  * await stack.stop()
  */
-export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<Stack> {
+export async function startStack(
+  env: NodeJS.ProcessEnv = process.env,
+  /** Extra `[pgbouncer]` settings for the main PgBouncer (fault tests: `server_login_retry = 1`, …). */
+  { bouncerSettings = [] }: { bouncerSettings?: string[] } = {},
+): Promise<Stack> {
   if (env.DATABASE_URL) {
     const u = new URL(env.DATABASE_URL)
     return {
@@ -258,6 +292,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
   const dir = mkdtempSync(join(tmpdir(), 'hono-pooler-stack-'))
   const data = join(dir, 'data')
   const children: ChildProcess[] = []
+  const postgresChildren = new Set<ChildProcess>()
   const owned = (p: string) => user && chownSync(p, user.uid, user.gid)
   owned(dir)
   chmodSync(dir, 0o700)
@@ -272,7 +307,8 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
   const tls = makeCertificates(dir, owned)
 
   const stop = async () => {
-    await Promise.all(children.reverse().map((c, i) => stopChild(c, i === 0 ? 'SIGTERM' : 'SIGINT')))
+    // Postgres: fast shutdown; PgBouncer: immediate shutdown (its clients are the tests', already done).
+    await Promise.all(children.map((c) => stopChild(c, postgresChildren.has(c) ? 'SIGINT' : 'SIGTERM')))
     rmSync(dir, { recursive: true, force: true })
   }
 
@@ -298,64 +334,57 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       join(data, 'pg_hba.conf'),
       'host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n',
     )
-    const pg = spawn(
-      join(bin, 'postgres'),
-      [
-        '-D',
-        data,
-        '-p',
-        String(pgPort),
-        '-c',
-        'listen_addresses=127.0.0.1,::1',
-        '-c',
-        `unix_socket_directories=${dir}`,
-        '-c',
-        'max_connections=40',
-        '-c',
-        // Two-phase commit (PREPARE TRANSACTION) through the pooler is tested for real.
-        'max_prepared_transactions=10',
-        '-c',
-        'fsync=off',
-        '-c',
-        'synchronous_commit=off',
-        '-c',
-        'full_page_writes=off',
-        '-c',
-        'shared_buffers=32MB',
-        '-c',
-        'logging_collector=off',
-        '-c',
-        'log_min_messages=fatal',
-        '-c',
-        'ssl=on',
-        '-c',
-        `ssl_cert_file=${tls.cert}`,
-        '-c',
-        `ssl_key_file=${tls.key}`,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) },
-    )
-    children.push(pg)
-    let pgLog = ''
-    pg.stderr?.on('data', (d) => (pgLog = (pgLog + d).slice(-4000)))
-    await waitForPort(pgPort, pg, 'postgres').catch((e) => {
-      throw new Error(`${e.message}\n${pgLog}`)
-    })
+    const pgArgs = [
+      '-D',
+      data,
+      '-p',
+      String(pgPort),
+      '-c',
+      'listen_addresses=127.0.0.1,::1',
+      '-c',
+      `unix_socket_directories=${dir}`,
+      '-c',
+      'max_connections=40',
+      '-c',
+      // Two-phase commit (PREPARE TRANSACTION) through the pooler is tested for real.
+      'max_prepared_transactions=10',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'shared_buffers=32MB',
+      '-c',
+      'logging_collector=off',
+      '-c',
+      'log_min_messages=fatal',
+      '-c',
+      'ssl=on',
+      '-c',
+      `ssl_cert_file=${tls.cert}`,
+      '-c',
+      `ssl_key_file=${tls.key}`,
+    ]
+    let pg: ChildProcess
+    const spawnPg = async () => {
+      pg = spawn(join(bin, 'postgres'), pgArgs, { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) })
+      children.push(pg)
+      postgresChildren.add(pg)
+      let pgLog = ''
+      pg.stderr?.on('data', (d) => (pgLog = (pgLog + d).slice(-4000)))
+      await waitForPort(pgPort, pg, 'postgres').catch((e) => {
+        throw new Error(`${e.message}\n${pgLog}`)
+      })
+    }
+    await spawnPg()
 
     const superUrl = `postgres://postgres:${superPass}@127.0.0.1:${pgPort}/postgres`
     const su = postgres(superUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 })
     let secrets: { rolname: string; rolpassword: string }[]
     try {
-      // The port opens before Postgres accepts logins ("the database system is starting up", 57P03).
-      for (let i = 0; ; i++) {
-        const err = await su`select 1`.then(
-          () => undefined,
-          (e: { code?: string }) => e,
-        )
-        if (!err) break
-        if (err.code !== '57P03' || i > 300) throw err
-        await new Promise((r) => setTimeout(r, 20))
-      }
+      await acceptsLogins(su)
       await su.unsafe(`create role app login password '${password}'`)
       await su.unsafe(`create role pgb_admin login password '${adminPass}'`)
       await su.unsafe('create database app owner app')
@@ -369,6 +398,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       mode: 0o600,
     })
     owned(userlist)
+    const bouncers = new Map<string, { child: ChildProcess; respawn: () => Promise<void> }>()
     const startBouncer = async (name: string, databases: string[], settings: string[]): Promise<number> => {
       const port = await freePort()
       const ini = join(dir, `${name}.ini`)
@@ -404,9 +434,13 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       mkdirSync(join(dir, name))
       owned(join(dir, name))
       owned(ini)
-      const bouncer = spawn(pgbouncer, [ini], { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) })
-      children.push(bouncer)
-      await waitForPort(port, bouncer, 'pgbouncer', logFile)
+      const respawn = async () => {
+        const bouncer = spawn(pgbouncer, [ini], { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) })
+        children.push(bouncer)
+        bouncers.set(name, { child: bouncer, respawn })
+        await waitForPort(port, bouncer, 'pgbouncer', logFile)
+      }
+      await respawn()
       return port
     }
     const server = `host=127.0.0.1 port=${pgPort} dbname=app`
@@ -420,7 +454,7 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
         // The guard's observation oracle: one server connection that only that test uses.
         `app_oracle = ${server} pool_size=1`,
       ],
-      ['max_client_conn = 400', 'default_pool_size = 10'],
+      ['max_client_conn = 400', 'default_pool_size = 10', ...bouncerSettings],
     )
     // A second, tiny PgBouncer that refuses a third client: "no more connections allowed (max_client_conn)".
     const tinyPort = await startBouncer(
@@ -429,7 +463,34 @@ export async function startStack(env: NodeJS.ProcessEnv = process.env): Promise<
       ['max_client_conn = 2', 'default_pool_size = 1'],
     )
 
+    const control: StackControl = {
+      killBouncer: async (signal = 'SIGKILL') => {
+        const b = bouncers.get('pgbouncer')
+        if (b) await stopChild(b.child, signal)
+        // PgBouncer's pidfile check refuses to start while a stale pidfile names a live process: ours is dead.
+        rmSync(join(dir, 'pgbouncer.pid'), { force: true })
+      },
+      startBouncer: async () => {
+        const b = bouncers.get('pgbouncer')
+        if (b && b.child.exitCode === null && b.child.signalCode === null) return
+        await b?.respawn()
+      },
+      stopPostgres: (signal = 'SIGINT') => stopChild(pg, signal),
+      startPostgres: async () => {
+        if (pg.exitCode === null && pg.signalCode === null) return
+        rmSync(join(data, 'postmaster.pid'), { force: true })
+        await spawnPg()
+        const again = postgres(superUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 })
+        try {
+          await acceptsLogins(again)
+        } finally {
+          await again.end({ timeout: 1 })
+        }
+      },
+    }
+
     return {
+      control,
       databaseUrl: `postgres://app:${password}@127.0.0.1:${bPort}/app`,
       databaseUrl6: `postgres://app:${password}@[::1]:${bPort}/app`,
       pool1Url: `postgres://app:${password}@127.0.0.1:${bPort}/app_pool1`,

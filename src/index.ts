@@ -1,4 +1,4 @@
-export { errorResponse, PoolerError, type PoolerErrorCode, redactUrl } from './errors'
+export { errorResponse, PoolerError, type PoolerErrorCode } from './errors'
 export { GUARD_RULES, type GuardFinding, type GuardRule } from './guard/catalog'
 export { checkSql } from './guard/rules'
 export {
@@ -16,6 +16,7 @@ export { poolStats } from './pool/live'
 export type { PoolOptions } from './pool/options'
 export type { PoolStats } from './pool/pool'
 export { closePools } from './pool/registry'
+export { redactUrl } from './redact'
 export { withSettings } from './settings'
 export type { OpenTelemetryApi } from './telemetry/otel'
 export { classifyUrl, type PoolerMode, type Provider, type UrlInfo } from './url'

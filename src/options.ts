@@ -8,7 +8,7 @@ import * as z from 'zod/v4/mini'
 import { PoolerError } from './errors'
 import type { PoolOptions, ResolvedPoolOptions } from './pool/options'
 import { type TelemetryOptions, telemetrySchema } from './telemetry/options'
-import { POOLER_MODES, type PoolerMode } from './url'
+import { checkStartupParams, POOLER_MODES, type PoolerMode } from './url'
 
 /** What the guard does with a statement transaction mode cannot run. */
 export const GUARD_LEVELS = ['error', 'warn', 'off'] as const
@@ -22,6 +22,7 @@ export const DEFAULTS = {
   connectTimeout: 5,
   closeTimeout: 5,
   idleTimeout: 30,
+  queryTimeout: 30,
   applicationName: 'hono-pooler',
   /** hono-pooler runs TLS, the startup and SCRAM itself (SCRAM keys derived once per process). */
   fastConnect: true,
@@ -48,6 +49,8 @@ export const CLI_DEFAULTS = {
   topApplicationName: 'hono-pooler-top',
 } as const
 
+// After an abort: the CancelRequest repeated every 100 ms, for at most 3 s; after queryTimeout: 1 s to land.
+export const [ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS] = [100, 3000, 1000] as const
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
@@ -99,6 +102,8 @@ export interface PoolerOptions extends TelemetryOptions {
   closeTimeout?: number
   /** Seconds an unused connection may sit idle inside one request before it is closed. Default 30. */
   idleTimeout?: number
+  /** Seconds a statement may go unanswered: then cancelled, `QUERY_TIMEOUT` (504). 0 disables. Default 30. */
+  queryTimeout?: number
   /** Sent as `application_name`. Default `hono-pooler`. */
   applicationName?: string
   /** Named prepared statements. Refused in transaction mode (`PREPARE_UNSUPPORTED`). */
@@ -155,6 +160,7 @@ const schema = z.strictObject({
   connectTimeout: z.optional(num(z.gt(0), z.lte(120))),
   closeTimeout: z.optional(num(z.gte(0), z.lte(120))),
   idleTimeout: z.optional(num(z.gt(0), z.lte(3600))),
+  queryTimeout: z.optional(num(z.gte(0), z.lte(3600))),
   applicationName: z.optional(z.string().check(z.maxLength(63))),
   prepare: z.optional(z.boolean()),
   guard: z.optional(z.enum(GUARD_LEVELS)),
@@ -242,22 +248,8 @@ function presetOwned(driver: Record<string, unknown> | undefined): string | unde
 }
 
 /** Options after validation, with defaults filled in. */
-export interface ResolvedOptions
-  extends Omit<
-    PoolerOptions,
-    'max' | 'connectTimeout' | 'closeTimeout' | 'binding' | 'fastConnect' | 'pipelineConnect' | 'pool'
-  > {
-  binding: string
-  mode: 'auto' | PoolerMode
-  max: number
-  connectTimeout: number
-  closeTimeout: number
-  idleTimeout: number
-  applicationName: string
-  fastConnect: boolean
-  pipelineConnect: boolean | 'insecure'
-  pool?: ResolvedPoolOptions
-}
+export type ResolvedOptions = Omit<PoolerOptions, keyof typeof DEFAULTS | 'pool'> &
+  Required<Pick<PoolerOptions, keyof typeof DEFAULTS>> & { pool?: ResolvedPoolOptions }
 
 /**
  * Validates `pooler()` options; throws `PoolerError` `INVALID_OPTIONS` naming the option.
@@ -283,6 +275,7 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
       'INVALID_OPTIONS',
       `Invalid hono-pooler option postgres.${owned}: hono-pooler sets it — use pooler({ ${PRESET_OWNED[owned]} }) instead`,
     )
+  if (options.mode !== 'direct') checkStartupParams(options.postgres?.connection)
   const { pool, ...rest } = options
   return {
     ...rest,
@@ -292,6 +285,7 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     connectTimeout: options.connectTimeout ?? DEFAULTS.connectTimeout,
     closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
     idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
+    queryTimeout: options.queryTimeout ?? DEFAULTS.queryTimeout,
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
     fastConnect: options.fastConnect ?? DEFAULTS.fastConnect,
     pipelineConnect: options.pipelineConnect ?? DEFAULTS.pipelineConnect,

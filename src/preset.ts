@@ -8,8 +8,9 @@ import type { Options as PostgresOptions } from 'postgres'
 import { isWorkerd, workerdSocket } from './client/workerd-socket'
 import { fastConnectSocket } from './connect/socket'
 import { type TlsSettings, tlsSettings, verifiesServer } from './connect/tls'
-import { PoolerError, pipelineConnectUnsafe, prepareUnsupported, redactUrl } from './errors'
+import { PoolerError, pipelineConnectUnsafe, prepareUnsupported } from './errors'
 import { type GuardLevel, HYPERDRIVE_DEFAULTS, modeDefaults, type ResolvedOptions } from './options'
+import { redactUrl } from './redact'
 import {
   checkUrlParams,
   classifyUrl,

@@ -3,7 +3,8 @@
  * pooler or transaction-mode pooler, IPv6-only direct hosts, TLS defaults of the known clouds, and the
  * query parameters a pooler would reject.
  */
-import { PoolerError, redactUrl } from './errors'
+import { PoolerError } from './errors'
+import { redactUrl } from './redact'
 
 /** How the server side treats the connection. */
 export const POOLER_MODES = ['transaction', 'session', 'direct'] as const
@@ -220,7 +221,7 @@ const DRIVER_PARAMS = new Set([
   'debug',
 ])
 /** Startup parameters PgBouncer and Supavisor accept. */
-const STARTUP_PARAMS = new Set([
+export const STARTUP_PARAMS = new Set([
   'application_name',
   'client_encoding',
   'datestyle',
@@ -258,4 +259,27 @@ export function checkUrlParams(url: URL): void {
         `URL parameter "${key}" would be sent to the pooler as a startup parameter, which PgBouncer/Supavisor reject ("unsupported startup parameter") — remove it from the URL`,
       )
   }
+}
+
+/**
+ * Throws `INVALID_OPTIONS` for a `postgres: { connection }` key a pooler rejects: postgres.js sends them as
+ * startup parameters, and PgBouncer and Supavisor answer `unsupported startup parameter` (08P01) — every
+ * request would fail at connect. Only a direct connection takes them.
+ *
+ * @example
+ * ```ts
+ * checkStartupParams({ statement_timeout: 1000 }) // throws: … use pooler({ queryTimeout }) … or withSettings …
+ * ```
+ */
+export function checkStartupParams(connection: object | undefined): void {
+  for (const key of Object.keys(connection ?? {}))
+    if (!STARTUP_PARAMS.has(key.toLowerCase()))
+      throw new PoolerError(
+        'INVALID_OPTIONS',
+        `Invalid hono-pooler option postgres.connection.${key}: a pooler rejects it as a startup parameter ("unsupported startup parameter") — ${
+          key === 'statement_timeout'
+            ? 'use pooler({ queryTimeout }) for a client-side deadline, or withSettings(sql, { statement_timeout }, fn) for a server-side one'
+            : `set it per transaction with withSettings(sql, { ${key} }, fn), or use mode: 'direct'`
+        }`,
+      )
 }

@@ -4,10 +4,10 @@
  * 40 % / 80 % rule).
  */
 import { createRequestClient } from '../client/request-client'
-import { scrub } from '../errors'
 import { connectionStats, poolBudget } from '../guide'
 import { CLI_DEFAULTS, parseOptions } from '../options'
 import { clientConfig } from '../preset'
+import { scrub } from '../redact'
 import { type DoctorState, splitFix } from './context'
 import { within } from './net'
 import { type CheckResult, ms } from './output'

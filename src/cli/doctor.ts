@@ -2,7 +2,7 @@
  * `hono-pooler doctor [URL]`: runs the checks in order, one line each (or one JSON document with
  * `--json`), within one deadline (`--timeout`). Exit code 0 when nothing failed, 1 when a check failed.
  */
-import { redactUrl, scrub } from '../errors'
+import { redactUrl, scrub } from '../redact'
 import { authCheck, budgetCheck, connectionsCheck, queryCheck } from './checks-db'
 import { dnsCheck, ipv6Check, tcpCheck, urlCheck } from './checks-net'
 import { tlsCheck } from './checks-tls'

@@ -3,7 +3,7 @@
  * The `hono-pooler` command (package.json `bin`): `doctor` and `top`. Runs on plain Node ≥ 18.3 from the
  * built package (dist/cli.js); exit code 0 when nothing failed, 1 when a check failed, 2 for a usage error.
  */
-import { redactUrl } from '../errors'
+import { redactUrl } from '../redact'
 import { parseCommand, USAGE, UsageError } from './args'
 import { doctor } from './doctor'
 import { errText, processIo } from './output'

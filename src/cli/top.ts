@@ -5,10 +5,10 @@
  */
 import postgres from 'postgres'
 import { createRequestClient } from '../client/request-client'
-import { scrub } from '../errors'
 import { connectionStats, poolBudget } from '../guide'
 import { CLI_DEFAULTS, parseOptions } from '../options'
 import { clientConfig } from '../preset'
+import { scrub } from '../redact'
 import { errText, type Io } from './output'
 import { fullScreen } from './terminal'
 import { type FrameData, type PoolRow, renderFrame } from './top-frame'

@@ -3,8 +3,9 @@
  * with HTTP 503), and leaves SQL errors from the user's own queries untouched.
  */
 
-import { PoolerError, scrub } from '../errors'
+import { PoolerError } from '../errors'
 import type { ClientConfig } from '../preset'
+import { scrub } from '../redact'
 
 const UNREACHABLE = new Set([
   'ECONNREFUSED',
@@ -18,6 +19,26 @@ const UNREACHABLE = new Set([
 const UNREACHABLE_WORKERD = /proxy request failed, cannot connect to the specified address/i
 const SATURATED =
   /no more connections allowed|max client connections reached|max_client_conn|too many (clients|connections)|remaining connection slots|query_wait_timeout|pool_timeout|connection pool (is )?exhausted/i
+/** The live connection died: the socket closed or was reset, the server shut down or was terminated. */
+const LOST = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED', // the client was ended under the request (a statement past its deadline)
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  '57P01', // admin_shutdown (pg_terminate_backend, fast shutdown)
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down)
+  '08006', // connection_failure
+  '08003', // connection_does_not_exist
+])
+/** PgBouncer's own FATALs when its server side is gone (sent with SQLSTATE 08P01). */
+const LOST_BOUNCER =
+  /server login has been failing|server conn crashed|pgbouncer cannot connect to server|server closed the connection unexpectedly|client_login_timeout|no server connection|server_lifetime/i
+/** TLS: the handshake or the certificate failed (OpenSSL codes, or the server refusing SSL). */
+const TLS_CODES =
+  /^(ERR_SSL_|ERR_TLS_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|CERT_|HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)/
 const AUTH =
   /password authentication failed|SASL|SCRAM|authentication failed|no such user|not allowed to connect/i
 
@@ -49,6 +70,18 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
     return new PoolerError(
       'CONNECT_FAILED',
       `Cannot reach the database at ${where} (${code || message})${ipv6 || ' — check the host and port in the URL and that the pooler is up'}`,
+      { cause: e },
+    )
+  if (TLS_CODES.test(code))
+    return new PoolerError(
+      'TLS_FAILED',
+      `TLS to ${where} failed (${code.startsWith('ERR_SSL_') ? code : `${code}: ${message}`}) — check sslmode: the server may not offer TLS, or its certificate does not match (verify-full needs the server's CA)`,
+      { cause: e },
+    )
+  if (LOST.has(code) || (code === '08P01' && LOST_BOUNCER.test(message)))
+    return new PoolerError(
+      'CONNECTION_LOST',
+      `The connection to ${where} was lost (${code === '08P01' ? message : code}) — the pooler or the database restarted or went away; retry the request`,
       { cause: e },
     )
   if (code === 'CONNECT_TIMEOUT')

@@ -9,6 +9,26 @@ import { type Gate, type Release, releaseWhenIterated } from './gate'
 
 const noop = () => {}
 
+function mapped(
+  f: (e: unknown) => void,
+  q: unknown,
+  ctx: HookContext,
+  settle: (e?: unknown) => void,
+): (e: unknown) => void {
+  return (e) => {
+    const m = ctx.mapError(e, q)
+    settle(m ?? new Error(String(m)))
+    f(m)
+  }
+}
+
+function settled(f: (x: unknown) => void, settle: () => void): (x: unknown) => void {
+  return (x) => {
+    settle()
+    f(x)
+  }
+}
+
 /** What the hook needs from its client. */
 export interface HookContext {
   /** Why this query may not run now (closed client, guard, deadlock), checked just before it is sent. */
@@ -17,9 +37,10 @@ export interface HookContext {
   closedNow(): PoolerError | undefined
   /** Rewrites the query right before it is sent (parameter inlining). */
   beforeSend(q: any): void
-  /** Called when the query is sent; the returned function when it settled. */
-  sent(q: any): () => void
-  mapError(e: unknown): unknown
+  /** Called when the query is sent; the returned function when it settled (with its error, if it failed). */
+  sent(q: any): (error?: unknown) => void
+  /** Maps a driver error (connection failures, our own deadline) for query `q`. */
+  mapError(e: unknown, q: unknown): unknown
 }
 
 /**
@@ -43,10 +64,33 @@ export function hookQuery<Q>(
   load?: () => Promise<string>,
 ): Q {
   const q = query as any
-  const reject = q.reject
-  q.reject = (e: unknown) => reject(ctx.mapError(e))
   // Only a slot this query acquired can be given back, once (a refused or failed query never took one).
   let release: Release = noop
+  // Runs once when the sent query settles. Hooked on its resolve/reject, never on its promise: a handler on
+  // the promise would swallow the failure of a query nobody awaits (postgres.js reports it as unhandled).
+  let onSettled: (e?: unknown) => void = noop
+  const settle = (e?: unknown) => {
+    const f = onSettled
+    onSettled = noop
+    f(e)
+  }
+  // A cursor assigns new resolve/reject functions per fetch: accessors keep every one mapped and tracked.
+  let reject = mapped(q.reject, q, ctx, settle)
+  let resolve = settled(q.resolve, settle)
+  Object.defineProperty(q, 'reject', {
+    get: () => reject,
+    set: (f: (e: unknown) => void) => {
+      reject = mapped(f, q, ctx, settle)
+    },
+    configurable: true,
+  })
+  Object.defineProperty(q, 'resolve', {
+    get: () => resolve,
+    set: (f: (x: unknown) => void) => {
+      resolve = settled(f, settle)
+    },
+    configurable: true,
+  })
   q.handle = async function handle(this: any) {
     if (this.executed) return
     this.executed = true
@@ -68,12 +112,11 @@ export function hookQuery<Q>(
       }
       ctx.beforeSend(this)
       const done = ctx.sent(this)
-      this.handler(this)
-      const settled = () => {
-        done()
+      onSettled = (e) => {
+        done(e)
         release()
       }
-      Promise.prototype.then.call(this, settled, settled)
+      this.handler(this)
     } catch (e) {
       release()
       this.reject(e)

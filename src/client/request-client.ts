@@ -4,11 +4,11 @@
  * `query-hook.ts`; `sql-proxy.ts` makes `sql` a real postgres.js `Sql`.
  */
 import postgres, { type Sql } from 'postgres'
-import { clientClosed, deadlockInTransaction, PoolerError } from '../errors'
+import { clientClosed, deadlockInTransaction, PoolerError, queryTimedOut, STATUS } from '../errors'
 import { hyperdriveGuard } from '../guard/hyperdrive-notify'
 import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
-import type { PoolerEvent } from '../options'
+import { ABORT_WAIT_MS, type PoolerEvent } from '../options'
 import { type RequestLeases, requestLeases } from '../pool/lease'
 import { sharedPool } from '../pool/registry'
 import type { ClientConfig } from '../preset'
@@ -19,6 +19,7 @@ import { mapConnectionError } from './driver-errors'
 import { gate } from './gate'
 import { type HookContext, hookQuery } from './query-hook'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
+import { statements } from './statements'
 import { refuseTransactionControl } from './transaction-control'
 
 /** A request's client and its lifecycle. */
@@ -29,13 +30,14 @@ export interface RequestClient {
   readonly used: boolean
   /** Statements sent to the server (fragments and statements refused before sending do not count). */
   readonly queries: number
+  /** A connection error (a coded `PoolerError`) happened during the request. */
+  readonly failed: boolean
   /** Graceful, bounded close: running queries get `timeout` seconds, then sockets are destroyed. */
   close(timeout: number): Promise<void>
   /** The client went away: cancel running statements on the server (bounded), then destroy the sockets. */
   abort(): Promise<void>
 }
 
-const noop = () => {}
 /** Waits for `p` at most `ms`. */
 const within = (p: Promise<unknown>, ms: number) => {
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -92,7 +94,18 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   // postgres.js's end() waits for a reserved connection until its timeout: the request is over, release them.
   const reservations = new Set<() => Promise<void>>()
   const releaseAll = () => Promise.all([...reservations].map((release) => release()))
-  const active = new Set<{ cancel(): unknown }>()
+  // A connection died under this request: nothing to wait for at close (postgres.js's end() would wait
+  // its whole timeout on a connection that lost its socket mid-statement).
+  let lost = false
+  let failed = false
+  let lastCode: string | undefined
+  // A statement past queryTimeout whose cancel did not land: destroy the sockets (a shared pool is never
+  // ended: only this request's connections leave it).
+  const running = statements(options.queryTimeout, () => {
+    lost = true
+    if (leases) leases.destroyHeld()
+    else void real?.end({ timeout: 0 })
+  })
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.
@@ -117,13 +130,27 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       options.onEvent?.(event)
     } catch {} // an observer must never break a request
   }
-  const mapError = (e: unknown) => {
-    const mapped = mapConnectionError(e, config)
-    if (mapped !== e && mapped instanceof PoolerError)
+  // Queries past their queryTimeout: whatever they fail with (57014 from our cancel, the destroyed
+  // socket) is QUERY_TIMEOUT. A user's own statement_timeout stays 57014.
+  const reported = new WeakSet<PoolerError>()
+  const mapError = (e: unknown, q?: unknown) => {
+    // The request is over and we destroyed its sockets: not a lost connection (a query left running).
+    if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
+    const mapped =
+      running.timedOut(q) && !(e instanceof PoolerError)
+        ? queryTimedOut(options.queryTimeout, e)
+        : mapConnectionError(e, config)
+    // Reported once: mapped here, or already coded by the connect layer (TLS, SCRAM) — 503/504 codes only.
+    if (mapped instanceof PoolerError && STATUS[mapped.code] && !reported.has(mapped)) {
+      reported.add(mapped)
+      failed = true
+      if (mapped.code === 'CONNECTION_LOST' || mapped.code === 'TLS_FAILED') lost = true
+      if (mapped.code === lastCode) return mapped // one event per failure (a query may be rejected twice)
+      lastCode = mapped.code
       emit({ type: 'error', host: config.info.host, mode, code: mapped.code, message: mapped.message })
+    }
     return mapped
   }
-
   const hooks: HookContext = {
     refuse: (q, gated) =>
       closed
@@ -141,10 +168,13 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     },
     sent: (q) => {
       queries++
-      active.add(q)
+      const settled = running.track(q)
       const end = observer?.statement(texts.get(q) ?? '')
-      if (end) Promise.prototype.then.call(q, () => end(), end)
-      return () => active.delete(q)
+      // Ends with the query (resolve/reject), never through a handler on its promise (see query-hook.ts).
+      return (error?: unknown) => {
+        settled()
+        if (end) error === undefined ? end() : end(error)
+      }
     },
     mapError,
   }
@@ -173,19 +203,6 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     owner,
   }
 
-  // Cancel first: PgBouncer drops a CancelRequest whose client has already disconnected.
-  const cancelRunning = async () => {
-    const running = [...active]
-    if (!running.length) return
-    // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
-    leases?.doom()
-    const ended = running.map((q) => {
-      Promise.resolve(q.cancel()).catch(() => {})
-      return Promise.prototype.then.call(q, noop, noop)
-    })
-    await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000))])
-  }
-
   const sql = wrapSql(proxyContext, ensure, inFlight, true)
   const client: RequestClient = {
     sql,
@@ -195,11 +212,16 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     get queries() {
       return queries
     },
+    get failed() {
+      return failed
+    },
     async abort() {
       closed = true
       leases?.stop()
       if (!real) return
-      await cancelRunning()
+      // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
+      if (running.size) leases?.doom()
+      if (!lost) await running.cancelUntilSettled(ABORT_WAIT_MS)
       await within(releaseAll(), 1000)
       // Shared pool: only this request's connections, and only those still busy after the cancel.
       if (leases) (await leases.settled(1000)) || leases.destroyHeld()
@@ -210,16 +232,18 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       closed = true
       // Reserved connections go back once their statements settled (bounded by the timeout).
       const started = Date.now()
-      await within(releaseAll(), timeout * 1000)
+      await within(releaseAll(), lost ? 0 : timeout * 1000)
+      const left = Math.max(0, timeout - (Date.now() - started) / 1000)
+      // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
       if (!leases) {
-        await real?.end({ timeout: Math.max(0, timeout - (Date.now() - started) / 1000) })
+        await real?.end({ timeout: lost ? 0 : left })
         if (real) observer?.closed()
         return
       }
       leases.stop()
-      if (await leases.settled(Math.max(0, timeout * 1000 - (Date.now() - started))))
-        return observer?.closed()
-      await cancelRunning()
+      if (!lost && (await leases.settled(left * 1000))) return observer?.closed()
+      leases.doom()
+      if (!lost) await running.cancelUntilSettled(1000)
       leases.destroyHeld()
       observer?.closed()
     },

@@ -111,20 +111,34 @@ export function reserveMethod<C extends ReserveContext>(
       if (ctx.lease && typeof text === 'string') inTransaction = transactionState(text, inTransaction)
     }
     // Statements sent on it: the connection is given back only once they settled.
-    const inFlight = new Set<any>()
-    const track = (q: any) => {
-      if (!(q instanceof Promise)) return q
-      inFlight.add(q)
-      const done = () => inFlight.delete(q)
-      Promise.prototype.then.call(q, done, done)
+    const inFlight = new Map<any, Promise<void>>()
+    // Hooked on its resolve/reject (never a handler on its promise: that would mark a failure nobody awaits
+    // as handled); a cursor replaces them per fetch, so its iteration is not waited for.
+    const track = (query: unknown) => {
+      if (!(query instanceof Promise)) return query
+      const q = query as any
+      let ended = noop
+      inFlight.set(q, new Promise<void>((r) => (ended = r)))
+      const [resolve, reject] = [q.resolve, q.reject]
+      const done = () => {
+        inFlight.delete(q)
+        ended()
+      }
+      q.resolve = (x: unknown) => {
+        done()
+        return resolve(x)
+      }
+      q.reject = (e: unknown) => {
+        done()
+        return reject(e)
+      }
       return q
     }
     let released: Promise<void> | undefined
     const release = (): Promise<void> => {
       if (released) return released
       ctx.reservations?.delete(release)
-      const running = [...inFlight].filter((q) => q.executed)
-      const drained = Promise.all(running.map((q) => Promise.prototype.then.call(q, noop, noop)))
+      const drained = Promise.all([...inFlight].filter(([q]) => q.executed).map(([, settled]) => settled))
       released = drained
         .then(() => (ctx.lease && inTransaction ? target.unsafe('rollback') : undefined))
         .then(giveBack, giveBack)

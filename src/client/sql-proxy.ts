@@ -41,7 +41,16 @@ export interface ProxyContext {
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
 export const insideTransaction = new AsyncLocalStorage<object>()
 
-const QUERY_METHODS = new Set(['unsafe', 'file', 'begin', 'notify', 'listen', 'subscribe', 'reserve'])
+const QUERY_METHODS = new Set([
+  'unsafe',
+  'file',
+  'begin',
+  'notify',
+  'listen',
+  'subscribe',
+  'reserve',
+  'largeObject',
+])
 
 const rejectWith = (method: keyof typeof SESSION_ONLY) => async (): Promise<never> => {
   throw new PoolerError(SESSION_ONLY[method].code, SESSION_ONLY[method].message)
@@ -176,9 +185,24 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
             release()
             return Promise.reject(clientClosed())
           }
+          // What the user's callback throws is theirs and passes unchanged (a fetch() failing with
+          // ECONNREFUSED inside a transaction is not "cannot reach the database"); only the driver's own
+          // errors (BEGIN, COMMIT, ROLLBACK, the connection closing) are mapped.
+          const theirs = new WeakSet<object>()
+          const mark = (e: unknown) => {
+            if (e !== null && (typeof e === 'object' || typeof e === 'function')) theirs.add(e as object)
+            throw e
+          }
           return on
             .begin(opts as string, (tx) =>
-              insideTransaction.run(ctx.owner, () => fn!(wrapSql(ctx, () => tx, undefined, false))),
+              insideTransaction.run(ctx.owner, () => {
+                try {
+                  const x = fn!(wrapSql(ctx, () => tx, undefined, false))
+                  return Promise.resolve(Array.isArray(x) ? Promise.all(x) : x).catch(mark)
+                } catch (e) {
+                  return mark(e)
+                }
+              }),
             )
             .then(
               (result) => {
@@ -187,7 +211,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
               },
               (e) => {
                 release()
-                throw ctx.mapError(e)
+                throw theirs.has(e) ? e : ctx.mapError(e)
               },
             )
         }
@@ -195,6 +219,21 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
         if (ctx.lease) return ctx.lease(g).then((leased) => run(leased.release, leased.sql))
         const now = g ? g.tryAcquire() : noop
         return now ? run(now) : g!.acquire().then(run)
+      },
+      // postgres.js's largeObject calls sql.begin on its own client, which would skip the gate, the guard
+      // and CLIENT_CLOSED. It looks begin up when called, synchronously: hand it ours for that one call.
+      largeObject(...args: unknown[]) {
+        const s = ctx.ensure() as any
+        const own = s.begin
+        s.begin = (fn: unknown) => {
+          s.begin = own
+          return (proxy as any).begin(fn)
+        }
+        try {
+          return s.largeObject(...args)
+        } finally {
+          s.begin = own
+        }
       },
       reserve: reserveMethod(ctx, g, wrapSql),
       ...(ctx.transaction && SESSION_ONLY_METHODS),

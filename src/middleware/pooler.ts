@@ -71,8 +71,10 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     const started = Date.now()
     let closing: Promise<void> | undefined
     const signal = c.req.raw.signal as AbortSignal | undefined
-    const close = (reason: CloseReason): Promise<void> => {
+    const close = (why: CloseReason): Promise<void> => {
       if (closing) return closing
+      // A request whose connection failed ends with 'error', even when its (streamed) response ended normally.
+      const reason = client.failed && (why === 'done' || why === 'stream-end') ? 'error' : why
       signal?.removeEventListener('abort', onAbort)
       closing = (reason === 'abort' ? client.abort() : client.close(opts.closeTimeout))
         .catch(() => {}) // a failing close must never surface as an unhandled rejection
@@ -105,7 +107,8 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     }
     const res = c.res
     // isLive() first: reading res.body of a static response forces @hono/node-server off its fast path.
-    if (closing || !isLive() || !res.body) {
+    // An error answered by onError (Hono's compose catches it): close now, whatever the response is.
+    if (closing || c.error || !isLive() || !res.body) {
       timing()
       return settle(c, close(c.error ? 'error' : 'done'))
     }

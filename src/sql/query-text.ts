@@ -12,15 +12,32 @@ export interface QueryParts {
 }
 
 /**
- * True for a postgres.js `Identifier` (`sql(name)` used as a column or table name).
+ * True for a postgres.js `Identifier` (`sql(name)` used as a column or table name). postgres.js does not
+ * export the class, and a minified bundle (`wrangler deploy --minify`) renames it, so it is recognised by
+ * its shape: one own property `value` (the escaped name), on a class whose base (postgres.js's
+ * `NotTagged`) defines `then`, `catch` and `finally` itself (`Parameter` and `Builder` carry other fields).
  *
  * @example
  * ```ts
+ * import postgres from 'postgres'
+ *
+ * const sql = postgres()
  * isIdentifier(sql('users')) // true
+ * isIdentifier({ value: 'users' }) // false
  * ```
  */
 export function isIdentifier(a: any): boolean {
-  return isInstance(a) && a.constructor?.name === 'Identifier'
+  if (!isInstance(a) || typeof a.value !== 'string' || a instanceof Promise) return false
+  const keys = Object.keys(a)
+  if (keys.length !== 1 || keys[0] !== 'value') return false
+  const base = Object.getPrototypeOf(Object.getPrototypeOf(a))
+  return (
+    !!base &&
+    base !== Object.prototype &&
+    Object.hasOwn(base, 'then') &&
+    Object.hasOwn(base, 'catch') &&
+    Object.hasOwn(base, 'finally')
+  )
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { TestProject } from 'vitest/node'
 import { type Stack, startStack } from '../../scripts/stack.ts'
 
-export type StackInfo = Omit<Stack, 'stop'>
+export type StackInfo = Omit<Stack, 'stop' | 'control'>
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,7 +16,7 @@ export async function setup(project: TestProject): Promise<void> {
   stack = await startStack()
   if (!stack.adminUrl)
     throw new Error('PGBOUNCER_ADMIN_URL must be set when DATABASE_URL is given: the tests read SHOW CLIENTS')
-  const { stop: _stop, ...info } = stack
+  const { stop: _stop, control: _control, ...info } = stack
   project.provide('stack', info)
 }
 
