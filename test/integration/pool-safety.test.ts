@@ -156,6 +156,36 @@ describe('a shared pool keeps requests apart', () => {
     expect((await app.request('/one')).status).toBe(200)
   })
 
+  it('breaking out of a cursor gives the connection back only after the portal is closed', async () => {
+    const { app } = poolApp(`${APP}-cursor`, { url: stack.pool1Url, inlineParams: false, pool: one })
+    app.get('/cur', async (c) => {
+      let n = 0
+      for await (const rows of c.var.sql`select generate_series(1, 100000) as x`.cursor(10)) {
+        n += rows.length
+        break
+      }
+      // The portal's Close is on its way: the connection is still leased until its ReadyForQuery.
+      const held = poolStats()[0]!.inUse
+      return c.json({ n, held })
+    })
+    app.get('/b', async (c) =>
+      c.json((await c.var.sql`select count(*)::int + ${1} as i from poolsafe_lock`)[0]),
+    )
+    await whileLocked(0, async () => {})
+    expect(await (await app.request('/cur')).json()).toEqual({ n: 10, held: 1 })
+    expect(poolStats()[0]).toMatchObject({ inUse: 0, idle: 1 })
+    const res = await whileLocked(300, () =>
+      within(
+        Promise.all([
+          (async () => (await app.request('/cur')).json())(),
+          sleep(5).then(async () => (await app.request('/b')).json()),
+        ]),
+        8000,
+      ),
+    )
+    expect(res).toEqual([{ n: 10, held: 1 }, { i: 1 }])
+  })
+
   it('closePools(): a request during the grace period gets POOL_CLOSED and opens no pool', async () => {
     const app = `${APP}-close`
     const { app: server } = poolApp(app, { ...direct, pool: one })
