@@ -101,11 +101,16 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   let lastCode: string | undefined
   // A statement past queryTimeout whose cancel did not land: destroy the sockets (a shared pool is never
   // ended: only this request's connections leave it).
-  const running = statements(options.queryTimeout, () => {
-    lost = true
-    if (leases) leases.destroyHeld()
-    else void real?.end({ timeout: 0 })
-  })
+  // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
+  const running = statements(
+    options.queryTimeout,
+    () => {
+      lost = true
+      if (leases) leases.destroyHeld()
+      else void real?.end({ timeout: 0 })
+    },
+    () => leases?.doom(),
+  )
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.

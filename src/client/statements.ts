@@ -26,6 +26,7 @@ export interface Statements {
 /**
  * @param queryTimeout seconds (0: no deadline)
  * @param stuck called when a timed-out statement's cancel did not land within 1 s: destroy the sockets
+ * @param cancelling called just before a timed-out statement is cancelled (its connection must not be reused)
  *
  * @example
  * ```ts
@@ -35,7 +36,11 @@ export interface Statements {
  * settled()
  * ```
  */
-export function statements(queryTimeout: number, stuck: () => void): Statements {
+export function statements(
+  queryTimeout: number,
+  stuck: () => void,
+  cancelling: () => void = noop,
+): Statements {
   const active = new Map<any, () => void>()
   const expired = new WeakSet<object>()
   let drained: () => void = noop
@@ -53,6 +58,7 @@ export function statements(queryTimeout: number, stuck: () => void): Statements 
       clearTimeout(timer)
       timer = setTimeout(() => {
         expired.add(q)
+        cancelling()
         active.get(q)?.()
         destroy = setTimeout(stuck, CANCEL_GRACE_MS)
       }, queryTimeout * 1000)

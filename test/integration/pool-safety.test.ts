@@ -60,6 +60,16 @@ describe('a shared pool keeps requests apart', () => {
     expect(poolStats()[0]).toMatchObject({ open: 1, inUse: 0 })
   })
 
+  it('a statement cancelled at queryTimeout: its connection leaves the pool too', async () => {
+    const { app } = poolApp(`${APP}-qtimeout`, { ...direct, queryTimeout: 0.3, pool: one })
+    const before = (await (await app.request('/pid')).json()).pid as number
+    const res = await app.request('/sleep/3')
+    expect(await res.json()).toMatchObject({ error: { code: 'QUERY_TIMEOUT' } })
+    const after = (await (await app.request('/pid')).json()).pid as number
+    expect(after).not.toBe(before)
+    expect(poolStats()[0]).toMatchObject({ open: 1, inUse: 0 })
+  })
+
   for (const [name, options] of [
     ['direct', direct],
     ['PgBouncer', { url: stack.databaseUrl }],
