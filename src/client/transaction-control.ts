@@ -31,6 +31,8 @@ export function transactionKeyword(text: string): string | null {
  *
  * @example
  * ```ts
+ * import type { QueryParts } from '../sql/query-text'
+ *
  * declare const q: QueryParts
  * const refused = refuseTransactionControl(q) // PoolerError POOL_UNSUPPORTED for `begin`
  * ```
