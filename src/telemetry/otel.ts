@@ -7,6 +7,7 @@
  * only when `pooler({ openTelemetry: true })` asks for it, or handed over as `pooler({ openTelemetry: api })`
  * (bundled runtimes such as Workers). Without it nothing is loaded.
  */
+import { poolStats } from '../pool/live'
 import type { UrlInfo } from '../url'
 
 /** The parts of `@opentelemetry/api` hono-pooler uses (pass the module itself: `import * as api from …`). */
@@ -45,7 +46,8 @@ export class OpenTelemetry {
   private readonly tracer: any
   private readonly duration: any
   private readonly createTime: any
-  private readonly count: any
+  /** Connections of per-request clients open now, by pool name (all `used`: a request's own). */
+  private readonly perRequest = new Map<string, number>()
 
   constructor(api: OpenTelemetryApi) {
     this.tracer = api.trace.getTracer('hono-pooler')
@@ -60,10 +62,29 @@ export class OpenTelemetry {
       description: 'The time it took to create a new connection.',
       advice: { explicitBucketBoundaries: SECONDS },
     })
-    this.count = meter.createUpDownCounter('db.client.connection.count', {
-      unit: '{connection}',
-      description: 'The number of connections that are currently in state described by the state attribute.',
-    })
+    // Observed when the metrics are read: per-request clients' connections (used), and every shared
+    // pool's idle and used connections (`poolStats()`).
+    meter
+      .createObservableUpDownCounter('db.client.connection.count', {
+        unit: '{connection}',
+        description:
+          'The number of connections that are currently in state described by the state attribute.',
+      })
+      .addCallback((result: { observe(value: number, attributes: Record<string, string>): void }) => {
+        for (const [name, n] of this.perRequest)
+          result.observe(n, { 'db.client.connection.pool.name': name, 'db.client.connection.state': 'used' })
+        for (const p of poolStats()) {
+          const name = `${p.host} (${p.mode} pool)`
+          result.observe(p.idle, {
+            'db.client.connection.pool.name': name,
+            'db.client.connection.state': 'idle',
+          })
+          result.observe(p.inUse, {
+            'db.client.connection.pool.name': name,
+            'db.client.connection.state': 'used',
+          })
+        }
+      })
   }
 
   startStatement(text: string, info: UrlInfo): any {
@@ -108,15 +129,14 @@ export class OpenTelemetry {
     span.end(startEpochMs + ms)
     const pool = { 'db.client.connection.pool.name': poolName(info) }
     this.createTime.record(ms / 1000, pool)
-    this.count.add(1, { ...pool, 'db.client.connection.state': 'used' })
+    const name = poolName(info)
+    this.perRequest.set(name, (this.perRequest.get(name) ?? 0) + 1)
   }
 
   closed(info: UrlInfo, connections: number): void {
-    if (connections)
-      this.count.add(-connections, {
-        'db.client.connection.pool.name': poolName(info),
-        'db.client.connection.state': 'used',
-      })
+    if (!connections) return
+    const name = poolName(info)
+    this.perRequest.set(name, (this.perRequest.get(name) ?? 0) - connections)
   }
 }
 

@@ -16,7 +16,7 @@ import { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import { timing } from 'hono/timing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type PoolerOptions, type PoolerVariables, pooler } from '../../src'
+import { closePools, type PoolerOptions, type PoolerVariables, pooler } from '../../src'
 import { stack, waitForNoClients } from '../support/stack'
 
 const APP = 'hp-telemetry'
@@ -186,6 +186,25 @@ describe('OpenTelemetry', () => {
     // Every request's connection was counted when set up and uncounted when its client closed.
     expect(count!.dataPoints.map((p) => p.value)).toEqual([0])
     expect(count!.dataPoints[0]!.attributes['db.client.connection.state']).toBe('used')
+  })
+
+  it("with a shared pool, db.client.connection.count reports the pool's idle and used connections", async () => {
+    const app = appWith({ openTelemetry: api, pool: { size: 2, overflow: 0, checkBudget: false } })
+    const points = async () =>
+      ((await metric('db.client.connection.count'))?.dataPoints ?? [])
+        .map((p) => ({ ...p.attributes, value: p.value }))
+        .filter((p) => String(p['db.client.connection.pool.name']).endsWith('(transaction pool)'))
+    try {
+      expect((await app.request('/two')).status).toBe(200)
+      const afterRequest = await points()
+      expect(afterRequest).toContainEqual(
+        expect.objectContaining({ 'db.client.connection.state': 'used', value: 0 }),
+      )
+      const idle = afterRequest.find((p) => p['db.client.connection.state'] === 'idle')
+      expect(idle?.value).toBeGreaterThanOrEqual(1)
+    } finally {
+      await closePools({ timeout: 1 })
+    }
   })
 
   it("statement spans are children of the span active where they are awaited (the handler's)", async () => {

@@ -4,7 +4,7 @@
  * together with postgres.js through esbuild with --minify, and runs them against queries the minified
  * postgres.js builds (no connection is made: building a query sends nothing).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
@@ -16,6 +16,7 @@ let m: any
 let sql: any
 
 beforeAll(async () => {
+  mkdirSync(join(root, '.tmp'), { recursive: true }) // a fresh clone has no .tmp yet
   dir = mkdtempSync(join(root, '.tmp', 'minified-'))
   const entry = join(dir, 'entry.ts')
   writeFileSync(
