@@ -192,7 +192,7 @@ describe('OpenTelemetry', () => {
     const app = appWith({ openTelemetry: api, pool: { size: 2, overflow: 0, checkBudget: false } })
     const points = async () =>
       ((await metric('db.client.connection.count'))?.dataPoints ?? [])
-        .map((p) => ({ ...p.attributes, value: p.value }))
+        .map((p): Record<string, unknown> => ({ ...p.attributes, value: p.value }))
         .filter((p) => String(p['db.client.connection.pool.name']).endsWith('(transaction pool)'))
     try {
       expect((await app.request('/two')).status).toBe(200)
