@@ -129,6 +129,23 @@ describe('a shared pool keeps requests apart', () => {
     expect(poolStats()[0]).toMatchObject({ open: 1, idle: 1 })
   })
 
+  it('a transaction left open on a reserved connection is rolled back before it goes back (any statement)', async () => {
+    const { app } = poolApp(`${APP}-rrollback`, { ...direct, pool: one })
+    app.get('/open', async (c) => {
+      const r = await c.var.sql.reserve()
+      await r.unsafe('select 1; begin')
+      r.release()
+      return c.text('left open')
+    })
+    app.get('/fresh', async (c) =>
+      // In a transaction left open 200 ms ago, now() (its start) lags behind the statement's time.
+      c.json((await c.var.sql`select statement_timestamp() - now() < interval '100 ms' as fresh`)[0]),
+    )
+    expect((await app.request('/open')).status).toBe(200)
+    await sleep(200)
+    expect(await (await app.request('/fresh')).json()).toMatchObject({ fresh: true })
+  })
+
   it('Promise.all on a pooled reserved connection through app_pool1 does not hang (one in flight)', async () => {
     const { app } = poolApp(`${APP}-rgate`, { url: stack.pool1Url, inlineParams: false, pool: one })
     app.get('/r', async (c) => {
