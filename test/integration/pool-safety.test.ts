@@ -42,23 +42,38 @@ async function whileLocked<T>(ms: number, fn: () => Promise<T>): Promise<T> {
 }
 
 describe('a shared pool keeps requests apart', () => {
-  it('a connection whose statement was cancelled (request aborted) never goes back to the pool', async () => {
-    const { app } = poolApp(`${APP}-cancel`, { ...direct, pool: one })
-    const before = (await (await app.request('/pid')).json()).pid as number
-    const ac = new AbortController()
-    const aborted = app.request(new Request('http://localhost/sleep/3', { signal: ac.signal }))
-    await sleep(300)
-    // B waits for the only connection while A is cancelled: it must not be the cancel's victim.
-    const waiting = app.request('/sleep/0.3')
-    await sleep(50)
-    ac.abort()
-    expect((await aborted).status).toBe(500)
-    const b = await waiting
-    expect(b.status).toBe(200)
-    const after = (await (await app.request('/pid')).json()).pid as number
-    expect(after).not.toBe(before)
-    expect(poolStats()[0]).toMatchObject({ open: 1, inUse: 0 })
-  })
+  it.each([
+    ['a statement', '/sleep/3'],
+    ['sql.begin', '/hold/3'],
+    ['a reserved connection', '/reserved/3'],
+  ])(
+    'a connection whose statement was cancelled (request aborted, %s) never goes back to the pool',
+    async (_, path) => {
+      const { app } = poolApp(`${APP}-cancel`, { ...direct, pool: one })
+      app.get('/reserved/:s', async (c) => {
+        const r = await c.var.sql.reserve()
+        try {
+          return c.json((await r`select pg_sleep(${Number(c.req.param('s'))}), 1 as n`)[0])
+        } finally {
+          r.release()
+        }
+      })
+      const before = (await (await app.request('/pid')).json()).pid as number
+      const ac = new AbortController()
+      const aborted = app.request(new Request(`http://localhost${path}`, { signal: ac.signal }))
+      await sleep(300)
+      // B waits for the only connection while A is cancelled: it must not be the cancel's victim.
+      const waiting = app.request('/sleep/0.3')
+      await sleep(50)
+      ac.abort()
+      expect((await aborted).status).toBe(500)
+      const b = await waiting
+      expect(b.status).toBe(200)
+      const after = (await (await app.request('/pid')).json()).pid as number
+      expect(after).not.toBe(before)
+      expect(poolStats()[0]).toMatchObject({ open: 1, inUse: 0 })
+    },
+  )
 
   it('a statement cancelled at queryTimeout: its connection leaves the pool too', async () => {
     const { app } = poolApp(`${APP}-qtimeout`, { ...direct, queryTimeout: 0.3, pool: one })
