@@ -119,18 +119,25 @@ export function reserveMethod<C extends ReserveContext>(
       const q = query as any
       let ended = noop
       inFlight.set(q, new Promise<void>((r) => (ended = r)))
-      const [resolve, reject] = [q.resolve, q.reject]
       const done = () => {
         inFlight.delete(q)
         ended()
       }
-      q.resolve = (x: unknown) => {
-        done()
-        return resolve(x)
-      }
-      q.reject = (e: unknown) => {
-        done()
-        return reject(e)
+      // Over the hook's accessors (which map errors and settle the hook): read through, never wrapped twice.
+      for (const key of ['resolve', 'reject']) {
+        const d = Object.getOwnPropertyDescriptor(q, key)
+        const read = d?.get ?? (() => d?.value)
+        Object.defineProperty(q, key, {
+          get: () => {
+            const f = read.call(q)
+            return (x: unknown) => {
+              done()
+              return f(x)
+            }
+          },
+          set: (f: unknown) => (d?.set ? d.set.call(q, f) : Object.assign(d ?? {}, { value: f })),
+          configurable: true,
+        })
       }
       return q
     }
