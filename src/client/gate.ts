@@ -66,7 +66,8 @@ export function gate(size: number): Gate {
 
 /**
  * An iterated postgres.js cursor (`for await (const rows of q.cursor(n))`) never settles the query's own
- * promise: this wraps its iterator so `release` runs when the iteration ends, fails or is broken off.
+ * promise: this wraps its iterator so `release` runs when the iteration ends or fails, and `onReturn` (by
+ * default `release`) after it is broken off and the iterator's own `return()` ran.
  *
  * @example
  * ```ts
@@ -78,7 +79,11 @@ export function gate(size: number): Gate {
  * for await (const batch of releaseWhenIterated(rows(), () => console.log('released'))) console.log(batch)
  * ```
  */
-export function releaseWhenIterated<T>(iterable: AsyncIterable<T>, release: () => void): AsyncIterable<T> {
+export function releaseWhenIterated<T>(
+  iterable: AsyncIterable<T>,
+  release: () => void,
+  onReturn: () => void = release,
+): AsyncIterable<T> {
   const it = iterable[Symbol.asyncIterator]()
   return {
     [Symbol.asyncIterator]: () => ({
@@ -93,8 +98,11 @@ export function releaseWhenIterated<T>(iterable: AsyncIterable<T>, release: () =
         }
       },
       return: async (value?: unknown) => {
-        release()
-        return it.return ? it.return(value) : { done: true as const, value: undefined as T }
+        try {
+          return it.return ? await it.return(value) : { done: true as const, value: undefined as T }
+        } finally {
+          onReturn()
+        }
       },
     }),
   }

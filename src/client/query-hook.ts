@@ -152,7 +152,9 @@ export function hookQuery<Q>(
     const cursor = q.cursor
     q.cursor = function (this: any, ...args: unknown[]) {
       const r = cursor.apply(this, args)
-      return r === this ? r : releaseWhenIterated(r, () => release())
+      // Broken off: postgres.js sends Close + Sync; the connection is given back at that ReadyForQuery (the
+      // query's final resolve settles it), never while the portal is still open.
+      return r === this ? r : releaseWhenIterated(r, () => release(), noop)
     }
   }
   return query

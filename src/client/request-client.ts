@@ -20,6 +20,7 @@ import { gate } from './gate'
 import { type HookContext, hookQuery } from './query-hook'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
 import { statements } from './statements'
+import { refuseTransactionControl } from './transaction-control'
 
 /** A request's client and its lifecycle. */
 export interface RequestClient {
@@ -35,6 +36,12 @@ export interface RequestClient {
   close(timeout: number): Promise<void>
   /** The client went away: cancel running statements on the server (bounded), then destroy the sockets. */
   abort(): Promise<void>
+}
+
+/** Waits for `p` at most `ms`. */
+const within = (p: Promise<unknown>, ms: number) => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer))
 }
 
 /** The driver options with the connection-setup signal for an observer (the first ParameterStatus). */
@@ -93,11 +100,16 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   let failed = false
   // A statement past queryTimeout whose cancel did not land: destroy the sockets (a shared pool is never
   // ended: only this request's connections leave it).
-  const running = statements(options.queryTimeout, () => {
-    lost = true
-    if (leases) leases.destroyHeld()
-    else void real?.end({ timeout: 0 })
-  })
+  // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
+  const running = statements(
+    options.queryTimeout,
+    () => {
+      lost = true
+      if (leases) leases.destroyHeld()
+      else void real?.end({ timeout: 0 })
+    },
+    () => leases?.doom(),
+  )
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.
@@ -173,6 +185,10 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     quiet: running.quiet,
     copying: running.copying,
   }
+  const pooledHooks: HookContext = {
+    ...hooks,
+    refuse: (q, gated) => hooks.refuse(q, gated) ?? refuseTransactionControl(q),
+  }
   const proxyContext: ProxyContext = {
     transaction,
     max: options.max,
@@ -183,8 +199,13 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     isClosed: () => closed,
     ensure,
     deadlocked,
-    patch: (query, g, load) => hookQuery(query, leases && g ? leases.gateFor(query, g) : g, hooks, load),
-    ...(pooled && { lease: (g) => leases!.lease(g) }),
+    // Shared pool: a top-level statement leases a pooled connection after the gate, and may not control a
+    // transaction (the connection goes back when the statement settles).
+    patch: (query, g, load, top) =>
+      top && leases
+        ? hookQuery(query, g ? leases.gateFor(query, g) : g, pooledHooks, load)
+        : hookQuery(query, g, hooks, load),
+    ...(pooled && { lease: (g) => leases!.lease(g), pooled }),
     mapError,
     owner,
   }
@@ -205,8 +226,10 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       closed = true
       leases?.stop()
       if (!real) return
+      // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
+      if (running.size) leases?.doom()
       if (!lost) await running.cancelUntilSettled(ABORT_WAIT_MS)
-      await releaseAll()
+      await within(releaseAll(), 1000)
       // Shared pool: only this request's connections, and only those still busy after the cancel.
       if (leases) (await leases.settled(1000)) || leases.destroyHeld()
       else await real.end({ timeout: 0 })
@@ -214,15 +237,19 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     },
     async close(timeout: number) {
       closed = true
-      await releaseAll()
+      // Reserved connections go back once their statements settled (bounded by the timeout).
+      const started = Date.now()
+      await within(releaseAll(), lost ? 0 : timeout * 1000)
+      const left = Math.max(0, timeout - (Date.now() - started) / 1000)
       // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
       if (!leases) {
-        await real?.end({ timeout: lost ? 0 : timeout })
+        await real?.end({ timeout: lost ? 0 : left })
         if (real) observer?.closed()
         return
       }
       leases.stop()
-      if (!lost && (await leases.settled(timeout * 1000))) return observer?.closed()
+      if (!lost && (await leases.settled(left * 1000))) return observer?.closed()
+      leases.doom()
       if (!lost) await running.cancelUntilSettled(1000)
       leases.destroyHeld()
       observer?.closed()

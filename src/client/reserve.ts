@@ -8,7 +8,30 @@
  * the transaction ends, so Kysely's `db.transaction()` is safe.
  */
 import type { ReservedSql, Sql } from 'postgres'
+import { poolUnsupported } from '../errors'
+import { splitStatements } from '../sql/lexer'
 import { type Gate, gate } from './gate'
+
+const noop = () => {}
+/** What postgres.js's own ReservedSql does not have (a pooled connection's full Sql would). */
+const NOT_RESERVED = new Set(['begin', 'end', 'close', 'listen', 'subscribe', 'reserve', 'largeObject'])
+const refused = (method: string) => () => {
+  throw poolUnsupported(
+    `reserved.${method}() on a pooled connection would bypass hono-pooler or end the pooled connection`,
+    'send begin/commit as statements on the reserved connection, or use sql.begin — and release() it',
+  )
+}
+
+/** Whether a connection is inside a transaction after `text` (every statement's first words). */
+function transactionState(text: string, open: boolean): boolean {
+  for (const { tokens } of splitStatements(text)) {
+    const [a, b] = [tokens[0]?.value, tokens[1]?.value]
+    if (a === 'begin' || (a === 'start' && b === 'transaction')) open = true
+    else if (a === 'commit' || a === 'end' || a === 'abort') open = false
+    else if ((a === 'rollback' && b !== 'to') || (a === 'prepare' && b === 'transaction')) open = false
+  }
+  return open
+}
 
 /** What reserving needs from the request client (a part of sql-proxy's `ProxyContext`). */
 export interface ReserveContext {
@@ -22,6 +45,8 @@ export interface ReserveContext {
   reservations?: Set<() => Promise<void>>
   ensure(): Sql<any>
   deadlocked(): Error | undefined
+  /** Hooks one query (`top`: a statement of `c.var.sql` itself, not of a transaction or reservation). */
+  patch<Q>(query: Q, g: Gate | undefined, load?: () => Promise<string>, top?: boolean): Q
   mapError(e: unknown): unknown
 }
 
@@ -83,41 +108,69 @@ export function reserveMethod<C extends ReserveContext>(
     // transaction, so one still open (BEGIN sent, no COMMIT/ROLLBACK) is rolled back first.
     let inTransaction = false
     const note = (text: unknown) => {
-      const m =
-        typeof text === 'string'
-          ? /^\s*(begin|start|commit|end|abort|rollback)\b(\s+to\b)?/i.exec(text)
-          : null
-      if (m) inTransaction = /^(begin|start)$/i.test(m[1]!) || (/^rollback$/i.test(m[1]!) && !!m[2])
+      if (ctx.lease && typeof text === 'string') inTransaction = transactionState(text, inTransaction)
+    }
+    // Statements sent on it: the connection is given back only once they settled.
+    const inFlight = new Map<any, Promise<void>>()
+    // Hooked on its resolve/reject (never a handler on its promise: that would mark a failure nobody awaits
+    // as handled); a cursor replaces them per fetch, so its iteration is not waited for.
+    const track = (query: unknown) => {
+      if (!(query instanceof Promise)) return query
+      const q = query as any
+      let ended = noop
+      inFlight.set(q, new Promise<void>((r) => (ended = r)))
+      const done = () => {
+        inFlight.delete(q)
+        ended()
+      }
+      // Over the hook's accessors (which map errors and settle the hook): read through, never wrapped twice.
+      for (const key of ['resolve', 'reject']) {
+        const d = Object.getOwnPropertyDescriptor(q, key)
+        const read = d?.get ?? (() => d?.value)
+        Object.defineProperty(q, key, {
+          get: () => {
+            const f = read.call(q)
+            return (x: unknown) => {
+              done()
+              return f(x)
+            }
+          },
+          set: (f: unknown) => (d?.set ? d.set.call(q, f) : Object.assign(d ?? {}, { value: f })),
+          configurable: true,
+        })
+      }
+      return q
     }
     let released: Promise<void> | undefined
     const release = (): Promise<void> => {
       if (released) return released
       ctx.reservations?.delete(release)
-      released =
-        ctx.lease && inTransaction
-          ? target
-              .unsafe('rollback')
-              .then(giveBack, giveBack)
-              .then(() => {})
-          : Promise.resolve(giveBack())
+      const drained = Promise.all([...inFlight].filter(([q]) => q.executed).map(([, settled]) => settled))
+      released = drained
+        .then(() => (ctx.lease && inTransaction ? target.unsafe('rollback') : undefined))
+        .then(giveBack, giveBack)
+        .then(noop)
       return released
     }
     ctx.reservations?.add(release)
-    // (with a shared pool a statement's gate would lease another pooled connection: none there)
-    const own = ctx.transaction && !ctx.lease ? gate(1) : undefined
-    const wrapped = wrap(ctx, () => target, own, false)
+    // One statement in flight on it in transaction mode, its own gate, never a lease of another connection.
+    const own = ctx.transaction ? gate(1) : undefined
+    const inner: C = { ...ctx, patch: (q, g2, load, top) => track(ctx.patch(q, g2, load, top)) }
+    const wrapped = wrap(inner, () => target, own, false)
     const unsafe = (text: string, ...rest: unknown[]) => {
       note(text)
       return (wrapped.unsafe as (...a: unknown[]) => unknown)(text, ...rest)
     }
     return new Proxy(wrapped, {
       apply(target, self, args) {
-        if (Array.isArray(args[0]?.raw)) note(args[0][0])
+        if (Array.isArray(args[0]?.raw)) note(args[0].join('$0'))
         return Reflect.apply(target, self, args)
       },
       get(target, prop, receiver) {
         if (prop === 'release') return () => void release()
         if (prop === 'unsafe') return unsafe
+        // A pooled connection is a whole postgres.js client: only what a ReservedSql has is exposed.
+        if (ctx.lease && typeof prop === 'string' && NOT_RESERVED.has(prop)) return refused(prop)
         return Reflect.get(target, prop, receiver)
       },
     }) as unknown as ReservedSql<any>

@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
-import { clientClosed, PoolerError, prepareUnsupported, SESSION_ONLY } from '../errors'
+import { clientClosed, PoolerError, poolUnsupported, prepareUnsupported, SESSION_ONLY } from '../errors'
 import type { Gate, Release } from './gate'
 import { reserveMethod } from './reserve'
 
@@ -27,13 +27,15 @@ export interface ProxyContext {
   ensure(): Sql<any>
   /** The error when `c.var.sql` is used inside its own transaction with max 1, else undefined. */
   deadlocked(): PoolerError | undefined
-  /** Hooks one query (`load` supplies its text first: `sql.file`). */
-  patch<Q>(query: Q, g: Gate | undefined, load?: () => Promise<string>): Q
+  /** Hooks one query (`load` supplies its text first: `sql.file`; `top`: a statement of `c.var.sql` itself). */
+  patch<Q>(query: Q, g: Gate | undefined, load?: () => Promise<string>, top?: boolean): Q
   mapError(e: unknown): unknown
   /** Identifies the request client, for `insideTransaction`. */
   owner: object
   /** Shared pool: a pooled connection for `sql.begin`, taken after the request's gate `g`. */
   lease?(g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }>
+  /** A shared pool is set (`pooler({ pool })`): what would open or end connections outside it is refused. */
+  pooled?: boolean
 }
 
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -57,6 +59,23 @@ const rejectWith = (method: keyof typeof SESSION_ONLY) => async (): Promise<neve
 const SESSION_ONLY_METHODS = {
   listen: rejectWith('listen'),
   subscribe: rejectWith('subscribe'),
+}
+const outsidePool = (what: string, fix: string) => () => {
+  throw poolUnsupported(what, fix)
+}
+/** With a shared pool: these would open connections outside it, or end the pool's own client. */
+const POOL_REFUSED = {
+  listen: outsidePool(
+    'sql.listen() opens a connection outside the pool',
+    'use a postgres() client of your own',
+  ),
+  subscribe: outsidePool(
+    'sql.subscribe() opens a connection outside the pool',
+    'use a postgres() client of your own',
+  ),
+  largeObject: outsidePool('sql.largeObject() runs outside the pool', 'use a postgres() client of your own'),
+  end: outsidePool('sql.end() would end the shared pool', 'call closePools() at shutdown'),
+  close: outsidePool('sql.close() would end the shared pool', 'call closePools() at shutdown'),
 }
 
 const noop = () => {}
@@ -119,7 +138,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
     unsafe(text: string, ...rest: unknown[]) {
       const [params, opts] = unsafeArgs(rest)
       checkPrepare(opts)
-      return ctx.patch(target().unsafe(text, params as any[], opts), g)
+      return ctx.patch(target().unsafe(text, params as any[], opts), g, undefined, top)
     },
     file(path: string, ...rest: unknown[]) {
       const [params, opts] = unsafeArgs(rest)
@@ -133,7 +152,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
           simple: 'simple' in opts ? opts.simple : params.length === 0,
         } as Record<string, unknown>,
       )
-      return ctx.patch(q, g, () => readText(path))
+      return ctx.patch(q, g, () => readText(path), top)
     },
     // Like postgres.js's own: async, so it is sent at once even when the promise is never awaited.
     async notify(channel: string, payload: string) {
@@ -218,6 +237,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
       },
       reserve: reserveMethod(ctx, g, wrapSql),
       ...(ctx.transaction && SESSION_ONLY_METHODS),
+      ...(ctx.pooled && POOL_REFUSED),
     })
   }
   const proxy: S = new Proxy(function sql() {} as unknown as S, {
@@ -227,7 +247,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
       const q = s(...args)
       if (!(q instanceof Promise)) return q
       keepCallSite(q, apply)
-      return ctx.patch(q, g)
+      return ctx.patch(q, g, undefined, top)
     },
     get(_t, prop) {
       if (typeof prop === 'string' && prop in overrides) {

@@ -46,6 +46,7 @@ export interface Statements {
 /**
  * @param queryTimeout seconds (0: no deadline)
  * @param stuck called when a cancel did not land within 1 s: destroy the sockets
+ * @param cancelling called just before a timed-out statement is cancelled (its connection must not be reused)
  *
  * @example
  * ```ts
@@ -55,7 +56,11 @@ export interface Statements {
  * settled()
  * ```
  */
-export function statements(queryTimeout: number, stuck: () => void): Statements {
+export function statements(
+  queryTimeout: number,
+  stuck: () => void,
+  cancelling: () => void = noop,
+): Statements {
   const active = new Map<any, () => void>()
   const expired = new WeakSet<object>()
   // CancelRequests sent and not yet answered (their socket not closed).
@@ -79,6 +84,7 @@ export function statements(queryTimeout: number, stuck: () => void): Statements 
       if (expired.has(q)) return
       timer = later(() => {
         expired.add(q)
+        cancelling()
         active.get(q)?.()
         destroy = later(stuck, CANCEL_GRACE_MS)
       }, queryTimeout * 1000)

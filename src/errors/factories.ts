@@ -154,3 +154,6 @@ export const poolClosed = (): PoolerError =>
   new PoolerError('POOL_CLOSED', 'closePools() was called: the server is shutting down — retry', {
     retryAfter: 1,
   })
+/** What a shared pool (`pooler({ pool })`) cannot allow on `c.var.sql`: each would leak to other requests. */
+export const poolUnsupported = (what: string, fix: string): PoolerError =>
+  new PoolerError('POOL_UNSUPPORTED', `${what} with a shared pool (pooler({ pool })) — ${fix}`)

@@ -28,6 +28,7 @@ export type PoolerErrorCode =
   | 'PIPELINE_CONNECT_UNSAFE'
   | 'POOL_TIMEOUT'
   | 'POOL_CLOSED'
+  | 'POOL_UNSUPPORTED'
 
 /**
  * Codes meaning "this request could not get a database connection": answered with HTTP 503.

@@ -22,6 +22,12 @@ export interface RequestLeases {
   stop(): void
   /** Terminates the connections the request still holds (they leave the pool). */
   destroyHeld(): void
+  /**
+   * The request cancels its statements: from now on every connection it gives back is terminated instead
+   * (a CancelRequest names a backend, and it could land on another request's statement once the
+   * connection was handed over).
+   */
+  doom(): void
 }
 
 /**
@@ -42,6 +48,7 @@ export interface RequestLeases {
  */
 export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>): RequestLeases {
   let stopped = false
+  let doomed = false
   // The request's statements waiting for a connection (rejected with CLIENT_CLOSED when it ends).
   const waits = new Set<(e: unknown) => void>()
   const held = new Set<Slot>()
@@ -56,6 +63,7 @@ export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>):
       if (given) return
       given = true
       held.delete(slot)
+      if (doomed && !slot.destroyed) pool.destroy(slot)
       pool.release(slot)
       gated()
       if (held.size) return
@@ -119,6 +127,9 @@ export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>):
       if (!waits.size) return
       const e = clientClosed()
       for (const cancel of [...waits]) cancel(e)
+    },
+    doom() {
+      doomed = true
     },
     destroyHeld() {
       for (const slot of held) pool.destroy(slot)

@@ -2,6 +2,7 @@
  * One pool per process per `pooler({ pool })` and URL, created on first use and shared by all requests;
  * `closePools()` over all of them.
  */
+import { poolClosed } from '../errors'
 import type { ResolvedOptions } from '../options'
 import type { ClientConfig } from '../preset'
 import { checkBudget } from './budget'
@@ -11,6 +12,8 @@ import { refuseServerless, serverlessPlatform } from './serverless'
 import { closeWhenIdle } from './vercel'
 
 let pools = new WeakMap<ResolvedOptions, Map<string, ConnectionPool>>()
+/** closePools() is running: no pool is created or handed out until it resolved. */
+let closingAll: Promise<void> | undefined
 
 /**
  * The shared pool of a request's configuration (`config.options.pool` must be set).
@@ -26,6 +29,7 @@ let pools = new WeakMap<ResolvedOptions, Map<string, ConnectionPool>>()
  * ```
  */
 export function sharedPool(config: ClientConfig): ConnectionPool {
+  if (closingAll) throw poolClosed()
   let byUrl = pools.get(config.options)
   if (!byUrl) {
     byUrl = new Map()
@@ -47,16 +51,22 @@ export function sharedPool(config: ClientConfig): ConnectionPool {
 
 /**
  * Graceful shutdown: every shared pool stops handing out connections, running statements and transactions
- * get up to `timeout` seconds, then every connection is closed. A request arriving later opens a new pool.
+ * get up to `timeout` seconds, then every connection is closed. Until it resolved, a request that needs a
+ * connection gets `POOL_CLOSED` (none opens a new pool); afterwards a request opens a new pool (pools can be
+ * reopened, e.g. by tests). Calling it again while it runs returns the same promise.
  *
  * @example
  * ```ts
  * process.on('SIGTERM', () => closePools({ timeout: 10 }).then(() => process.exit(0)))
  * ```
  */
-export async function closePools({ timeout = 10 }: { timeout?: number } = {}): Promise<void> {
+export function closePools({ timeout = 10 }: { timeout?: number } = {}): Promise<void> {
+  if (closingAll) return closingAll
   const closing = [...livePools] as ConnectionPool[]
-  livePools.clear()
-  pools = new WeakMap()
-  await Promise.all(closing.map((p) => p.close(timeout)))
+  closingAll = Promise.all(closing.map((p) => p.close(timeout))).then(() => {
+    livePools.clear()
+    pools = new WeakMap()
+    closingAll = undefined
+  })
+  return closingAll
 }

@@ -60,7 +60,7 @@ describe('a shared pool: size, overflow, timeout', () => {
     expect(res.status).toBe(503)
     expect(res.headers.get('retry-after')).toBe('1')
     expect(await res.json()).toMatchObject({ error: { code: 'POOL_TIMEOUT' } })
-    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(Date.now() - started).toBeLessThan(1500) // timeout 0.5 s + 1 s for a loaded machine
     const held = await holding
     expect(held.status).toBe(200)
     expect(await held.json()).toEqual({ n: 2 })

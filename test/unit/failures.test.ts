@@ -39,6 +39,7 @@ const ALL: Record<PoolerErrorCode, true> = {
   PIPELINE_CONNECT_UNSAFE: true,
   POOL_TIMEOUT: true,
   POOL_CLOSED: true,
+  POOL_UNSUPPORTED: true,
 }
 const CODES = Object.keys(ALL) as PoolerErrorCode[]
 const status = (code: PoolerErrorCode) => STATUS[code] ?? 500
