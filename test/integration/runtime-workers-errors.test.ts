@@ -1,19 +1,15 @@
 /**
  * Connection edge cases in real workerd (wrangler's unstable_startWorker), through src/client/workerd-socket.ts:
  * a server that accepts and never answers (CONNECT_TIMEOUT), a refused port (CONNECT_FAILED),
- * `sslmode=require` through a TLS front for PgBouncer (the polyfill's tls.connect upgrading our socket),
+ * `sslmode=require` through a self-signed TLS front (test/support/tls-front.ts) for PgBouncer,
  * and no unhandled rejection from the socket in any case.
  */
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { TLSSocket } from 'node:tls'
+import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { PoolerEvent } from '../../src'
 import { appUrl } from '../support/app-schema'
 import { showClients, sleep, stack, waitForNoClients } from '../support/stack'
+import { startTlsFront, type TlsFront } from '../support/tls-front'
 import { startWorker, type Worker } from '../support/workerd'
 
 const APP = 'hp-rt-workers-errors'
@@ -22,9 +18,7 @@ const TLS_APP = 'hp-rt-workers-tls'
 let worker: Worker
 let base: URL
 let silent: Server
-let tlsFront: Server
-let certDir: string
-let tlsHandshakes = 0
+let tlsFront: TlsFront
 const held: Socket[] = []
 const logs: string[] = []
 
@@ -41,64 +35,13 @@ async function refusedPort(): Promise<number> {
   return port
 }
 
-/**
- * PgBouncer here has no TLS: this front answers SSLRequest with 'S', terminates TLS with a self-signed
- * certificate for 127.0.0.1 (trusted by workerd through NODE_EXTRA_CA_CERTS, which miniflare reads when
- * it loads) and pipes the plaintext to PgBouncer.
- */
-function startTlsFront(key: Buffer, cert: Buffer, target: URL): Promise<number> {
-  tlsFront = createServer((socket) => {
-    held.push(socket)
-    socket.on('error', () => {})
-    socket.once('data', (first) => {
-      if (first.length !== 8 || first.readUInt32BE(4) !== 80877103) return socket.destroy()
-      socket.write('S')
-      const secure = new TLSSocket(socket, { isServer: true, key, cert })
-      secure.on('error', () => {})
-      secure.once('secure', () => {
-        tlsHandshakes++
-        const upstream = netConnect(Number(target.port), target.hostname)
-        upstream.on('error', () => secure.destroy())
-        secure.on('close', () => upstream.destroy())
-        upstream.on('close', () => secure.destroy())
-        secure.pipe(upstream).pipe(secure)
-      })
-    })
-  })
-  return listen(tlsFront)
-}
-
 beforeAll(async () => {
-  certDir = mkdtempSync(join(tmpdir(), 'hp-tls-'))
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      join(certDir, 'key.pem'),
-      '-out',
-      join(certDir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  )
-  process.env.NODE_EXTRA_CA_CERTS = join(certDir, 'cert.pem')
-  const tlsPort = await startTlsFront(
-    readFileSync(join(certDir, 'key.pem')),
-    readFileSync(join(certDir, 'cert.pem')),
-    new URL(stack.databaseUrl),
-  )
+  // PgBouncer's TLS here is CA-signed; the front terminates TLS with a self-signed certificate for
+  // 127.0.0.1 (trusted by workerd through NODE_EXTRA_CA_CERTS, which miniflare reads when it loads).
+  tlsFront = await startTlsFront(new URL(stack.databaseUrl))
+  process.env.NODE_EXTRA_CA_CERTS = tlsFront.certFile
   const tlsUrl = new URL(appUrl(TLS_APP))
-  tlsUrl.port = String(tlsPort)
+  tlsUrl.port = String(tlsFront.port)
   tlsUrl.searchParams.set('sslmode', 'require')
   // Accepts every connection and never answers: the startup message gets no reply.
   silent = createServer((socket) => {
@@ -125,8 +68,7 @@ afterAll(async () => {
   await worker?.dispose()
   for (const s of held) s.destroy()
   await new Promise((r) => silent?.close(r))
-  await new Promise((r) => tlsFront?.close(r))
-  if (certDir) rmSync(certDir, { recursive: true, force: true })
+  await tlsFront?.stop()
   vi.restoreAllMocks()
 })
 
@@ -178,7 +120,7 @@ describe('Cloudflare Workers (workerd): connection failures and TLS', () => {
   })
 
   it('connects with sslmode=require: SSLRequest, startTls on the same socket, queries, then closes', async () => {
-    const before = tlsHandshakes
+    const before = tlsFront.handshakes()
     const results = await Promise.all(
       Array.from({ length: 3 }, async () => {
         const res = await now('TLS_URL')
@@ -189,7 +131,7 @@ describe('Cloudflare Workers (workerd): connection failures and TLS', () => {
       expect(status).toBe(200)
       expect(body).toEqual({ now: expect.any(String) })
     }
-    expect(tlsHandshakes - before).toBe(3)
+    expect(tlsFront.handshakes() - before).toBe(3)
     expect(await waitForNoClients(TLS_APP)).toEqual([])
     expect(await showClients(TLS_APP)).toEqual([])
   })
