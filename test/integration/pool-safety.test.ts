@@ -4,11 +4,10 @@
  * statement still running on a connection given back, a pool reopened during shutdown, connections opened
  * beside the pool.
  */
-import postgres from 'postgres'
 import { afterEach, describe, expect, it } from 'vitest'
 import { closePools, poolStats } from '../../src'
 import { backends, poolApp } from '../support/pool-app'
-import { sleep, stack } from '../support/stack'
+import { whileLocked as lockFor, sleep, stack } from '../support/stack'
 
 const APP = 'hp-poolsafe'
 const direct = { url: stack.directUrl, mode: 'direct' as const }
@@ -21,25 +20,7 @@ afterEach(async () => {
 const within = <T>(p: T | Promise<T>, ms: number) =>
   Promise.race([p, sleep(ms).then(() => 'timeout' as const)])
 
-/** Runs `fn` while another client holds an exclusive lock on `poolsafe_lock` for `ms`. */
-async function whileLocked<T>(ms: number, fn: () => Promise<T>): Promise<T> {
-  const locker = postgres(stack.directUrl, { max: 1, onnotice: () => {} })
-  await locker`create table if not exists poolsafe_lock (id int)`
-  let locked!: () => void
-  const isLocked = new Promise<void>((r) => (locked = r))
-  const held = locker.begin(async (tx) => {
-    await tx`lock table poolsafe_lock in access exclusive mode`
-    locked()
-    await sleep(ms)
-  })
-  await isLocked
-  try {
-    return await fn()
-  } finally {
-    await held
-    await locker.end()
-  }
-}
+const whileLocked = <T>(ms: number, fn: () => Promise<T>) => lockFor('poolsafe_lock', ms, fn)
 
 describe('a shared pool keeps requests apart', () => {
   it.each([

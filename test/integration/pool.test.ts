@@ -3,7 +3,7 @@ import postgres from 'postgres'
 import { afterEach, describe, expect, it } from 'vitest'
 import { closePools, type PoolerVariables, pooler, poolStats } from '../../src'
 import { backends, poolApp, waitFor } from '../support/pool-app'
-import { showClients, sleep, stack, waitForNoClients } from '../support/stack'
+import { showClients, sleep, stack, waitForNoClients, whileLocked } from '../support/stack'
 
 const APP = 'hp-pool'
 
@@ -81,24 +81,7 @@ describe('a shared pool: size, overflow, timeout', () => {
 describe('transaction-mode rules across requests', () => {
   // The pipelining hang (see transaction-mode.test.ts): two statements pipelined on one PgBouncer client,
   // the second waiting for a lock, lose their replies. Requests sharing a pool must never pipeline.
-  async function withTableLocked<T>(fn: () => Promise<T>): Promise<T> {
-    const locker = postgres(stack.directUrl, { max: 1, onnotice: () => {} })
-    await locker`create table if not exists poollock (id int)`
-    let locked!: () => void
-    const isLocked = new Promise<void>((r) => (locked = r))
-    const held = locker.begin(async (tx) => {
-      await tx`lock table poollock in access exclusive mode`
-      locked()
-      await sleep(300)
-    })
-    await isLocked
-    try {
-      return await fn()
-    } finally {
-      await held
-      await locker.end()
-    }
-  }
+  const withTableLocked = <T>(fn: () => Promise<T>) => whileLocked('poollock', 300, fn)
   const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms).then(() => 'timeout' as const)])
 
   it('reproduced: one raw postgres.js pool shared by requests pipelines them through app_pool1 and hangs', async () => {

@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
 import { type PoolerError, type PoolerVariables, pooler } from '../../src'
-import { showClients, sleep, stack, waitForNoClients } from '../support/stack'
+import { showClients, sleep, stack, waitForNoClients, whileLocked } from '../support/stack'
 
 const APP = 'hp-txmode'
 
@@ -32,24 +32,7 @@ describe('pipelining across transaction boundaries', () => {
     Promise.all([sql`select 1 as i`, sql`select count(*)::int + ${1} as i from pipelock`]).then((r) =>
       r.map((x) => x[0]?.i),
     )
-  async function withTableLocked<T>(fn: () => Promise<T>): Promise<T> {
-    const locker = postgres(stack.directUrl, { max: 1, onnotice: () => {} })
-    await locker`create table if not exists pipelock (id int)`
-    let locked!: () => void
-    const isLocked = new Promise<void>((r) => (locked = r))
-    const held = locker.begin(async (tx) => {
-      await tx`lock table pipelock in access exclusive mode`
-      locked()
-      await sleep(300)
-    })
-    await isLocked
-    try {
-      return await fn()
-    } finally {
-      await held
-      await locker.end()
-    }
-  }
+  const withTableLocked = <T>(fn: () => Promise<T>) => whileLocked('pipelock', 300, fn)
 
   it('reproduced: plain postgres.js pipelines Promise.all through PgBouncer and hangs', async () => {
     const sql = postgres(stack.databaseUrl, {

@@ -37,3 +37,26 @@ export async function waitForNoClients(applicationName: string, ms = 6000): Prom
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/**
+ * Runs `fn` while another client (straight to Postgres) holds an ACCESS EXCLUSIVE lock on `table` for `ms`:
+ * a statement on that table waits, which makes the pipelining hang of a transaction pooler deterministic.
+ */
+export async function whileLocked<T>(table: string, ms: number, fn: () => Promise<T>): Promise<T> {
+  const locker = postgres(stack.directUrl, { max: 1, onnotice: () => {} })
+  await locker.unsafe(`create table if not exists ${table} (id int)`)
+  let locked!: () => void
+  const isLocked = new Promise<void>((r) => (locked = r))
+  const held = locker.begin(async (tx) => {
+    await tx.unsafe(`lock table ${table} in access exclusive mode`)
+    locked()
+    await sleep(ms)
+  })
+  await isLocked
+  try {
+    return await fn()
+  } finally {
+    await held
+    await locker.end()
+  }
+}
