@@ -1,4 +1,8 @@
+import { mkdirSync } from 'node:fs'
 import { defineConfig } from 'vitest/config'
+
+// Tests write scratch files under .tmp/ (and the JSON report): a fresh clone has none yet.
+mkdirSync('.tmp', { recursive: true })
 
 export default defineConfig({
   test: {
