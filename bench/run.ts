@@ -16,10 +16,11 @@ import postgres from 'postgres'
 import { startStack } from '../scripts/stack.ts'
 import { chartSvg } from './chart.ts'
 import { guardCost } from './guard.ts'
+import { loadLib } from './lib-build.ts'
 import { poolThroughput } from './pool.ts'
 import { startLatencyProxy } from './proxy.ts'
 import { honoPooler, longLivedPool, pgPerRequest, postgresPerRequest, type Strategy } from './strategies.ts'
-import { LIB_OUT, throughput } from './throughput.ts'
+import { throughput } from './throughput.ts'
 import { SCHEMA, WORKLOADS } from './workloads.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -28,21 +29,6 @@ const DELAY = Number(process.env.BENCH_DELAY ?? 20)
 const REPS = Number(process.env.BENCH_REPS ?? 20)
 const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean))
 const log = (...a: unknown[]) => console.error('[bench]', ...a)
-
-async function loadLib(): Promise<any> {
-  const { build } = await import('esbuild')
-  const out = LIB_OUT
-  await build({
-    entryPoints: [join(here, 'lib.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    packages: 'external',
-    outfile: out,
-    logLevel: 'warning',
-  })
-  return import(out)
-}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)

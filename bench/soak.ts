@@ -17,29 +17,14 @@ import { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import postgres from 'postgres'
 import { startStack } from '../scripts/stack.ts'
+import { loadLib } from './lib-build.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..')
 const TOTAL = Number(process.env.SOAK_REQUESTS ?? 10_000)
 const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 32)
 const HANG_MS = 10_000
 const APP = 'hp-soak'
 const log = (...a: unknown[]) => console.error('[soak]', ...a)
-
-async function loadLib(): Promise<any> {
-  const { build } = await import('esbuild')
-  const out = join(root, 'node_modules/.cache/hono-pooler-bench/lib.mjs')
-  await build({
-    entryPoints: [join(here, 'lib.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    packages: 'external',
-    outfile: out,
-    logLevel: 'warning',
-  })
-  return import(out)
-}
 
 const KINDS = ['query', 'params', 'throw', 'begin', 'stream', 'all', 'abort'] as const
 type Kind = (typeof KINDS)[number]

@@ -11,11 +11,10 @@ import autocannon from 'autocannon'
 import { Hono } from 'hono'
 import pg from 'pg'
 import postgres from 'postgres'
+import { LIB_OUT } from './lib-build.ts'
 import { runPg, runPostgres } from './workloads.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
-/** Where bench/run.ts bundles bench/lib.ts (src/ as one ESM file). */
-export const LIB_OUT = join(here, '..', 'node_modules/.cache/hono-pooler-bench/lib.mjs')
 const W = 'one param select'
 const DURATION = Number(process.env.BENCH_DURATION ?? 3)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)

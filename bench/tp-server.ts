@@ -8,7 +8,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { serve } from '@hono/node-server'
-import { apps, LIB_OUT } from './throughput.ts'
+import { LIB_OUT } from './lib-build.ts'
+import { apps } from './throughput.ts'
 
 const url = process.argv[2] as string
 const lib = await import(join(LIB_OUT))
