@@ -99,20 +99,28 @@ const ADVISORY = ['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisor
 const ADVISORY_SAFE = ['pg_advisory_xact_lock', 'pg_try_advisory_xact_lock', 'pg_advisory_xact_lock_shared']
 
 /** Generator context: random keyword casing, whitespace, names and expressions. */
-function context(r: Rand) {
+/**
+ * Random keyword casing (`kw`), whitespace from `spaces` (`ws`), and keywords separated by random
+ * whitespace, randomly cased (`k`): shared by the lexer generator and the labelled-statement generator.
+ */
+export function casing(r: Rand, spaces: readonly string[]) {
   const kw = (s: string): string => {
     const mode = r()
     if (mode < 0.45) return s
     if (mode < 0.8) return s.toUpperCase()
     return [...s].map((ch) => (r() < 0.5 ? ch.toUpperCase() : ch)).join('')
   }
-  const ws = (): string => pick(r, WS)
-  /** Keywords separated by random whitespace, randomly cased. */
+  const ws = (): string => pick(r, spaces)
   const k = (words: string): string =>
     words
       .split(' ')
       .map((w) => (/^[a-z_]+$/.test(w) ? kw(w) : w))
       .join(ws())
+  return { kw, ws, k }
+}
+
+function context(r: Rand) {
+  const { kw, ws, k } = casing(r, WS)
   const name = (): string => (r() < 0.7 ? pick(r, NAMES) : pick(r, QUOTED))
   const expr = (): string => pick(r, EXPRS)
   /** A string constant (Sconst) or a number: valid as a SET value. */

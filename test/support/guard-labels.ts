@@ -7,7 +7,7 @@
  * one-connection PgBouncer pool actually sees.
  */
 import type { GuardRule } from '../../src'
-import { prng } from './guard-gen'
+import { casing, prng } from './guard-gen'
 
 type Rand = () => number
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
@@ -492,17 +492,6 @@ function one(c: Ctx, r: Rand): LabelledCase {
  */
 export function generateLabelled(seed: number, count: number): LabelledCase[] {
   const r = prng(seed)
-  const kw = (s: string): string => {
-    const mode = r()
-    if (mode < 0.45) return s
-    if (mode < 0.8) return s.toUpperCase()
-    return [...s].map((ch) => (r() < 0.5 ? ch.toUpperCase() : ch)).join('')
-  }
-  const ws = (): string => pick(r, WS)
-  const k = (words: string): string =>
-    words
-      .split(' ')
-      .map((w) => (/^[a-z_]+$/.test(w) ? kw(w) : w))
-      .join(ws())
+  const { k, ws } = casing(r, WS)
   return Array.from({ length: count }, () => one({ k, ws }, r))
 }
