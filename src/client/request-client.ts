@@ -194,7 +194,6 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     max: options.max,
     connecting: () => observer?.connecting(),
     reservations,
-    guardRefuses: config.guard === 'error',
     prepare: config.driver.prepare,
     isClosed: () => closed,
     ensure,

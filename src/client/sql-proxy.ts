@@ -18,8 +18,6 @@ export interface ProxyContext {
   connecting?(): void
   /** Reserved connections not yet released (`sql.reserve()`). */
   reservations?: Set<() => Promise<void>>
-  /** The guard refuses (level `error`). */
-  guardRefuses: boolean
   /** postgres.js's `prepare` (the preset's): `true` only outside transaction mode, and with Hyperdrive. */
   prepare: boolean | undefined
   isClosed(): boolean
