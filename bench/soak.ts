@@ -4,7 +4,7 @@
  * mixed requests at concurrency SOAK_CONCURRENCY (default 32) — query, parameters, a throwing handler,
  * sql.begin, a streamed body that queries, Promise.all, a client abort — samples heap and RSS every 1 000
  * (after a GC), then checks that nothing leaked (SHOW CLIENTS, pg_stat_activity) and writes
- * bench/RELIABILITY.md.
+ * bench/RELIABILITY.md, with how fast each fault is answered (bench/fault-times.ts).
  */
 
 import { writeFileSync } from 'node:fs'
@@ -17,6 +17,7 @@ import { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import postgres from 'postgres'
 import { startStack } from '../scripts/stack.ts'
+import { faultTimes } from './fault-times.ts'
 import { loadLib } from './lib-build.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -144,6 +145,8 @@ async function main(): Promise<void> {
   await admin.end({ timeout: 1 })
   await su.end({ timeout: 1 })
   await new Promise((r) => server.close(r))
+  // Then how fast each fault is answered (FAULT_REPS=0 skips it).
+  const faults = Number(process.env.FAULT_REPS ?? 5) > 0 ? await faultTimes(lib, stack) : []
   await stack.stop()
 
   const first = samples[1] ?? samples[0]!
@@ -178,6 +181,7 @@ async function main(): Promise<void> {
     '|---|---|---|',
     ...samples.map((s) => `| ${s.done} | ${s.heapMB.toFixed(1)} | ${s.rssMB.toFixed(1)} |`),
     '',
+    ...faults,
   ].join('\n')
   writeFileSync(join(here, 'RELIABILITY.md'), md)
   log(md)

@@ -80,11 +80,7 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
       { cause: e, host },
     )
   if (LOST.has(code) || (code === '08P01' && LOST_BOUNCER.test(message)))
-    return new PoolerError(
-      'CONNECTION_LOST',
-      `The connection to ${where} was lost (${code === '08P01' ? message : code}) — the pooler or the database restarted or went away; retry the request`,
-      { cause: e, host },
-    )
+    return connectionLost(config, lostWhy(code, message, (e as { severity?: unknown }).severity), e)
   if (code === 'CONNECT_TIMEOUT')
     return new PoolerError(
       'CONNECT_TIMEOUT',
@@ -112,4 +108,33 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
       { cause: e, host },
     )
   return e
+}
+
+/** PgBouncer's own text (08P01), the server's FATAL as `code: text`, else the driver's code. */
+const lostWhy = (code: string, message: string, severity: unknown): string =>
+  code === '08P01'
+    ? message
+    : (severity === 'FATAL' || severity === 'PANIC') && message
+      ? `${code}: ${message}`
+      : code
+
+/**
+ * `CONNECTION_LOST` (503, `Retry-After: 1`) for `config`'s host; `why` is the driver's code or the pooler's
+ * text (never holding the password).
+ *
+ * @example
+ * ```ts
+ * import { parseOptions } from '../options'
+ * import { clientConfig } from '../preset'
+ *
+ * const config = clientConfig('postgres://app:pw@127.0.0.1:6432/app', parseOptions())
+ * connectionLost(config, 'server login has been failing', undefined).code // 'CONNECTION_LOST'
+ * ```
+ */
+export function connectionLost(config: ClientConfig, why: string, cause: unknown): PoolerError {
+  return new PoolerError(
+    'CONNECTION_LOST',
+    `The connection to ${config.info.host}:${config.info.port} was lost (${scrub(why, config.password)}) — the pooler or the database restarted or went away; retry the request`,
+    { cause, host: config.info.host },
+  )
 }

@@ -15,8 +15,9 @@ import type { ClientConfig } from '../preset'
 import { queryText } from '../sql/query-text'
 import type { ClientObserver } from '../telemetry/observer'
 import { registerArrayTypes, syncArrayTypes } from './array-types'
-import { mapConnectionError } from './driver-errors'
+import { connectionLost, mapConnectionError } from './driver-errors'
 import { gate } from './gate'
+import { downProbe } from './probe'
 import { type HookContext, hookQuery } from './query-hook'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
 import { statements } from './statements'
@@ -109,6 +110,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       else void real?.end({ timeout: 0 })
     },
     () => leases?.doom(),
+    downProbe(config),
   )
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
@@ -141,10 +143,13 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   const mapError = (e: unknown, q?: unknown) => {
     // The request is over and we destroyed its sockets: not a lost connection (a query left running).
     if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
+    const down = running.lostText(q)
     const mapped =
-      running.timedOut(q) && !(e instanceof PoolerError)
-        ? queryTimedOut(options.queryTimeout, e, config.info.host)
-        : mapConnectionError(e, config)
+      down !== undefined && !(e instanceof PoolerError)
+        ? connectionLost(config, down, e)
+        : running.timedOut(q) && !(e instanceof PoolerError)
+          ? queryTimedOut(options.queryTimeout, e, config.info.host)
+          : mapConnectionError(e, config)
     // Reported once: mapped here, or already coded by the connect layer (TLS, SCRAM) — 503/504 codes only.
     if (mapped instanceof PoolerError && STATUS[mapped.code]) {
       failed = true

@@ -6,6 +6,7 @@
  * PgBouncer client connection — nothing is sent while one is in flight (`quiet`).
  */
 import { ABORT_CANCEL_EVERY_MS, CANCEL_GRACE_MS } from '../options'
+import type { Probe } from './probe'
 
 const noop = () => {}
 
@@ -28,6 +29,8 @@ export interface Statements {
   copying(q: any, stream: any): void
   /** True once the statement's `queryTimeout` fired (whatever it fails with then is `QUERY_TIMEOUT`). */
   timedOut(q: unknown): boolean
+  /** The pooler's text when the probe found its database down while the statement waited (then `CONNECTION_LOST`). */
+  lostText(q: unknown): string | undefined
   /** Statements running now. */
   readonly size: number
   /**
@@ -47,6 +50,8 @@ export interface Statements {
  * @param queryTimeout seconds (0: no deadline)
  * @param stuck called when a cancel did not land within 1 s: destroy the sockets
  * @param cancelling called just before a timed-out statement is cancelled (its connection must not be reused)
+ * @param probe asked when a statement had no answer for `probe.afterMs`: the pooler's database is down
+ *   (its statement waits in the pooler's queue) — then the sockets are destroyed at once (`stuck`)
  *
  * @example
  * ```ts
@@ -60,9 +65,11 @@ export function statements(
   queryTimeout: number,
   stuck: () => void,
   cancelling: () => void = noop,
+  probe?: Probe,
 ): Statements {
   const active = new Map<any, () => void>()
   const expired = new WeakSet<object>()
+  const down = new WeakMap<object, string>()
   // CancelRequests sent and not yet answered (their socket not closed).
   const inFlight = new Set<Promise<unknown>>()
   let waiting: Promise<void> | undefined
@@ -76,18 +83,35 @@ export function statements(
   // The deadline's clock of each statement (COPY streams start and stop it).
   const clocks = new Map<any, { arm: () => void; stop: () => void }>()
   const deadline = (q: any): (() => void) => {
-    if (!queryTimeout) return noop
+    if (!queryTimeout && !probe) return noop
     let timer: ReturnType<typeof setTimeout> | undefined
     let destroy: ReturnType<typeof setTimeout> | undefined
+    const expire = () => {
+      expired.add(q)
+      cancelling()
+      active.get(q)?.()
+      destroy = later(stuck, CANCEL_GRACE_MS)
+    }
+    // Silent for probe.afterMs: is the pooler's database down? Then the statement only waits in the pooler's
+    // queue (nothing runs on a server): destroy the sockets now, CONNECTION_LOST with the pooler's text.
+    const ask = (p: Probe) =>
+      void p.check().then((text) => {
+        if (!text || !active.has(q) || expired.has(q) || down.has(q)) return
+        down.set(q, text)
+        cancelling()
+        stuck()
+      })
+    // One timer per statement: the probe's moment first (when it comes before the deadline), then the rest.
     const arm = () => {
       clearTimeout(timer)
-      if (expired.has(q)) return
-      timer = later(() => {
-        expired.add(q)
-        cancelling()
-        active.get(q)?.()
-        destroy = later(stuck, CANCEL_GRACE_MS)
-      }, queryTimeout * 1000)
+      if (expired.has(q) || down.has(q)) return
+      const full = queryTimeout * 1000
+      if (probe && (!full || probe.afterMs < full))
+        timer = later(() => {
+          ask(probe)
+          if (full) timer = later(expire, full - probe.afterMs)
+        }, probe.afterMs)
+      else timer = later(expire, full)
     }
     arm()
     clocks.set(q, { arm: () => active.has(q) && arm(), stop: () => clearTimeout(timer) })
@@ -194,6 +218,7 @@ export function statements(
       }
     },
     timedOut: (q) => !!q && typeof q === 'object' && expired.has(q),
+    lostText: (q) => (q && typeof q === 'object' ? down.get(q) : undefined),
     get size() {
       return active.size
     },

@@ -12,7 +12,7 @@
 import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import { type Action, type LoginContext, loginRules } from './login'
-import { firstWriteKind, messageReader, SYNTHETIC_READY } from './messages'
+import { firstWriteKind, messageReader, SYNTHETIC_READY, trailingFatal } from './messages'
 import { quietErrors, type Transport } from './transport'
 
 export interface HandshakeOptions {
@@ -57,6 +57,7 @@ export function handshakeSocket(o: HandshakeOptions) {
   let pendingFinal: Buffer | undefined
   let reader = messageReader()
   let keepAlive: [boolean, number] | undefined
+  let lastChunk: Buffer | undefined
   const queued: [Uint8Array, ((err?: Error | null) => void) | undefined][] = []
 
   const socket = Object.assign(quietErrors(new EventEmitter()), {
@@ -167,9 +168,15 @@ export function handshakeSocket(o: HandshakeOptions) {
 
   function closed(hadError: boolean) {
     if (phase === 'closed') return
+    const was = phase
     phase = 'closed'
     clearTimeout(timer)
-    socket.emit('close', hadError)
+    // The server's last words were a FATAL (PgBouncer: `server conn crashed?`): postgres.js would keep it
+    // for a ReadyForQuery that never comes and reject with a bare CONNECTION_CLOSED; an error keeps the text.
+    const fatal = was === 'pass' && !hadError && lastChunk ? trailingFatal(lastChunk) : undefined
+    lastChunk = undefined
+    if (fatal) socket.emit('error', Object.assign(new Error(fatal.message), fatal))
+    socket.emit('close', hadError || !!fatal)
   }
 
   function goPass(rest: Buffer) {
@@ -180,7 +187,10 @@ export function handshakeSocket(o: HandshakeOptions) {
   }
 
   function onData(chunk: Buffer) {
-    if (phase === 'pass') return void socket.emit('data', chunk)
+    if (phase === 'pass') {
+      lastChunk = chunk
+      return void socket.emit('data', chunk)
+    }
     try {
       const messages = reader.push(chunk)
       for (let k = 0; k < messages.length; k++) {

@@ -112,3 +112,40 @@ export function messageReader(): { push(chunk: Buffer): Buffer[]; rest(): Buffer
     rest: () => pending,
   }
 }
+
+/** The fields of a FATAL ErrorResponse a server sent last before closing. */
+export interface FatalError {
+  severity: 'FATAL' | 'PANIC'
+  code: string
+  message: string
+}
+
+/**
+ * A FATAL (or PANIC) ErrorResponse that ends exactly at the end of `chunk` (the last bytes a server sent
+ * before it closed), else undefined. PgBouncer says why it drops a client this way (`server conn crashed?`).
+ *
+ * @example
+ * ```ts
+ * const body = Buffer.from('SFATAL\0C08P01\0Mserver conn crashed?\0\0')
+ * const head = Buffer.from([0x45, 0, 0, 0, 0])
+ * head.writeUInt32BE(body.length + 4, 1)
+ * trailingFatal(Buffer.concat([head, body]))?.message // 'server conn crashed?'
+ * ```
+ */
+export function trailingFatal(chunk: Buffer): FatalError | undefined {
+  for (let i = 0; i + 5 <= chunk.length; i++) {
+    if (chunk[i] !== 0x45 || i + 1 + chunk.readUInt32BE(i + 1) !== chunk.length) continue
+    const fields = new Map<string, string>()
+    let at = i + 5
+    while (at < chunk.length && chunk[at] !== 0) {
+      const end = chunk.indexOf(0, at + 1)
+      if (end < 0) break
+      fields.set(String.fromCharCode(chunk[at] as number), chunk.toString('utf8', at + 1, end))
+      at = end + 1
+    }
+    const severity = fields.get('V') ?? fields.get('S')
+    if (severity !== 'FATAL' && severity !== 'PANIC') return undefined
+    return { severity, code: fields.get('C') ?? '', message: fields.get('M') ?? '' }
+  }
+  return undefined
+}

@@ -132,20 +132,30 @@ describe('a live connection dies', () => {
     expect(ok?.status).toBe(200)
   })
 
-  it('Postgres down behind PgBouncer (its default server_login_retry, 15 s): the first request 504 QUERY_TIMEOUT at queryTimeout, later ones 503 CONNECTION_LOST at once', async () => {
+  it("Postgres down behind PgBouncer (its default server_login_retry, 15 s): the first request 503 CONNECTION_LOST within connectTimeout with PgBouncer's text, later ones at once", async () => {
     quiet()
     await bouncerSet(stack, 'server_login_retry', '15')
     try {
-      const app = faultApp({ url: stack.databaseUrl, applicationName: APP, queryTimeout: 2 })
+      const events: PoolerEvent[] = []
+      const app = faultApp({
+        url: stack.databaseUrl,
+        applicationName: APP,
+        connectTimeout: 2,
+        queryTimeout: 30,
+        onEvent: (e) => events.push(e),
+      })
       expect((await ask(app, '/one')).status).toBe(200)
       await stack.control.stopPostgres('SIGINT')
-      // PgBouncer logs the client in itself and holds the statement while it cannot reach Postgres: only
-      // queryTimeout ends it.
+      // PgBouncer logs the client in itself and holds the statement while it cannot reach Postgres; after
+      // connectTimeout / 2 of silence a probe connection gets PgBouncer's "server login has been failing".
       const first = await ask(app, '/one')
-      expect(first.status).toBe(504)
-      expect(first.body.error.code).toBe('QUERY_TIMEOUT')
-      expect(first.ms).toBeGreaterThanOrEqual(1900)
-      expect(first.ms).toBeLessThan(2000 + 1500)
+      expect(first.status).toBe(503)
+      expect(first.body.error.code).toBe('CONNECTION_LOST')
+      expect(first.retryAfter).toBe('1')
+      expect(first.ms).toBeGreaterThanOrEqual(900) // the probe waits connectTimeout / 2 of silence
+      expect(first.ms).toBeLessThan(2000 + 1000) // within connectTimeout, plus margin for a loaded machine
+      const lost = events.find((e) => e.type === 'error')
+      expect(lost?.type === 'error' && lost.message).toMatch(/server login has been failing/)
       // PgBouncer has recorded the failed server login: it refuses at once until server_login_retry passed.
       for (let i = 0; i < 2; i++) {
         const later = await ask(app, '/one')
@@ -159,9 +169,29 @@ describe('a live connection dies', () => {
     }
   })
 
-  it('Postgres restarted while a statement runs: 503 CONNECTION_LOST (the server terminated it)', async () => {
+  it('the probe never fails a slow statement or one queued behind another (pool_size 1): both answer 200', async () => {
+    const events: PoolerEvent[] = []
+    const options = {
+      url: stack.pool1Url,
+      applicationName: APP,
+      connectTimeout: 1, // the probe asks after 0.5 s of silence
+      onEvent: (e: PoolerEvent) => events.push(e),
+    }
+    const a = ask(faultApp(options), '/sleep/2/hpfault9')
+    await new Promise((r) => setTimeout(r, 200))
+    // B waits in PgBouncer's queue behind A; its probe waits there too and says nothing.
+    const b = ask(faultApp(options), '/sleep/0.1/hpfault9')
+    const [ra, rb] = await Promise.all([a, b])
+    expect(ra.status).toBe(200)
+    expect(rb.status).toBe(200)
+    expect(rb.ms).toBeGreaterThan(1500) // it really waited behind A, past its probe
+    expect(events.filter((e) => e.type === 'error')).toEqual([])
+  })
+
+  it("Postgres restarted while a statement runs: 503 CONNECTION_LOST with PgBouncer's FATAL text", async () => {
     quiet()
-    const app = faultApp({ url: stack.databaseUrl, applicationName: APP })
+    const events: PoolerEvent[] = []
+    const app = faultApp({ url: stack.databaseUrl, applicationName: APP, onEvent: (e) => events.push(e) })
     const running = ask(app, '/sleep/5/hpfault3')
     await new Promise((r) => setTimeout(r, 300))
     await stack.control.stopPostgres('SIGINT')
@@ -169,6 +199,9 @@ describe('a live connection dies', () => {
     expect(a.status).toBe(503)
     expect(a.body.error.code).toBe('CONNECTION_LOST')
     expect(a.ms).toBeLessThan(2000)
+    // PgBouncer's last words before it closed (kept by the connect layer, dropped by postgres.js alone).
+    const lost = events.find((e) => e.type === 'error')
+    expect(lost?.type === 'error' && lost.message).toMatch(/server conn crashed|terminating connection/)
   })
 
   it('the proxy cuts the connection mid-statement: 503 CONNECTION_LOST at once', async () => {

@@ -1,7 +1,13 @@
 /** The connect layer's pure parts: SCRAM against RFC 7677, the key cache, message framing, TLS modes. */
 import { Buffer } from 'node:buffer'
 import { describe, expect, it, vi } from 'vitest'
-import { authType, firstWriteKind, messageReader, saslInitialResponse } from '../../src/connect/messages'
+import {
+  authType,
+  firstWriteKind,
+  messageReader,
+  saslInitialResponse,
+  trailingFatal,
+} from '../../src/connect/messages'
 import { scramExchange } from '../../src/connect/scram'
 import { verifiesServer } from '../../src/connect/tls'
 import {
@@ -117,6 +123,35 @@ describe('protocol messages', () => {
     expect(String.fromCharCode(m[0] as number)).toBe('p')
     expect(m.readUInt32BE(1)).toBe(m.length - 1)
     expect(m.toString('latin1', 5)).toBe('SCRAM-SHA-256\0\0\0\0\x0cn,,n=*,r=abc')
+  })
+})
+
+describe("a server's last FATAL before it closed", () => {
+  const error = (fields: string) => {
+    const body = Buffer.from(`${fields}\0`)
+    const head = Buffer.from([0x45, 0, 0, 0, 0])
+    head.writeUInt32BE(body.length + 4, 1)
+    return Buffer.concat([head, body])
+  }
+  const ready = Buffer.from([0x5a, 0, 0, 0, 5, 0x49])
+
+  it('finds a FATAL that ends the chunk, after other messages or a partial one', () => {
+    const fatal = error('SFATAL\0VFATAL\0C08P01\0Mserver conn crashed?\0')
+    expect(trailingFatal(fatal)).toEqual({
+      severity: 'FATAL',
+      code: '08P01',
+      message: 'server conn crashed?',
+    })
+    const after = Buffer.concat([error('SFATAL\0C57P01\0Mterminating connection\0'), fatal])
+    expect(trailingFatal(after)?.message).toBe('server conn crashed?')
+    expect(trailingFatal(Buffer.concat([Buffer.from([1, 2, 3]), fatal]))?.code).toBe('08P01')
+  })
+
+  it('ignores an ERROR, a chunk ending in anything else, and garbage', () => {
+    expect(trailingFatal(error('SERROR\0VERROR\0C42P01\0Mno such table\0'))).toBeUndefined()
+    expect(trailingFatal(Buffer.concat([error('SFATAL\0C08P01\0Mx\0'), ready]))).toBeUndefined()
+    expect(trailingFatal(Buffer.from([0x45, 0, 0]))).toBeUndefined()
+    expect(trailingFatal(Buffer.alloc(0))).toBeUndefined()
   })
 })
 

@@ -153,6 +153,17 @@ describe('driver errors', () => {
     expect(mapped.message).toContain(message)
   })
 
+  it("a server's FATAL keeps its text next to the code; a bare driver code stays bare", () => {
+    const fatal = Object.assign(driver('57P01', 'terminating connection due to administrator command'), {
+      severity: 'FATAL',
+    })
+    const mapped = mapConnectionError(fatal, config) as PoolerError
+    expect(mapped.code).toBe('CONNECTION_LOST')
+    expect(mapped.message).toContain('57P01: terminating connection due to administrator command')
+    const bare = mapConnectionError(driver('ECONNRESET', 'read ECONNRESET'), config) as PoolerError
+    expect(bare.message).toContain('(ECONNRESET)')
+  })
+
   it('OpenSSL failures → TLS_FAILED without the raw OpenSSL text', () => {
     const raw = driver(
       'ERR_SSL_WRONG_VERSION_NUMBER',
