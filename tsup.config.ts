@@ -9,6 +9,6 @@ export default defineConfig({
   sourcemap: true,
   target: 'es2022',
   // postgres.js must stay external: its `workerd` export condition picks the Cloudflare build.
-  // cloudflare:sockets exists only in workerd (src/client/workerd-socket.ts imports it there, dynamically).
+  // cloudflare:sockets exists only in workerd (src/connect/workerd-socket.ts imports it there, dynamically).
   external: ['hono', 'postgres', 'zod', 'cloudflare:sockets', '@opentelemetry/api'],
 })

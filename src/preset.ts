@@ -5,7 +5,7 @@
  * password.
  */
 import type { Options as PostgresOptions } from 'postgres'
-import { isWorkerd, workerdSocket } from './client/workerd-socket'
+import { isWorkerd, workerdSocket } from './connect/workerd-socket'
 import { fastConnectSocket } from './connect/socket'
 import { type TlsSettings, tlsSettings, verifiesServer } from './connect/tls'
 import { PoolerError, pipelineConnectUnsafe, prepareUnsupported } from './errors'
@@ -109,7 +109,7 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     ...(info.host.includes(':')
       ? { host: [info.host] as unknown as string, port: [info.port] as unknown as number }
       : {}),
-    // workerd: postgres.js's socket polyfill leaves close() rejections unhandled (see client/workerd-socket.ts).
+    // workerd: postgres.js's socket polyfill leaves close() rejections unhandled (see connect/workerd-socket.ts).
     ...(isWorkerd() && !(options.postgres as { socket?: unknown } | undefined)?.socket
       ? { socket: workerdSocket }
       : {}),

@@ -4,7 +4,7 @@
  * ask for SCRAM before), and opens the transport for the runtime (Node `net`/`tls`, workerd
  * `cloudflare:sockets`).
  */
-import { isWorkerd } from '../client/workerd-socket'
+import { isWorkerd } from './workerd-socket'
 import { type HandshakeSocket, handshakeSocket } from './handshake'
 import { openNodeSocket, type TlsSettings } from './tls'
 import type { Transport } from './transport'

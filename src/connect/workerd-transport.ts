@@ -2,7 +2,7 @@
  * The workerd transport for the setup phase: a `cloudflare:sockets` TCP socket with TLS negotiated as
  * postgres.js's `sslmode` says (SSLRequest then `startTls`, or `secureTransport: 'on'` for
  * `sslnegotiation=direct`), exposed as the small event-emitter socket handshake.ts drives. Every promise
- * of the raw socket is handled (a close after the peer closed rejects, see client/workerd-socket.ts).
+ * of the raw socket is handled (a close after the peer closed rejects, see connect/workerd-socket.ts).
  * workerd always verifies certificates against its trusted CAs: `require` cannot skip verification there.
  */
 import type { Socket as RawSocket } from 'cloudflare:sockets'

@@ -2,7 +2,7 @@
  * Where a shared pool makes no sense: on Workers a socket cannot outlive its request, and a Vercel function
  * may be suspended with sockets open. A pool there is refused unless the user opts in knowingly.
  */
-import { isWorkerd } from '../client/workerd-socket'
+import { isWorkerd } from '../connect/workerd-socket'
 import { PoolerError } from '../errors'
 
 /**

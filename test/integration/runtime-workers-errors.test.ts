@@ -1,5 +1,5 @@
 /**
- * Connection edge cases in real workerd (wrangler's unstable_startWorker), through src/client/workerd-socket.ts:
+ * Connection edge cases in real workerd (wrangler's unstable_startWorker), through src/connect/workerd-socket.ts:
  * a server that accepts and never answers (CONNECT_TIMEOUT), a refused port (CONNECT_FAILED),
  * `sslmode=require` through a self-signed TLS front (test/support/tls-front.ts) for PgBouncer,
  * and no unhandled rejection from the socket in any case.

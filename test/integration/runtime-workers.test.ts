@@ -117,7 +117,7 @@ describe('Cloudflare Workers (workerd)', () => {
       for (const l of seen) counts.set(l, (counts.get(l) ?? 0) + 1)
       process.stderr.write(`workerd reported: ${[...counts].map(([l, n]) => `${n}× ${l}`).join('; ')}\n`)
     }
-    // src/client/workerd-socket.ts handles every promise of the socket: not even the close() rejection remains.
+    // src/connect/workerd-socket.ts handles every promise of the socket: not even the close() rejection remains.
     expect(seen).toEqual([])
   })
 })

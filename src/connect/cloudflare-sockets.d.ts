@@ -1,5 +1,5 @@
 /**
- * The part of workerd's `cloudflare:sockets` that src/workerd-socket.ts uses (declared here so that the
+ * The part of workerd's `cloudflare:sockets` that src/connect/workerd-socket.ts uses (declared here so that the
  * package type-checks without @cloudflare/workers-types).
  */
 declare module 'cloudflare:sockets' {
