@@ -5,9 +5,9 @@
  * password.
  */
 import type { Options as PostgresOptions } from 'postgres'
-import { isWorkerd, workerdSocket } from './connect/workerd-socket'
 import { fastConnectSocket } from './connect/socket'
 import { type TlsSettings, tlsSettings, verifiesServer } from './connect/tls'
+import { isWorkerd, workerdSocket } from './connect/workerd-socket'
 import { PoolerError, pipelineConnectUnsafe, prepareUnsupported } from './errors'
 import { type GuardLevel, HYPERDRIVE_DEFAULTS, modeDefaults, type ResolvedOptions } from './options'
 import { redactUrl } from './redact'

@@ -4,10 +4,11 @@
  * ask for SCRAM before), and opens the transport for the runtime (Node `net`/`tls`, workerd
  * `cloudflare:sockets`).
  */
-import { isWorkerd } from './workerd-socket'
+
 import { type HandshakeSocket, handshakeSocket } from './handshake'
 import { openNodeSocket, type TlsSettings } from './tls'
 import type { Transport } from './transport'
+import { isWorkerd } from './workerd-socket'
 import { openWorkerdTransport } from './workerd-transport'
 
 /** The postgres.js options the factory reads (normalised by postgres.js: host and port are arrays). */

@@ -21,6 +21,8 @@ const ADVISORY = new Set([
   'pg_advisory_unlock_shared',
   'pg_advisory_unlock_all',
 ])
+const SETSEED_FIX =
+  'seed a generator in your application instead (the seed would carry over to the next client of that server connection)'
 export const LEAK = 'behind a transaction-mode pooler it leaks to other clients or is lost'
 
 export const isWord = (t: Token | undefined, ...values: string[]): boolean =>
@@ -193,11 +195,16 @@ export function callFindings(t: Token[], excerpt: string, out: Found[]): void {
     const tok = t[k]!
     if ((tok.kind !== 'word' && tok.kind !== 'ident') || !isPunct(t[k + 1], '(')) continue
     const name = tok.value
-    if (!ADVISORY.has(name) && name !== 'set_config') continue
+    if (!ADVISORY.has(name) && name !== 'set_config' && name !== 'setseed') continue
     const qualified = isPunct(t[k - 1], '.')
     if (qualified && (t[k - 2]?.value !== 'pg_catalog' || isPunct(t[k - 3], '.'))) continue
     if (!callPosition(t, qualified ? k - 3 : k - 1)) continue
     const offset = qualified ? t[k - 2]!.start : tok.start
+    if (name === 'setseed') {
+      const message = `setseed() seeds random() for the whole session; ${LEAK}`
+      out.push({ ...finding('session-set', excerpt, offset, message), fix: SETSEED_FIX })
+      continue
+    }
     if (name !== 'set_config') {
       const message = `${name} takes or releases a session-level lock; ${LEAK}`
       out.push(finding('session-advisory-lock', excerpt, offset, message))

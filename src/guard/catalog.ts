@@ -54,7 +54,7 @@ export interface GuardFinding {
  */
 export const GUARD_RULES: Record<GuardRule, { what: string; fix: string }> = {
   'session-set': {
-    what: 'SET / SET SESSION / RESET / SET ROLE / SET SESSION AUTHORIZATION / set_config(…, …, false) / UPDATE pg_settings',
+    what: 'SET / SET SESSION / RESET / SET ROLE / SET SESSION AUTHORIZATION / set_config(…, …, false) / UPDATE pg_settings / setseed()',
     fix: 'use SET LOCAL or set_config(name, value, true) inside sql.begin, or withSettings(sql, settings, fn)',
   },
   listen: {

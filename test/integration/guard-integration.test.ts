@@ -149,6 +149,23 @@ describe('reproduced with raw postgres.js, then blocked by the guard', () => {
     expect(ok).toEqual({ value: [{ held: 1 }] })
   })
 
+  it("session-set: setseed() makes the next client's random() predictable; the guard refuses it", async () => {
+    const a = raw()
+    const b = raw()
+    const c = raw()
+    await a`select setseed(0.25)`
+    const [leaked] = await b`select random() as r` // another client, the same server connection
+    await c`select setseed(0.25)`
+    const [seeded] = await c`select random() as r`
+    expect(leaked?.r).toBe(seeded?.r) // B drew the number A's seed predicts
+    await Promise.all([a.end(), b.end(), c.end()])
+
+    const { error } = await inRequest((sql) => sql`select setseed(${0.25})`)
+    expect(error).toMatchObject({ code: 'UNSAFE_IN_TRANSACTION_MODE', rule: 'session-set' })
+    expect((error as PoolerError).fix).toMatch(/seed a generator in your application/)
+    expect(await inRequest((sql) => sql`select random() < 1 as ok`)).toEqual({ value: [{ ok: true }] })
+  })
+
   it.each([
     ['sql-prepare', 'prepare q as select 1'],
     ['sql-prepare', 'execute q'],

@@ -30,6 +30,25 @@ describe('checkSql unit table', () => {
   })
 })
 
+describe('setseed()', () => {
+  it('is session state: refused with its own fix; a column or function named otherwise is not', () => {
+    for (const sql of [
+      'select setseed(0.5)',
+      'SELECT pg_catalog.setseed(0.5), random()',
+      'select 1 where setseed($1) is null',
+    ])
+      expect(rules(sql), sql).toEqual(['session-set'])
+    expect(checkSql('select setseed(0.5)')[0]?.fix).toMatch(/seed a generator in your application/)
+    for (const sql of [
+      'select setseed from t',
+      'select myschema.setseed(1)',
+      "select 'setseed(1)'",
+      'select random()',
+    ])
+      expect(rules(sql), sql).toEqual([])
+  })
+})
+
 describe('undecidable: the policy', () => {
   it('refuses what cannot be read, unless a bound value decides it', () => {
     const sql = "select set_config('app.id', '1', $1)"
