@@ -73,7 +73,10 @@ export async function faultTimes(lib: any, stack: Stack): Promise<string[]> {
       await control.startBouncer()
       const up = Date.now()
       let answer = await ask(app, '/one')
-      while (answer !== '200' && Date.now() - up < 5000) answer = await ask(app, '/one')
+      while (answer !== '200' && Date.now() - up < 5000) {
+        await sleep(2)
+        answer = await ask(app, '/one')
+      }
       restarted.ms.push(Date.now() - up)
       restarted.answers.push(answer)
       await admin(stack, 'set server_login_retry = 15')

@@ -3,6 +3,7 @@
  * by semver: names and signatures may change in any release.
  */
 export { BUILTIN_ARRAY_TYPES, registerArrayTypes } from './client/array-types'
+export { probeCount } from './client/probe'
 export { createRequestClient, type RequestClient } from './client/request-client'
 export { clearScramCache, scramDerivations } from './connect/scram'
 export { type TlsSettings, tlsSettings } from './connect/tls'

@@ -28,6 +28,8 @@ export const DEFAULTS = {
   fastConnect: true,
   /** Startup + SCRAM + first statement in two round trips: opt-in (see docs/fast-connect.md). */
   pipelineConnect: false,
+  /** A statement silent for half of connectTimeout asks a probe whether the pooler's database is down. */
+  downProbe: true,
 } as const
 
 /** Defaults of `pooler({ pool })`: SQLAlchemy QueuePool's, with a 30-minute `pool_recycle`; and its flags. */
@@ -52,6 +54,8 @@ export const CLI_DEFAULTS = {
 // After an abort: the CancelRequest repeated after 100, 200, 400 ms …, for at most 3 s; after queryTimeout: 1 s
 // to land (and a cancel in flight 1 s to close before the next statement is sent).
 export const [ABORT_CANCEL_EVERY_MS, ABORT_WAIT_MS, CANCEL_GRACE_MS] = [100, 3000, 1000] as const
+/** `application_name` of the short-lived probe connection (client/probe.ts). */
+export const PROBE_APPLICATION_NAME = 'hono-pooler-probe'
 /**
  * The defaults that depend on the mode: transaction mode refuses what its pooler breaks, never prepares
  * named statements and inlines parameters; session and direct mode keep postgres.js's behaviour.
@@ -125,6 +129,12 @@ export interface PoolerOptions extends TelemetryOptions {
    * verification unless the host is loopback or `'insecure'` is given. Default `false`.
    */
   pipelineConnect?: boolean | 'insecure'
+  /**
+   * Through a pooler, a statement with no answer for half of `connectTimeout` asks a short-lived probe
+   * connection whether the pooler can reach its database (503 `CONNECTION_LOST` at once if not). Turn it
+   * off when several PgBouncer processes share one address (`so_reuseport`). Default `true`.
+   */
+  downProbe?: boolean
   /** More postgres.js options (types, transform, onnotice, debug, …). The preset wins where they clash. */
   postgres?: PostgresOptions<any>
   /** A shared pool for long-running servers (see docs/pool.md). Default: none, one client per request. */
@@ -175,6 +185,7 @@ const schema = z.strictObject({
   ),
   fastConnect: z.optional(z.boolean()),
   pipelineConnect: z.optional(z.union([z.boolean(), z.literal('insecure')])),
+  downProbe: z.optional(z.boolean()),
   postgres: z.optional(z.looseObject({ connection: z.optional(z.record(z.string(), z.unknown())) })),
   ...telemetrySchema,
   onEvent: z.optional(fn<(e: PoolerEvent) => void>()),
@@ -290,6 +301,7 @@ export function parseOptions(options: PoolerOptions = {}): ResolvedOptions {
     applicationName: options.applicationName ?? DEFAULTS.applicationName,
     fastConnect: options.fastConnect ?? DEFAULTS.fastConnect,
     pipelineConnect: options.pipelineConnect ?? DEFAULTS.pipelineConnect,
+    downProbe: options.downProbe ?? DEFAULTS.downProbe,
     ...(pool ? { pool: { ...POOL_DEFAULTS, ...POOL_FLAGS, ...pool } } : {}),
   }
 }

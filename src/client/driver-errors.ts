@@ -80,7 +80,11 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
       { cause: e, host },
     )
   if (LOST.has(code) || (code === '08P01' && LOST_BOUNCER.test(message)))
-    return connectionLost(config, lostWhy(code, message, (e as { severity?: unknown }).severity), e)
+    return connectionLost(
+      config,
+      lostWhy(code, message, e as { severity?: unknown; severity_local?: unknown }),
+      e,
+    )
   if (code === 'CONNECT_TIMEOUT')
     return new PoolerError(
       'CONNECT_TIMEOUT',
@@ -111,12 +115,18 @@ export function mapConnectionError(e: unknown, config: ClientConfig): unknown {
 }
 
 /** PgBouncer's own text (08P01), the server's FATAL as `code: text`, else the driver's code. */
-const lostWhy = (code: string, message: string, severity: unknown): string =>
-  code === '08P01'
+const lostWhy = (
+  code: string,
+  message: string,
+  e: { severity?: unknown; severity_local?: unknown },
+): string => {
+  const severity = e.severity ?? e.severity_local
+  return code === '08P01'
     ? message
     : (severity === 'FATAL' || severity === 'PANIC') && message
       ? `${code}: ${message}`
       : code
+}
 
 /**
  * `CONNECTION_LOST` (503, `Retry-After: 1`) for `config`'s host; `why` is the driver's code or the pooler's

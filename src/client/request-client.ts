@@ -39,6 +39,8 @@ export interface RequestClient {
   abort(): Promise<void>
 }
 
+const DESTROYED = new Set(['CONNECTION_DESTROYED', 'CONNECTION_CLOSED', 'CONNECTION_ENDED'])
+
 /** Waits for `p` at most `ms`. */
 const within = (p: Promise<unknown>, ms: number) => {
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -143,9 +145,12 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   const mapError = (e: unknown, q?: unknown) => {
     // The request is over and we destroyed its sockets: not a lost connection (a query left running).
     if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
-    const down = running.lostText(q)
+    // The probe found the pooler's database down and the sockets were destroyed: what they fail with.
+    const down = DESTROYED.has((e as { code?: unknown } | null)?.code as string)
+      ? running.lostText(q)
+      : undefined
     const mapped =
-      down !== undefined && !(e instanceof PoolerError)
+      down !== undefined
         ? connectionLost(config, down, e)
         : running.timedOut(q) && !(e instanceof PoolerError)
           ? queryTimedOut(options.queryTimeout, e, config.info.host)
@@ -176,22 +181,25 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       // Values as escaped literals: one round trip per query instead of two (see inline/inliner.ts).
       if (config.inline) inlineQuery(q, real!.options as any)
     },
-    sent: (q) => {
-      queries++
-      const settled = running.track(q)
-      const end = observer?.statement(texts.get(q) ?? '')
-      // Ends with the query (resolve/reject), never through a handler on its promise (see query-hook.ts).
-      return (error?: unknown) => {
-        settled()
-        if (end) error === undefined ? end() : end(error)
-      }
-    },
+    sent: (q) => track(q, false),
     mapError,
     quiet: running.quiet,
     copying: running.copying,
   }
+  // Top-level statements may wait in the pooler's queue: they may ask the down probe (client/probe.ts).
+  const topHooks: HookContext = { ...hooks, sent: (q) => track(q, true) }
+  function track(q: any, probing: boolean) {
+    queries++
+    const settled = running.track(q, probing)
+    const end = observer?.statement(texts.get(q) ?? '')
+    // Ends with the query (resolve/reject), never through a handler on its promise (see query-hook.ts).
+    return (error?: unknown) => {
+      settled()
+      if (end) error === undefined ? end() : end(error)
+    }
+  }
   const pooledHooks: HookContext = {
-    ...hooks,
+    ...topHooks,
     refuse: (q, gated) => hooks.refuse(q, gated) ?? refuseTransactionControl(q),
   }
   const proxyContext: ProxyContext = {
@@ -208,7 +216,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     patch: (query, g, load, top) =>
       top && leases
         ? hookQuery(query, g ? leases.gateFor(query, g) : g, pooledHooks, load)
-        : hookQuery(query, g, hooks, load),
+        : hookQuery(query, g, top ? topHooks : hooks, load),
     ...(pooled && { lease: (g) => leases!.lease(g), pooled }),
     mapError,
     owner,

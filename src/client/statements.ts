@@ -19,8 +19,11 @@ function later(f: () => void, ms: number): ReturnType<typeof setTimeout> {
 
 /** A request's running statements. */
 export interface Statements {
-  /** Tracks a statement just sent; call the returned function when it settled. */
-  track(q: any): () => void
+  /**
+   * Tracks a statement just sent; call the returned function when it settled. `probing`: it may be waiting
+   * in the pooler's queue (a top-level statement, not one inside a transaction that holds a server already).
+   */
+  track(q: any, probing?: boolean): () => void
   /**
    * A COPY's stream (`.readable()` / `.writable()`) started: from now on the deadline runs only while the
    * COPY waits on the network or the server — a chunk asked for and not delivered, a chunk written and not
@@ -82,46 +85,59 @@ export function statements(
   // dead pooler), `stuck` destroys the sockets.
   // The deadline's clock of each statement (COPY streams start and stop it).
   const clocks = new Map<any, { arm: () => void; stop: () => void }>()
-  const deadline = (q: any): (() => void) => {
-    if (!queryTimeout && !probe) return noop
+  const deadline = (q: any, p: Probe | undefined): (() => void) => {
+    if (!queryTimeout && !p) return noop
     let timer: ReturnType<typeof setTimeout> | undefined
     let destroy: ReturnType<typeof setTimeout> | undefined
+    // Each arm of the clock is a generation: a verdict asked in an older one (the statement has answered
+    // since: a cursor batch, a COPY chunk) is ignored.
+    let generation = 0
+    const disarm = () => {
+      generation++
+      clearTimeout(timer)
+    }
     const expire = () => {
       expired.add(q)
       cancelling()
       active.get(q)?.()
       destroy = later(stuck, CANCEL_GRACE_MS)
     }
-    // Silent for probe.afterMs: is the pooler's database down? Then the statement only waits in the pooler's
+    // Silent for p.afterMs: is the pooler's database down? Then the statement only waits in the pooler's
     // queue (nothing runs on a server): destroy the sockets now, CONNECTION_LOST with the pooler's text.
-    const ask = (p: Probe) =>
-      void p.check().then((text) => {
-        if (!text || !active.has(q) || expired.has(q) || down.has(q)) return
+    const ask = (probe: Probe, g: number, since: number) =>
+      void probe.check(since).then((text) => {
+        if (!text || g !== generation || !active.has(q) || expired.has(q) || down.has(q)) return
+        disarm()
         down.set(q, text)
         cancelling()
         stuck()
       })
-    // One timer per statement: the probe's moment first (when it comes before the deadline), then the rest.
+    // One timer per statement: a probe every afterMs while silent, then the deadline.
     const arm = () => {
-      clearTimeout(timer)
+      disarm()
       if (expired.has(q) || down.has(q)) return
+      const g = generation
+      const since = Date.now()
       const full = queryTimeout * 1000
-      if (probe && (!full || probe.afterMs < full))
-        timer = later(() => {
-          ask(probe)
-          if (full) timer = later(expire, full - probe.afterMs)
-        }, probe.afterMs)
-      else timer = later(expire, full)
+      const step = (elapsed: number) => {
+        if (p && (!full || elapsed + p.afterMs < full))
+          timer = later(() => {
+            ask(p, g, since)
+            step(elapsed + p.afterMs)
+          }, p.afterMs)
+        else if (full) timer = later(expire, full - elapsed)
+      }
+      step(0)
     }
     arm()
-    clocks.set(q, { arm: () => active.has(q) && arm(), stop: () => clearTimeout(timer) })
+    clocks.set(q, { arm: () => active.has(q) && arm(), stop: disarm })
     // A cursor: each fetch has the deadline, not the whole iteration. A batch delivered stops the clock;
     // asking for the next one (its promise settles) starts it again.
     if (q.cursorFn) {
       const fetched =
         (f: (...a: unknown[]) => unknown) =>
         (...a: unknown[]) => {
-          clearTimeout(timer)
+          disarm()
           const r = f(...a)
           Promise.resolve(r).then(() => active.has(q) && arm(), noop)
           return r
@@ -137,7 +153,7 @@ export function statements(
     }
     return () => {
       clocks.delete(q)
-      clearTimeout(timer)
+      disarm()
       clearTimeout(destroy)
     }
   }
@@ -162,7 +178,7 @@ export function statements(
   }
 
   return {
-    track(q) {
+    track(q, probing = false) {
       const canceller = q.canceller as ((q: unknown) => unknown) | null
       active.set(q, () => {
         if (!canceller) return
@@ -172,7 +188,7 @@ export function statements(
           .finally(() => inFlight.delete(p))
         inFlight.add(p)
       })
-      const clear = deadline(q)
+      const clear = deadline(q, probing ? probe : undefined)
       return () => {
         clear()
         active.delete(q)

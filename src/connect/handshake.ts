@@ -12,7 +12,7 @@
 import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import { type Action, type LoginContext, loginRules } from './login'
-import { firstWriteKind, messageReader, SYNTHETIC_READY, trailingFatal } from './messages'
+import { endsReady, firstWriteKind, messageReader, SYNTHETIC_READY, trailingFatal } from './messages'
 import { quietErrors, type Transport } from './transport'
 
 export interface HandshakeOptions {
@@ -57,6 +57,9 @@ export function handshakeSocket(o: HandshakeOptions) {
   let pendingFinal: Buffer | undefined
   let reader = messageReader()
   let keepAlive: [boolean, number] | undefined
+  // Pass-through: a statement of postgres.js's is out (written since the last ReadyForQuery), and the last
+  // chunk the server sent while one was (where a FATAL before a close is looked for).
+  let busy = false
   let lastChunk: Buffer | undefined
   const queued: [Uint8Array, ((err?: Error | null) => void) | undefined][] = []
 
@@ -124,9 +127,13 @@ export function handshakeSocket(o: HandshakeOptions) {
   }
 
   function write(data: Uint8Array, cb?: (err?: Error | null) => void): boolean {
-    if (phase === 'pass' || phase === 'final') return transport ? transport.write(data, cb) : false
+    if (phase === 'pass' || phase === 'final') {
+      busy = true
+      return transport ? transport.write(data, cb) : false
+    }
     if (phase === 'await-first') {
       phase = 'final'
+      busy = true
       const first = Buffer.concat([pendingFinal as Buffer, data])
       pendingFinal = undefined
       return (transport as Transport).write(first, cb)
@@ -171,12 +178,15 @@ export function handshakeSocket(o: HandshakeOptions) {
     const was = phase
     phase = 'closed'
     clearTimeout(timer)
-    // The server's last words were a FATAL (PgBouncer: `server conn crashed?`): postgres.js would keep it
-    // for a ReadyForQuery that never comes and reject with a bare CONNECTION_CLOSED; an error keeps the text.
-    const fatal = was === 'pass' && !hadError && lastChunk ? trailingFatal(lastChunk) : undefined
+    // The server's last words under a statement were a FATAL (PgBouncer: `server conn crashed?`): postgres.js
+    // keeps it for a ReadyForQuery that never comes, rejects with a bare CONNECTION_CLOSED, and would reject
+    // the connection's NEXT statement with it after a reconnect. A ReadyForQuery now makes it reject the
+    // statement with the FATAL itself and forget it; what it sends meanwhile stays queued here (closed).
+    const last = lastChunk
     lastChunk = undefined
-    if (fatal) socket.emit('error', Object.assign(new Error(fatal.message), fatal))
-    socket.emit('close', hadError || !!fatal)
+    if (was === 'pass' && busy && !hadError && last && trailingFatal(last))
+      socket.emit('data', SYNTHETIC_READY.subarray(9))
+    socket.emit('close', hadError)
   }
 
   function goPass(rest: Buffer) {
@@ -188,7 +198,8 @@ export function handshakeSocket(o: HandshakeOptions) {
 
   function onData(chunk: Buffer) {
     if (phase === 'pass') {
-      lastChunk = chunk
+      if (endsReady(chunk)) busy = false
+      lastChunk = busy ? chunk : undefined
       return void socket.emit('data', chunk)
     }
     try {

@@ -113,6 +113,19 @@ export function messageReader(): { push(chunk: Buffer): Buffer[]; rest(): Buffer
   }
 }
 
+/** Whether `chunk` ends with a ReadyForQuery ('Z', length 5, status): the server waits for the next statement. */
+export const endsReady = (chunk: Uint8Array): boolean => {
+  const n = chunk.length
+  return (
+    n >= 6 &&
+    chunk[n - 6] === 0x5a &&
+    chunk[n - 5] === 0 &&
+    chunk[n - 4] === 0 &&
+    chunk[n - 3] === 0 &&
+    chunk[n - 2] === 5
+  )
+}
+
 /** The fields of a FATAL ErrorResponse a server sent last before closing. */
 export interface FatalError {
   severity: 'FATAL' | 'PANIC'

@@ -4,7 +4,6 @@
  * ask for SCRAM before), and opens the transport for the runtime (Node `net`/`tls`, workerd
  * `cloudflare:sockets`).
  */
-
 import { type HandshakeSocket, handshakeSocket } from './handshake'
 import { openNodeSocket, type TlsSettings } from './tls'
 import type { Transport } from './transport'

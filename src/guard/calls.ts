@@ -150,7 +150,7 @@ function callArgs(t: Token[], open: number): { positional: Token[][]; named: Map
  * (`SIMILAR TO`, `AT TIME ZONE`, `FETCH FIRST`, …), so a list of where calls may appear would miss some.
  */
 const NOT_BEFORE_CALL = new Set(
-  'as into table references type domain function procedure routine prepare execute deallocate aggregate index view sequence trigger exists update only operator statistics collation conversion recursive copy analyze analyse vacuum cluster'.split(
+  'as with into table references type domain function procedure routine prepare execute deallocate aggregate index view sequence trigger exists update only operator statistics collation conversion recursive copy analyze analyse vacuum cluster'.split(
     ' ',
   ),
 )
@@ -164,6 +164,24 @@ function callPosition(t: Token[], at: number): boolean {
   if (prev.kind === 'punct') return prev.value !== '.'
   if (prev.kind === 'word' && NOT_BEFORE_CALL.has(prev.value)) return false
   return !aliasAt(t, at)
+}
+
+/**
+ * Is the `(` at `open` a CTE's column list (`WITH name (a, b) AS [[NOT] MATERIALIZED] (…)`, also after a
+ * comma)? None of the guarded functions returns a record, so `name(…) AS (` is never their call.
+ */
+function cteName(t: Token[], open: number): boolean {
+  let depth = 0
+  let k = open
+  for (; k < t.length; k++) {
+    if (isPunct(t[k], '(')) depth++
+    else if (isPunct(t[k], ')') && --depth === 0) break
+  }
+  if (!isWord(t[k + 1], 'as')) return false
+  k += 2
+  if (isWord(t[k], 'not')) k++
+  if (isWord(t[k], 'materialized')) k++
+  return isPunct(t[k], '(')
 }
 
 /** Is `t[at]` a table name (`FROM [ONLY] [s.]t`), so that a `name(` after it is an alias with columns? */
@@ -198,7 +216,7 @@ export function callFindings(t: Token[], excerpt: string, out: Found[]): void {
     if (!ADVISORY.has(name) && name !== 'set_config' && name !== 'setseed') continue
     const qualified = isPunct(t[k - 1], '.')
     if (qualified && (t[k - 2]?.value !== 'pg_catalog' || isPunct(t[k - 3], '.'))) continue
-    if (!callPosition(t, qualified ? k - 3 : k - 1)) continue
+    if (!callPosition(t, qualified ? k - 3 : k - 1) || cteName(t, k + 1)) continue
     const offset = qualified ? t[k - 2]!.start : tok.start
     if (name === 'setseed') {
       const message = `setseed() seeds random() for the whole session; ${LEAK}`

@@ -6,7 +6,8 @@
 import postgres from 'postgres'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Stack } from '../../scripts/stack.ts'
-import type { PoolerEvent } from '../../src'
+import { closePools, type PoolerEvent, poolStats } from '../../src'
+import { probeCount } from '../../src/internal'
 import { type FaultProxy, faultProxy } from '../support/fault-proxy'
 import {
   type Answer,
@@ -177,6 +178,7 @@ describe('a live connection dies', () => {
       connectTimeout: 1, // the probe asks after 0.5 s of silence
       onEvent: (e: PoolerEvent) => events.push(e),
     }
+    const probes = probeCount()
     const a = ask(faultApp(options), '/sleep/2/hpfault9')
     await new Promise((r) => setTimeout(r, 200))
     // B waits in PgBouncer's queue behind A; its probe waits there too and says nothing.
@@ -185,7 +187,44 @@ describe('a live connection dies', () => {
     expect(ra.status).toBe(200)
     expect(rb.status).toBe(200)
     expect(rb.ms).toBeGreaterThan(1500) // it really waited behind A, past its probe
+    expect(probeCount()).toBeGreaterThan(probes) // the probe did run, and said nothing
     expect(events.filter((e) => e.type === 'error')).toEqual([])
+  })
+
+  it('shared pool: a statement whose server connection is terminated — 503 with the text, and the next statement on that slot is served', async () => {
+    quiet()
+    const events: PoolerEvent[] = []
+    const app = faultApp({
+      url: stack.databaseUrl,
+      applicationName: APP,
+      pool: { size: 1, overflow: 0, checkBudget: false },
+      onEvent: (e) => events.push(e),
+    })
+    const su = postgres(stack.superUrl, { max: 1, onnotice: () => {} })
+    try {
+      expect((await ask(app, '/one')).status).toBe(200)
+      const running = ask(app, '/sleep/5/hpfault10')
+      let pids: { pid: number }[] = []
+      for (let i = 0; i < 50 && !pids.length; i++) {
+        await new Promise((r) => setTimeout(r, 50))
+        pids = await serverActivity(stack, 'hpfault10')
+      }
+      expect(pids).toHaveLength(1)
+      await su`select pg_terminate_backend(${pids[0]!.pid})`
+      const a = await running
+      expect(a.status).toBe(503)
+      expect(a.body.error.code).toBe('CONNECTION_LOST')
+      const lost = events.find((e) => e.type === 'error')
+      expect(lost?.type === 'error' && lost.message).toMatch(/server conn crashed|terminating connection/)
+      // The same pooled slot, Postgres up: served. (postgres.js alone rejects the connection's next statement
+      // with the old FATAL after it reconnected.)
+      const next = await ask(app, '/one')
+      expect(next.status).toBe(200)
+      expect(poolStats()[0]).toMatchObject({ open: 1, inUse: 0 })
+    } finally {
+      await su.end({ timeout: 1 })
+      await closePools({ timeout: 1 })
+    }
   })
 
   it("Postgres restarted while a statement runs: 503 CONNECTION_LOST with PgBouncer's FATAL text", async () => {

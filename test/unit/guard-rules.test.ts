@@ -44,6 +44,9 @@ describe('setseed()', () => {
       'select myschema.setseed(1)',
       "select 'setseed(1)'",
       'select random()',
+      'with setseed(x) as (select 1) select * from setseed',
+      'with a as (select 1), setseed(x) as not materialized (select 2) select 1',
+      'with recursive pg_advisory_lock(n) as (select 1) select * from pg_advisory_lock',
     ])
       expect(rules(sql), sql).toEqual([])
   })

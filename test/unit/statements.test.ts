@@ -99,3 +99,93 @@ describe('statements', () => {
     vi.restoreAllMocks()
   })
 })
+
+describe('the down probe (a statement silent through a pooler)', () => {
+  /** A probe whose verdicts are scripted; records when it was asked and since when. */
+  function scripted(afterMs: number, verdict: (n: number) => string | undefined) {
+    const asks: { at: number; since: number }[] = []
+    return {
+      asks,
+      probe: {
+        afterMs,
+        check: (since: number) => {
+          asks.push({ at: Date.now(), since })
+          return Promise.resolve(verdict(asks.length))
+        },
+      },
+    }
+  }
+
+  it('asks every afterMs while silent, then the deadline fires; a settled statement asks nothing more', async () => {
+    vi.useFakeTimers({ now: 0 })
+    const { probe, asks } = scripted(1000, () => undefined)
+    const stuck = vi.fn()
+    const running = statements(3.5, stuck, () => {}, probe)
+    const { q, calls } = query()
+    const settled = running.track(q, true)
+    await vi.advanceTimersByTimeAsync(3400)
+    expect(asks.map((a) => a.at)).toEqual([1000, 2000, 3000])
+    expect(asks.every((a) => a.since === 0)).toBe(true)
+    expect(running.timedOut(q)).toBe(false)
+    await vi.advanceTimersByTimeAsync(200)
+    expect(running.timedOut(q)).toBe(true) // the deadline after the probes: 3.5 s, not 3.5 s + probes
+    expect(calls).toEqual([3500])
+    settled()
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(asks).toHaveLength(3)
+    expect(stuck).not.toHaveBeenCalled()
+  })
+
+  it('a "down" verdict destroys the sockets at once and names the pooler\'s text; no cancel is sent', async () => {
+    vi.useFakeTimers({ now: 0 })
+    const { probe } = scripted(1000, (n) => (n === 2 ? 'server login has been failing' : undefined))
+    const stuck = vi.fn()
+    const cancelling = vi.fn()
+    const running = statements(0, stuck, cancelling, probe) // queryTimeout 0: probes only
+    const { q, calls } = query()
+    running.track(q, true)
+    await vi.advanceTimersByTimeAsync(1500)
+    expect(stuck).not.toHaveBeenCalled()
+    await vi.advanceTimersByTimeAsync(600)
+    expect(stuck).toHaveBeenCalledTimes(1)
+    expect(cancelling).toHaveBeenCalledTimes(1)
+    expect(running.lostText(q)).toBe('server login has been failing')
+    expect(running.timedOut(q)).toBe(false)
+    expect(calls).toEqual([])
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(stuck).toHaveBeenCalledTimes(1)
+  })
+
+  it('never for statements tracked without probing (inside a transaction), nor past a re-armed clock', async () => {
+    vi.useFakeTimers({ now: 0 })
+    let release: (v: string) => void = () => {}
+    const slow = new Promise<string>((r) => {
+      release = r
+    })
+    const asks: number[] = []
+    const probe = {
+      afterMs: 1000,
+      check: (since: number) => {
+        asks.push(since)
+        return slow
+      },
+    }
+    const stuck = vi.fn()
+    const running = statements(0, stuck, () => {}, probe)
+    const inTx = query().q
+    running.track(inTx, false)
+    // A COPY-like statement: the probe is asked, then data arrives (the clock is stopped and re-armed).
+    const copy = { canceller: null, _read() {}, push: () => true } as any
+    const q = query().q
+    running.track(q, true)
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(asks).toEqual([0])
+    running.copying(q, copy)
+    copy._read() // asked for more: a new generation of the clock
+    release('server login has been failing') // the old verdict arrives late
+    await vi.advanceTimersByTimeAsync(10)
+    expect(stuck).not.toHaveBeenCalled()
+    expect(running.lostText(q)).toBeUndefined()
+    expect(running.lostText(inTx)).toBeUndefined()
+  })
+})
