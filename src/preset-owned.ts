@@ -1,9 +1,4 @@
 /**
- * postgres.js options hono-pooler's preset owns: given in `pooler({ postgres: {…} })` they would be silently
- * overridden, so `parseOptions` refuses them, naming the `pooler()` option to use instead.
- */
-
-/**
  * postgres.js options the preset sets itself, with the `pooler()` option that controls each: given in
  * `postgres: {…}` they would be silently overridden, so they are refused instead.
  */
