@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net'
 import { tlsRefused } from '../errors'
 import { SSL_REQUEST } from './messages'
+import { forgetSession, handshakeDone, keepSessions, secureContextFor, sessionFor } from './tls-cache'
 
 export type TlsMode = 'disable' | 'prefer' | 'require' | 'verify-full'
 
@@ -103,17 +104,29 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
       }
     }
     tlsModule ??= import('node:tls')
-    const { connect } = await tlsModule
+    const { connect, createSecureContext } = await tlsModule
+    // Per settings object: one SecureContext, and the server's session ticket per host (tls-cache.ts).
+    const key = `${host}:${port}:${tls.direct}`
+    const session = sessionFor(tls, key)
     const secure = connect({
       socket,
       ...(isIp(host) ? {} : { servername: host }),
       ...(tls.direct ? { ALPNProtocols: ['postgresql'] } : {}),
+      secureContext: secureContextFor(tls, createSecureContext),
+      ...(session ? { session } : {}),
       ...tls.options,
     })
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', resolve)
-      secure.once('error', reject)
-    })
+    keepSessions(tls, key, secure)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', resolve)
+        secure.once('error', reject)
+      })
+    } catch (e) {
+      forgetSession(tls, key)
+      throw e
+    }
+    handshakeDone(secure)
     secure.removeAllListeners('error').on('error', noop)
     return secure
   } catch (e) {
