@@ -176,6 +176,14 @@ export function syncArrayTypes(sql: Sql<any>): void {
   const options = sql.options as Options
   const parsers = options.parsers as Record<number, Parser>
   const serializers = options.serializers as Record<number, Serializer>
+  // A per-request client's tables inherit synced ones (driver-options.ts): nothing to do unless changed.
+  if (
+    synced.has(Object.getPrototypeOf(parsers)) &&
+    synced.has(Object.getPrototypeOf(serializers)) &&
+    Object.keys(parsers).length === 0 &&
+    Object.keys(serializers).length === 0
+  )
+    return
   const undef = options.transform?.undefined !== undefined
   for (const [oid, typarray] of BUILTIN_ARRAY_TYPES) {
     const ep = parsers[oid]
@@ -188,6 +196,18 @@ export function syncArrayTypes(sql: Sql<any>): void {
     if ((undef || es !== t.elementSerializers[oid]) && !Object.hasOwn(serializers, typarray))
       serializers[typarray] = (xs) => arraySerializer(xs, es, options.transform, typarray)
   }
+}
+
+/** Type tables that `syncArrayTypes` went through (the parsed options of driver-options.ts). */
+const synced = new WeakSet<object>()
+
+/**
+ * `syncArrayTypes` once on a client whose type tables other clients inherit (`Object.create`): those
+ * clients then skip it until they change their own tables.
+ */
+export function syncArrayTypesOnce(sql: Sql<any>): void {
+  syncArrayTypes(sql)
+  synced.add(sql.options.parsers).add(sql.options.serializers)
 }
 
 function arraySerializer(

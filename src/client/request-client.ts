@@ -16,6 +16,7 @@ import { queryText } from '../sql/query-text'
 import type { ClientObserver } from '../telemetry/observer'
 import { registerArrayTypes, syncArrayTypes } from './array-types'
 import { connectionLost, mapConnectionError } from './driver-errors'
+import { driverOptions } from './driver-options'
 import { gate } from './gate'
 import { downProbe } from './probe'
 import { type HookContext, hookQuery } from './query-hook'
@@ -126,10 +127,14 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   const ensure = (): Sql<any> => {
     if (!real) {
       if (pooled) leases = requestLeases(sharedPool(config), () => client.abort())
-      real = leases
-        ? leases.pool.builder
-        : postgres(config.url, observer ? observed(config.driver, observer) : config.driver)
-      if (config.driver.fetch_types === false) registerArrayTypes(real)
+      if (leases) {
+        real = leases.pool.builder
+        if (config.driver.fetch_types === false) registerArrayTypes(real)
+      } else {
+        // Parsed once per configuration, fresh per-client state (driver-options.ts); array types included.
+        const options = driverOptions(config)
+        real = postgres(observer ? observed(options, observer) : options)
+      }
     }
     return real
   }

@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net'
 import { tlsRefused } from '../errors'
 import { SSL_REQUEST } from './messages'
+import { forgetSession, handshakeDone, keepSessions, secureContextFor, sessionFor } from './tls-cache'
 
 export type TlsMode = 'disable' | 'prefer' | 'require' | 'verify-full'
 
@@ -79,6 +80,10 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
   // be unhandled: each `removeAllListeners` below keeps this no-op.
   socket.on('error', noop)
   socket.setNoDelay(true)
+  // Queued until the TCP handshake completes, then sent at once (no turn of the event loop in between).
+  const request = tls.mode !== 'disable' && !tls.direct
+  if (request) socket.write(SSL_REQUEST)
+  if (tls.mode !== 'disable') tlsModule ??= import('node:tls')
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve)
@@ -86,8 +91,7 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
     })
     socket.removeAllListeners('error').on('error', noop)
     if (tls.mode === 'disable') return socket
-    if (!tls.direct) {
-      socket.write(SSL_REQUEST)
+    if (request) {
       const answer = await new Promise<Buffer>((resolve, reject) => {
         socket.once('data', resolve)
         socket.once('error', reject)
@@ -102,18 +106,29 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
         throw tlsRefused(host, port, 'the server does not support TLS')
       }
     }
-    tlsModule ??= import('node:tls')
-    const { connect } = await tlsModule
+    const { connect, createSecureContext } = await (tlsModule as Promise<typeof import('node:tls')>)
+    // Per settings object: one SecureContext, and the server's session ticket per host (tls-cache.ts).
+    const key = `${host}:${port}:${tls.direct}`
+    const session = sessionFor(tls, key)
     const secure = connect({
       socket,
       ...(isIp(host) ? {} : { servername: host }),
       ...(tls.direct ? { ALPNProtocols: ['postgresql'] } : {}),
+      secureContext: secureContextFor(tls, createSecureContext),
+      ...(session ? { session } : {}),
       ...tls.options,
     })
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', resolve)
-      secure.once('error', reject)
-    })
+    keepSessions(tls, key, secure)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', resolve)
+        secure.once('error', reject)
+      })
+    } catch (e) {
+      forgetSession(tls, key)
+      throw e
+    }
+    handshakeDone(secure)
     secure.removeAllListeners('error').on('error', noop)
     return secure
   } catch (e) {

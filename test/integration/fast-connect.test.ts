@@ -10,7 +10,13 @@ import { Hono } from 'hono'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type PoolerOptions, type PoolerVariables, pooler } from '../../src'
-import { clearScramCache, clientConfig, parseOptions, scramDerivations } from '../../src/internal'
+import {
+  clearScramCache,
+  clientConfig,
+  parseOptions,
+  scramDerivations,
+  tlsResumptions,
+} from '../../src/internal'
 import { type AuthServer, startAuthServer } from '../support/auth-server'
 import { type FlightProxy, startFlightProxy } from '../support/flight-proxy'
 import { showClients, stack, waitForNoClients } from '../support/stack'
@@ -283,6 +289,30 @@ describe('TLS modes through the connect layer', () => {
     } finally {
       await new Promise((r) => front.close(r))
     }
+  })
+
+  it('TLS sessions resume per settings object, never across different settings or verification', async () => {
+    const ok = { status: 200, body: { n: 42 } }
+    const verified = makeApp(stack.tlsUrl, { ssl: { ca: ca() } })
+    const start = tlsResumptions()
+    expect(await get(verified)).toEqual(ok) // full handshake: the server's ticket is kept
+    expect(tlsResumptions()).toBe(start)
+    expect(await get(verified)).toEqual(ok)
+    expect(await get(verified, '/begin')).toEqual(ok)
+    expect(tlsResumptions()).toBe(start + 2)
+    // Other settings (a new app: new options, even with the same CA; `require`): their own first handshake.
+    expect(await get(makeApp(stack.tlsUrl, { ssl: { ca: ca() } }))).toEqual(ok)
+    expect(await get(makeApp(stack.tlsUrl, { ssl: 'require' }))).toEqual(ok)
+    expect(tlsResumptions()).toBe(start + 2)
+    // Without the CA, verification still fails: no ticket of the verified settings is offered.
+    const untrusted = await get(makeApp(stack.tlsUrl))
+    expect(untrusted.status).toBe(503)
+    expect(untrusted.body.message).toMatch(/self[- ]signed|unable to verify/)
+    expect(tlsResumptions()).toBe(start + 2)
+    // With pipelineConnect (the ticket arrives with the server's SASL message, before the statement's result).
+    const pipelined = makeApp(stack.tlsUrl, { ssl: { ca: ca() }, pipelineConnect: true })
+    for (let i = 0; i < 3; i++) expect(await get(pipelined)).toEqual(ok)
+    expect(tlsResumptions()).toBe(start + 4)
   })
 
   it('PgBouncer sees TLS for require and plain TCP for sslmode=disable', async () => {

@@ -85,6 +85,62 @@ describe('fetch_types off + the static table of built-in array types', () => {
     expect(await (await app.request('/')).json()).toEqual({ isDate: true })
   })
 
+  it("requests of one app never share their client's parsers, server parameters or retry count", async () => {
+    // The options are parsed once per configuration (src/client/driver-options.ts): per-client state is fresh.
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl }))
+    const seen: any[] = []
+    app.get('/drizzle', async (c) => {
+      const sql = c.var.sql
+      for (const oid of [1082, 1114, 1184]) (sql.options.parsers as any)[oid] = (x: string) => x
+      ;(sql.options as any).parameters.from_drizzle = 'x'
+      const [row] = await sql`select array['2024-01-02T03:04:05Z']::timestamptz[] as many, now() as one`
+      return c.json({ isDate: row?.many[0] instanceof Date || row?.one instanceof Date })
+    })
+    app.get('/plain', async (c) => {
+      const sql = c.var.sql
+      seen.push(sql.options)
+      const [row] = await sql`select array['2024-01-02T03:04:05Z']::timestamptz[] as many, now() as one`
+      return c.json({
+        isDate: row?.many[0] instanceof Date && row?.one instanceof Date,
+        parameters: 'from_drizzle' in sql.parameters,
+        encoding: sql.parameters.client_encoding,
+      })
+    })
+    expect(await (await app.request('/drizzle')).json()).toEqual({ isDate: false })
+    expect(await (await app.request('/plain')).json()).toEqual({
+      isDate: true,
+      parameters: false,
+      encoding: 'UTF8',
+    })
+    expect(await (await app.request('/plain')).json()).toEqual({
+      isDate: true,
+      parameters: false,
+      encoding: 'UTF8',
+    })
+    expect(seen[0]).not.toBe(seen[1])
+    expect(seen[0].parsers).not.toBe(seen[1].parsers)
+    expect(seen[0].shared).not.toBe(seen[1].shared)
+  })
+
+  it("a user's own element type (postgres: { types }) also gets its array type", async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    const types = {
+      big: { to: 20, from: [20], parse: (x: string) => BigInt(x), serialize: (x: bigint) => `${x}` },
+    }
+    app.use(pooler({ url: stack.databaseUrl, postgres: { types } }))
+    app.get('/', async (c) => {
+      const [row] = await c.var.sql`select array[9007199254740993]::int8[] as many, 1::int8 as one`
+      return c.json({ many: String(row?.many[0]), kind: typeof row?.many[0], one: typeof row?.one })
+    })
+    for (let i = 0; i < 2; i++)
+      expect(await (await app.request('/')).json()).toEqual({
+        many: '9007199254740993',
+        kind: 'bigint',
+        one: 'bigint',
+      })
+  })
+
   it('the table matches the server: every built-in scalar type with an array type', async () => {
     const sql = postgres(stack.directUrl, { max: 1 })
     // postgres.js's own fetch_types query, limited to built-in (pg_catalog) non-composite types.
