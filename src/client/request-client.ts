@@ -19,7 +19,7 @@ import { mapConnectionError } from './driver-errors'
 import { gate } from './gate'
 import { type HookContext, hookQuery } from './query-hook'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
-import { statements } from './statements'
+import { type Statements, statements } from './statements'
 import { refuseTransactionControl } from './transaction-control'
 
 /** A request's client and its lifecycle. */
@@ -90,10 +90,13 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   let closed = false
   let queries = 0
   let arraysSynced = false
-  const texts = new WeakMap<object, string>()
+  // Statement texts for an observer (created with the observer: most requests have none).
+  const texts = observer ? new WeakMap<object, string>() : undefined
   // postgres.js's end() waits for a reserved connection until its timeout: the request is over, release them.
   const reservations = new Set<() => Promise<void>>()
   const releaseAll = () => Promise.all([...reservations].map((release) => release()))
+  /** Releases the reserved connections within `ms` (no timer when there are none). */
+  const releaseWithin = (ms: number) => (reservations.size ? within(releaseAll(), ms) : undefined)
   // A connection died under this request: nothing to wait for at close (postgres.js's end() would wait
   // its whole timeout on a connection that lost its socket mid-statement).
   let lost = false
@@ -101,15 +104,18 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   // A statement past queryTimeout whose cancel did not land: destroy the sockets (a shared pool is never
   // ended: only this request's connections leave it).
   // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
-  const running = statements(
-    options.queryTimeout,
-    () => {
-      lost = true
-      if (leases) leases.destroyHeld()
-      else void real?.end({ timeout: 0 })
-    },
-    () => leases?.doom(),
-  )
+  // Created with the first statement sent: a request that never queries does not pay for it.
+  let tracked: Statements | undefined
+  const running = (): Statements =>
+    (tracked ??= statements(
+      options.queryTimeout,
+      () => {
+        lost = true
+        if (leases) leases.destroyHeld()
+        else void real?.end({ timeout: 0 })
+      },
+      () => leases?.doom(),
+    ))
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.
@@ -137,12 +143,12 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   // Queries past their queryTimeout: whatever they fail with (57014 from our cancel, the destroyed
   // socket) is QUERY_TIMEOUT. A user's own statement_timeout stays 57014.
   // One event per failure: per error object (the driver's, or ours), and per query (one may be rejected twice).
-  const reported = new WeakSet<object>()
+  let reported: WeakSet<object> | undefined
   const mapError = (e: unknown, q?: unknown) => {
     // The request is over and we destroyed its sockets: not a lost connection (a query left running).
     if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
     const mapped =
-      running.timedOut(q) && !(e instanceof PoolerError)
+      tracked?.timedOut(q) && !(e instanceof PoolerError)
         ? queryTimedOut(options.queryTimeout, e, config.info.host)
         : mapConnectionError(e, config)
     // Reported once: mapped here, or already coded by the connect layer (TLS, SCRAM) — 503/504 codes only.
@@ -150,7 +156,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       failed = true
       if (mapped.code === 'CONNECTION_LOST' || mapped.code === 'TLS_FAILED') lost = true
       const seen = [mapped, e, q].filter((x): x is object => !!x && typeof x === 'object')
-      if (seen.some((x) => reported.has(x))) return mapped
+      reported ??= new WeakSet<object>()
+      if (seen.some((x) => reported!.has(x))) return mapped
       for (const x of seen) reported.add(x)
       emit({ type: 'error', host: config.info.host, mode, code: mapped.code, message: mapped.message })
     }
@@ -165,7 +172,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
           (gated ? deadlocked() : undefined)),
     closedNow: () => (closed ? clientClosed() : undefined),
     beforeSend: (q) => {
-      if (observer) texts.set(q, statementText(q)) // before inlining: the template, never values
+      if (texts) texts.set(q, statementText(q)) // before inlining: the template, never values
       if (!arraysSynced && config.driver.fetch_types === false) syncArrayTypes(real!)
       arraysSynced = true
       // Values as escaped literals: one round trip per query instead of two (see inline/inliner.ts).
@@ -173,8 +180,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     },
     sent: (q) => {
       queries++
-      const settled = running.track(q)
-      const end = observer?.statement(texts.get(q) ?? '')
+      const settled = running().track(q)
+      const end = observer?.statement(texts?.get(q) ?? '')
       // Ends with the query (resolve/reject), never through a handler on its promise (see query-hook.ts).
       return (error?: unknown) => {
         settled()
@@ -182,8 +189,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       }
     },
     mapError,
-    quiet: running.quiet,
-    copying: running.copying,
+    quiet: () => tracked?.quiet(),
+    copying: (q, stream) => tracked?.copying(q, stream),
   }
   const pooledHooks: HookContext = {
     ...hooks,
@@ -226,9 +233,9 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       leases?.stop()
       if (!real) return
       // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
-      if (running.size) leases?.doom()
-      if (!lost) await running.cancelUntilSettled(ABORT_WAIT_MS)
-      await within(releaseAll(), 1000)
+      if (tracked?.size) leases?.doom()
+      if (!lost) await tracked?.cancelUntilSettled(ABORT_WAIT_MS)
+      await releaseWithin(1000)
       // Shared pool: only this request's connections, and only those still busy after the cancel.
       if (leases) (await leases.settled(1000)) || leases.destroyHeld()
       else await real.end({ timeout: 0 })
@@ -237,9 +244,9 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     async close(timeout: number) {
       closed = true
       // Reserved connections go back once their statements settled (bounded by the timeout).
-      const started = Date.now()
-      await within(releaseAll(), lost ? 0 : timeout * 1000)
-      const left = Math.max(0, timeout - (Date.now() - started) / 1000)
+      const started = reservations.size ? Date.now() : 0
+      await releaseWithin(lost ? 0 : timeout * 1000)
+      const left = started ? Math.max(0, timeout - (Date.now() - started) / 1000) : timeout
       // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
       if (!leases) {
         await real?.end({ timeout: lost ? 0 : left })
@@ -249,7 +256,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       leases.stop()
       if (!lost && (await leases.settled(left * 1000))) return observer?.closed()
       leases.doom()
-      if (!lost) await running.cancelUntilSettled(1000)
+      if (!lost) await tracked?.cancelUntilSettled(1000)
       leases.destroyHeld()
       observer?.closed()
     },

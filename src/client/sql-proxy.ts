@@ -129,6 +129,46 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   g: Gate | undefined,
   top: boolean,
 ): S {
+  // Built on the first property read (most requests only call the tagged function).
+  let built: Record<string, unknown> | undefined
+  const overrides = (): Record<string, unknown> => (built ??= methods(ctx, target, g, top, () => proxy))
+  const proxy: S = new Proxy(function sql() {} as unknown as S, {
+    apply: function apply(_t, _this, args) {
+      if (ctx.isClosed()) throw clientClosed()
+      const s = target() as any
+      const q = s(...args)
+      if (!(q instanceof Promise)) return q
+      keepCallSite(q, apply)
+      return ctx.patch(q, g, undefined, top)
+    },
+    get(_t, prop) {
+      if (typeof prop === 'string') {
+        const own = overrides()
+        if (prop in own) {
+          if (ctx.isClosed() && QUERY_METHODS.has(prop)) throw clientClosed()
+          return own[prop]
+        }
+      }
+      return Reflect.get(target() as object, prop)
+    },
+    set(_t, prop, value) {
+      return Reflect.set(target() as object, prop, value)
+    },
+    has(_t, prop) {
+      return prop in (target() as object)
+    },
+  })
+  return proxy
+}
+
+/** The methods `wrapSql` replaces (`proxy`: the wrapped Sql itself). */
+function methods<S extends Sql<any> | TransactionSql<any>>(
+  ctx: ProxyContext,
+  target: () => S,
+  g: Gate | undefined,
+  top: boolean,
+  self: () => S,
+): Record<string, unknown> {
   const checkPrepare = (opts: Record<string, any>) => {
     if (ctx.transaction && !ctx.prepare && opts.prepare === true) throw prepareUnsupported()
   }
@@ -154,7 +194,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
     },
     // Like postgres.js's own: async, so it is sent at once even when the promise is never awaited.
     async notify(channel: string, payload: string) {
-      return await (proxy as any)`select pg_notify(${channel}, ${`${payload}`})`
+      return await (self() as any)`select pg_notify(${channel}, ${`${payload}`})`
     },
     savepoint(name: unknown, ...rest: unknown[]) {
       const t = target() as any
@@ -225,7 +265,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
         const own = s.begin
         s.begin = (fn: unknown) => {
           s.begin = own
-          return (proxy as any).begin(fn)
+          return (self() as any).begin(fn)
         }
         try {
           return s.largeObject(...args)
@@ -238,28 +278,5 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
       ...(ctx.pooled && POOL_REFUSED),
     })
   }
-  const proxy: S = new Proxy(function sql() {} as unknown as S, {
-    apply: function apply(_t, _this, args) {
-      if (ctx.isClosed()) throw clientClosed()
-      const s = target() as any
-      const q = s(...args)
-      if (!(q instanceof Promise)) return q
-      keepCallSite(q, apply)
-      return ctx.patch(q, g, undefined, top)
-    },
-    get(_t, prop) {
-      if (typeof prop === 'string' && prop in overrides) {
-        if (ctx.isClosed() && QUERY_METHODS.has(prop)) throw clientClosed()
-        return overrides[prop]
-      }
-      return Reflect.get(target() as object, prop)
-    },
-    set(_t, prop, value) {
-      return Reflect.set(target() as object, prop, value)
-    },
-    has(_t, prop) {
-      return prop in (target() as object)
-    },
-  })
-  return proxy
+  return overrides
 }
