@@ -94,23 +94,34 @@ export function hookQuery<Q>(
     onSettled = noop
     f(e)
   }
-  // A cursor assigns new resolve/reject functions per fetch: accessors keep every one mapped and tracked.
-  let reject = mapped(q.reject, q, ctx, settle)
-  let resolve = settled(q.resolve, settle, q, ctx)
-  Object.defineProperty(q, 'reject', {
-    get: () => reject,
-    set: (f: (e: unknown) => void) => {
-      reject = mapped(f, q, ctx, settle)
-    },
-    configurable: true,
-  })
-  Object.defineProperty(q, 'resolve', {
-    get: () => resolve,
-    set: (f: (x: unknown) => void) => {
-      resolve = settled(f, settle, q, ctx)
-    },
-    configurable: true,
-  })
+  q.reject = mapped(q.reject, q, ctx, settle)
+  q.resolve = settled(q.resolve, settle, q, ctx)
+  // A cursor assigns new resolve/reject functions per fetch (postgres.js's cursor() iterator; nothing else
+  // reassigns them): from cursor() on, accessors keep every one mapped and tracked. Only then: accessors on
+  // every query would turn each Query into a slow dictionary object.
+  const cursor = q.cursor
+  q.cursor = function (this: any, ...args: unknown[]) {
+    let reject = this.reject
+    let resolve = this.resolve
+    Object.defineProperty(this, 'reject', {
+      get: () => reject,
+      set: (f: (e: unknown) => void) => {
+        reject = mapped(f, q, ctx, settle)
+      },
+      configurable: true,
+    })
+    Object.defineProperty(this, 'resolve', {
+      get: () => resolve,
+      set: (f: (x: unknown) => void) => {
+        resolve = settled(f, settle, q, ctx)
+      },
+      configurable: true,
+    })
+    const r = cursor.apply(this, args)
+    // Broken off: postgres.js sends Close + Sync; the connection is given back at that ReadyForQuery (the
+    // query's final resolve settles it), never while the portal is still open.
+    return !g || r === this ? r : releaseWhenIterated(r, () => release(), noop)
+  }
   q.handle = async function handle(this: any) {
     if (this.executed) return
     this.executed = true
@@ -146,15 +157,6 @@ export function hookQuery<Q>(
     } catch (e) {
       release()
       this.reject(e)
-    }
-  }
-  if (g) {
-    const cursor = q.cursor
-    q.cursor = function (this: any, ...args: unknown[]) {
-      const r = cursor.apply(this, args)
-      // Broken off: postgres.js sends Close + Sync; the connection is given back at that ReadyForQuery (the
-      // query's final resolve settles it), never while the portal is still open.
-      return r === this ? r : releaseWhenIterated(r, () => release(), noop)
     }
   }
   return query
