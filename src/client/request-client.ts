@@ -38,6 +38,37 @@ export interface RequestClient {
   abort(): Promise<void>
 }
 
+interface Lifecycle {
+  close(timeout: number): Promise<void>
+  abort(): Promise<void>
+}
+
+/** A class, not an object literal: getters in a literal make V8 build a slow dictionary object per request. */
+class Client implements RequestClient {
+  constructor(
+    readonly sql: Sql<any>,
+    private readonly isUsed: () => boolean,
+    private readonly count: () => number,
+    private readonly hasFailed: () => boolean,
+    private readonly lifecycle: Lifecycle,
+  ) {}
+  get used(): boolean {
+    return this.isUsed()
+  }
+  get queries(): number {
+    return this.count()
+  }
+  get failed(): boolean {
+    return this.hasFailed()
+  }
+  close(timeout: number): Promise<void> {
+    return this.lifecycle.close(timeout)
+  }
+  abort(): Promise<void> {
+    return this.lifecycle.abort()
+  }
+}
+
 /** Waits for `p` at most `ms`. */
 const within = (p: Promise<unknown>, ms: number) => {
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -217,49 +248,48 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   }
 
   const sql = wrapSql(proxyContext, ensure, inFlight, true)
-  const client: RequestClient = {
+  const client = new Client(
     sql,
-    get used() {
-      return real !== undefined
+    () => real !== undefined,
+    () => queries,
+    () => failed,
+    {
+      async abort() {
+        closed = true
+        leases?.stop()
+        if (!real) return
+        // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
+        if (tracked?.size) leases?.doom()
+        if (!lost) await tracked?.cancelUntilSettled(ABORT_WAIT_MS)
+        await releaseWithin(1000)
+        // Shared pool: only this request's connections, and only those still busy after the cancel.
+        if (leases) (await leases.settled(1000)) || leases.destroyHeld()
+        else await real.end({ timeout: 0 })
+        observer?.closed()
+      },
+      async close(timeout: number) {
+        closed = true
+        // Reserved connections go back once their statements settled (bounded by the timeout).
+        let left = timeout
+        if (reservations.size) {
+          const started = Date.now()
+          await releaseWithin(lost ? 0 : timeout * 1000)
+          left = Math.max(0, timeout - (Date.now() - started) / 1000)
+        }
+        // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
+        if (!leases) {
+          await real?.end({ timeout: lost ? 0 : left })
+          if (real) observer?.closed()
+          return
+        }
+        leases.stop()
+        if (!lost && (await leases.settled(left * 1000))) return observer?.closed()
+        leases.doom()
+        if (!lost) await tracked?.cancelUntilSettled(1000)
+        leases.destroyHeld()
+        observer?.closed()
+      },
     },
-    get queries() {
-      return queries
-    },
-    get failed() {
-      return failed
-    },
-    async abort() {
-      closed = true
-      leases?.stop()
-      if (!real) return
-      // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
-      if (tracked?.size) leases?.doom()
-      if (!lost) await tracked?.cancelUntilSettled(ABORT_WAIT_MS)
-      await releaseWithin(1000)
-      // Shared pool: only this request's connections, and only those still busy after the cancel.
-      if (leases) (await leases.settled(1000)) || leases.destroyHeld()
-      else await real.end({ timeout: 0 })
-      observer?.closed()
-    },
-    async close(timeout: number) {
-      closed = true
-      // Reserved connections go back once their statements settled (bounded by the timeout).
-      const started = reservations.size ? Date.now() : 0
-      await releaseWithin(lost ? 0 : timeout * 1000)
-      const left = started ? Math.max(0, timeout - (Date.now() - started) / 1000) : timeout
-      // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
-      if (!leases) {
-        await real?.end({ timeout: lost ? 0 : left })
-        if (real) observer?.closed()
-        return
-      }
-      leases.stop()
-      if (!lost && (await leases.settled(left * 1000))) return observer?.closed()
-      leases.doom()
-      if (!lost) await tracked?.cancelUntilSettled(1000)
-      leases.destroyHeld()
-      observer?.closed()
-    },
-  }
+  )
   return client
 }
