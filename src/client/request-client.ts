@@ -18,74 +18,12 @@ import { registerArrayTypes, syncArrayTypes } from './array-types'
 import { mapConnectionError } from './driver-errors'
 import { gate } from './gate'
 import { type HookContext, hookQuery } from './query-hook'
+import { Client, exposeOptions, mustSync, observed, type RequestClient, within } from './request-parts'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
 import { type Statements, statements } from './statements'
 import { refuseTransactionControl } from './transaction-control'
 
-/** A request's client and its lifecycle. */
-export interface RequestClient {
-  /** What handlers see as `c.var.sql`. */
-  readonly sql: Sql<any>
-  /** True once a query was created (the driver client exists). */
-  readonly used: boolean
-  /** Statements sent to the server (fragments and statements refused before sending do not count). */
-  readonly queries: number
-  /** A connection error (a coded `PoolerError`) happened during the request. */
-  readonly failed: boolean
-  /** Graceful, bounded close: running queries get `timeout` seconds, then sockets are destroyed. */
-  close(timeout: number): Promise<void>
-  /** The client went away: cancel running statements on the server (bounded), then destroy the sockets. */
-  abort(): Promise<void>
-}
-
-interface Lifecycle {
-  close(timeout: number): Promise<void>
-  abort(): Promise<void>
-}
-
-/** A class, not an object literal: getters in a literal make V8 build a slow dictionary object per request. */
-class Client implements RequestClient {
-  constructor(
-    readonly sql: Sql<any>,
-    private readonly isUsed: () => boolean,
-    private readonly count: () => number,
-    private readonly hasFailed: () => boolean,
-    private readonly lifecycle: Lifecycle,
-  ) {}
-  get used(): boolean {
-    return this.isUsed()
-  }
-  get queries(): number {
-    return this.count()
-  }
-  get failed(): boolean {
-    return this.hasFailed()
-  }
-  close(timeout: number): Promise<void> {
-    return this.lifecycle.close(timeout)
-  }
-  abort(): Promise<void> {
-    return this.lifecycle.abort()
-  }
-}
-
-/** Waits for `p` at most `ms`. */
-const within = (p: Promise<unknown>, ms: number) => {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer))
-}
-
-/** The driver options with the connection-setup signal for an observer (the first ParameterStatus). */
-function observed(driver: ClientConfig['driver'], observer: ClientObserver): ClientConfig['driver'] {
-  const user = driver.onparameter
-  return {
-    ...driver,
-    onparameter: (key: string, value: unknown) => {
-      observer.connected()
-      user?.(key, value)
-    },
-  }
-}
+export type { RequestClient } from './request-parts'
 
 /** A query's text with `$n` for its values (empty when it cannot be built). */
 function statementText(q: any): string {
@@ -204,7 +142,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     closedNow: () => (closed ? clientClosed() : undefined),
     beforeSend: (q) => {
       if (texts) texts.set(q, statementText(q)) // before inlining: the template, never values
-      if (!arraysSynced && config.driver.fetch_types === false) syncArrayTypes(real!)
+      if (!arraysSynced && config.driver.fetch_types === false && mustSync(real!, leases !== undefined))
+        syncArrayTypes(real!)
       arraysSynced = true
       // Values as escaped literals: one round trip per query instead of two (see inline/inliner.ts).
       if (config.inline) inlineQuery(q, real!.options as any)
@@ -243,6 +182,9 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
         ? hookQuery(query, g ? leases.gateFor(query, g) : g, pooledHooks, load)
         : hookQuery(query, g, hooks, load),
     ...(pooled && { lease: (g) => leases!.lease(g), pooled }),
+    optionsExposed: () => {
+      if (leases) exposeOptions(leases.pool.builder)
+    },
     mapError,
     owner,
   }

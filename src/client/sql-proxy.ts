@@ -34,6 +34,8 @@ export interface ProxyContext {
   lease?(g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }>
   /** A shared pool is set (`pooler({ pool })`): what would open or end connections outside it is refused. */
   pooled?: boolean
+  /** The driver's `options` were read (or a property set) through the wrapped Sql: they may change. */
+  optionsExposed?(): void
 }
 
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -149,10 +151,14 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
           return own[prop]
         }
       }
-      return Reflect.get(target() as object, prop)
+      const value = Reflect.get(target() as object, prop)
+      if (prop === 'options') ctx.optionsExposed?.()
+      return value
     },
     set(_t, prop, value) {
-      return Reflect.set(target() as object, prop, value)
+      const done = Reflect.set(target() as object, prop, value)
+      ctx.optionsExposed?.()
+      return done
     },
     has(_t, prop) {
       return prop in (target() as object)
