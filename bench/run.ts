@@ -93,6 +93,39 @@ async function rtt(
     .map((n) => ({ name: n, values: WORKLOADS.map((w) => table.get(n)!.get(w)!) }))
 }
 
+/** Non-superuser backends on the server (the stack's max_connections is 40, 3 of them for superusers). */
+async function appBackends(superUrl: string): Promise<number> {
+  const su = postgres(superUrl, { max: 1, onnotice: () => {} })
+  try {
+    const [{ n }] = (await su`select count(*)::int as n from pg_stat_activity
+      where backend_type = 'client backend' and not usesysid in (select oid from pg_roles where rolsuper)`) as any[]
+    return n
+  } finally {
+    await su.end({ timeout: 1 })
+  }
+}
+
+/**
+ * Waits (at most 30 s) until the previous phase's connections are gone: PgBouncer closes its idle server
+ * connections (RECONNECT), per-request clients finish closing. Otherwise the pool phase (30 direct
+ * connections + PgBouncer's 10) starts above max_connections and its rows collect errors.
+ */
+async function drained(stack: { superUrl: string; adminUrl: string }, baseline: number): Promise<void> {
+  const admin = postgres(stack.adminUrl, { max: 1, fetch_types: false, onnotice: () => {} })
+  await admin
+    .unsafe('reconnect')
+    .simple()
+    .catch((e) => log('pgbouncer reconnect:', e.message))
+  await admin.end({ timeout: 1 })
+  const until = Date.now() + 30_000
+  let n = await appBackends(stack.superUrl)
+  while (n > baseline && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 250))
+    n = await appBackends(stack.superUrl)
+  }
+  log('connections before the pool phase:', n, n > baseline ? `(still above ${baseline} after 30 s)` : '')
+}
+
 interface Bundle {
   raw: number
   gzip: number
@@ -185,6 +218,7 @@ async function main() {
     const admin = postgres(stack.adminUrl, { max: 1, fetch_types: false, onnotice: () => {} })
     const bouncer = ((await admin.unsafe('show version').simple()) as any[])[0]?.version ?? '?'
     await admin.end()
+    const baseline = await appBackends(stack.superUrl)
     const u = new URL(stack.databaseUrl)
     out.push(
       '# hono-pooler benchmarks',
@@ -223,6 +257,7 @@ async function main() {
       )
     }
     if (!SKIP.has('throughput')) out.push(await throughput(lib, stack.databaseUrl, log), '')
+    if (!SKIP.has('pool')) await drained(stack, baseline)
     if (!SKIP.has('pool'))
       out.push(await poolThroughput(lib, { direct: stack.directUrl, bouncer: stack.databaseUrl }, log), '')
     if (!SKIP.has('guard')) out.push('## Guard and inliner cost per query', '', guardCost(lib), '')

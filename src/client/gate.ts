@@ -35,32 +35,35 @@ export interface Gate {
  * ```
  */
 export function gate(size: number): Gate {
-  let active = 0
-  const waiting: ((release: Release) => void)[] = []
-  const slot = (): Release => {
+  return new CountingGate(size)
+}
+
+/** A class, not an object literal: a getter in a literal makes V8 build a slow dictionary object per call. */
+class CountingGate implements Gate {
+  private active = 0
+  private readonly waiting: ((release: Release) => void)[] = []
+  constructor(private readonly size: number) {}
+  private slot(): Release {
     let done = false
     return () => {
       if (done) return
       done = true
-      const next = waiting.shift()
-      if (next) next(slot())
-      else active--
+      const next = this.waiting.shift()
+      if (next) next(this.slot())
+      else this.active--
     }
   }
-  const tryAcquire = (): Release | undefined => {
-    if (active >= size) return undefined
-    active++
-    return slot()
+  tryAcquire(): Release | undefined {
+    if (this.active >= this.size) return undefined
+    this.active++
+    return this.slot()
   }
-  return {
-    tryAcquire,
-    acquire: () => {
-      const r = tryAcquire()
-      return r ? Promise.resolve(r) : new Promise((resolve) => waiting.push(resolve))
-    },
-    get inUse() {
-      return active
-    },
+  acquire(): Promise<Release> {
+    const r = this.tryAcquire()
+    return r ? Promise.resolve(r) : new Promise((resolve) => this.waiting.push(resolve))
+  }
+  get inUse(): number {
+    return this.active
   }
 }
 

@@ -89,28 +89,54 @@ export function hookQuery<Q>(
   // Runs once when the sent query settles. Hooked on its resolve/reject, never on its promise: a handler on
   // the promise would swallow the failure of a query nobody awaits (postgres.js reports it as unhandled).
   let onSettled: (e?: unknown) => void = noop
+  let iterated = false
   const settle = (e?: unknown) => {
     const f = onSettled
     onSettled = noop
     f(e)
+    if (f !== noop && !iterated) detach()
   }
-  // A cursor assigns new resolve/reject functions per fetch: accessors keep every one mapped and tracked.
-  let reject = mapped(q.reject, q, ctx, settle)
-  let resolve = settled(q.resolve, settle, q, ctx)
-  Object.defineProperty(q, 'reject', {
-    get: () => reject,
-    set: (f: (e: unknown) => void) => {
-      reject = mapped(f, q, ctx, settle)
-    },
-    configurable: true,
-  })
-  Object.defineProperty(q, 'resolve', {
-    get: () => resolve,
-    set: (f: (x: unknown) => void) => {
-      resolve = settled(f, settle, q, ctx)
-    },
-    configurable: true,
-  })
+  const { resolve: resolve0, reject: reject0 } = q
+  // Settled for good: postgres.js's own functions again. postgres.js keeps its Query objects reachable
+  // through V8's minor GCs (a raw pool's too), and ours would otherwise drag the whole request (client,
+  // leases, statements) along into the old generation until a full GC: most of the shared pool's GC time.
+  // Nothing calls them again once the query settled (its promise is settled anyway).
+  const detach = () => {
+    const proto = Object.getPrototypeOf(q)
+    q.resolve = resolve0
+    q.reject = reject0
+    q.handle = proto.handle
+    q.cursor = proto.cursor
+  }
+  q.reject = mapped(reject0, q, ctx, settle)
+  q.resolve = settled(resolve0, settle, q, ctx)
+  // A cursor assigns new resolve/reject functions per fetch (postgres.js's cursor() iterator; nothing else
+  // reassigns them): from cursor() on, accessors keep every one mapped and tracked. Only then: accessors on
+  // every query would turn each Query into a slow dictionary object.
+  const cursor = q.cursor
+  q.cursor = function (this: any, ...args: unknown[]) {
+    iterated = true
+    let reject = this.reject
+    let resolve = this.resolve
+    Object.defineProperty(this, 'reject', {
+      get: () => reject,
+      set: (f: (e: unknown) => void) => {
+        reject = mapped(f, q, ctx, settle)
+      },
+      configurable: true,
+    })
+    Object.defineProperty(this, 'resolve', {
+      get: () => resolve,
+      set: (f: (x: unknown) => void) => {
+        resolve = settled(f, settle, q, ctx)
+      },
+      configurable: true,
+    })
+    const r = cursor.apply(this, args)
+    // Broken off: postgres.js sends Close + Sync; the connection is given back at that ReadyForQuery (the
+    // query's final resolve settles it), never while the portal is still open.
+    return !g || r === this ? r : releaseWhenIterated(r, () => release(), noop)
+  }
   q.handle = async function handle(this: any) {
     if (this.executed) return
     this.executed = true
@@ -146,15 +172,6 @@ export function hookQuery<Q>(
     } catch (e) {
       release()
       this.reject(e)
-    }
-  }
-  if (g) {
-    const cursor = q.cursor
-    q.cursor = function (this: any, ...args: unknown[]) {
-      const r = cursor.apply(this, args)
-      // Broken off: postgres.js sends Close + Sync; the connection is given back at that ReadyForQuery (the
-      // query's final resolve settles it), never while the portal is still open.
-      return r === this ? r : releaseWhenIterated(r, () => release(), noop)
     }
   }
   return query

@@ -20,45 +20,14 @@ import { driverOptions } from './driver-options'
 import { gate } from './gate'
 import { downProbe } from './probe'
 import { type HookContext, hookQuery } from './query-hook'
+import { Client, exposeOptions, mustSync, observed, type RequestClient, within } from './request-parts'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
-import { statements } from './statements'
+import { type Statements, statements } from './statements'
 import { refuseTransactionControl } from './transaction-control'
 
-/** A request's client and its lifecycle. */
-export interface RequestClient {
-  /** What handlers see as `c.var.sql`. */
-  readonly sql: Sql<any>
-  /** True once a query was created (the driver client exists). */
-  readonly used: boolean
-  /** Statements sent to the server (fragments and statements refused before sending do not count). */
-  readonly queries: number
-  /** A connection error (a coded `PoolerError`) happened during the request. */
-  readonly failed: boolean
-  /** Graceful, bounded close: running queries get `timeout` seconds, then sockets are destroyed. */
-  close(timeout: number): Promise<void>
-  /** The client went away: cancel running statements on the server (bounded), then destroy the sockets. */
-  abort(): Promise<void>
-}
+export type { RequestClient } from './request-parts'
 
 const DESTROYED = new Set(['CONNECTION_DESTROYED', 'CONNECTION_CLOSED', 'CONNECTION_ENDED'])
-
-/** Waits for `p` at most `ms`. */
-const within = (p: Promise<unknown>, ms: number) => {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer))
-}
-
-/** The driver options with the connection-setup signal for an observer (the first ParameterStatus). */
-function observed(driver: ClientConfig['driver'], observer: ClientObserver): ClientConfig['driver'] {
-  const user = driver.onparameter
-  return {
-    ...driver,
-    onparameter: (key: string, value: unknown) => {
-      observer.connected()
-      user?.(key, value)
-    },
-  }
-}
 
 /** A query's text with `$n` for its values (empty when it cannot be built). */
 function statementText(q: any): string {
@@ -94,10 +63,13 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   let closed = false
   let queries = 0
   let arraysSynced = false
-  const texts = new WeakMap<object, string>()
+  // Statement texts for an observer (created with the observer: most requests have none).
+  const texts = observer ? new WeakMap<object, string>() : undefined
   // postgres.js's end() waits for a reserved connection until its timeout: the request is over, release them.
   const reservations = new Set<() => Promise<void>>()
   const releaseAll = () => Promise.all([...reservations].map((release) => release()))
+  /** Releases the reserved connections within `ms` (no timer when there are none). */
+  const releaseWithin = (ms: number) => (reservations.size ? within(releaseAll(), ms) : undefined)
   // A connection died under this request: nothing to wait for at close (postgres.js's end() would wait
   // its whole timeout on a connection that lost its socket mid-statement).
   let lost = false
@@ -105,16 +77,19 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   // A statement past queryTimeout whose cancel did not land: destroy the sockets (a shared pool is never
   // ended: only this request's connections leave it).
   // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
-  const running = statements(
-    options.queryTimeout,
-    () => {
-      lost = true
-      if (leases) leases.destroyHeld()
-      else void real?.end({ timeout: 0 })
-    },
-    () => leases?.doom(),
-    downProbe(config),
-  )
+  // Created with the first statement sent: a request that never queries does not pay for it.
+  let tracked: Statements | undefined
+  const running = (): Statements =>
+    (tracked ??= statements(
+      options.queryTimeout,
+      () => {
+        lost = true
+        if (leases) leases.destroyHeld()
+        else void real?.end({ timeout: 0 })
+      },
+      () => leases?.doom(),
+      downProbe(config),
+    ))
   const owner = {}
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.
@@ -146,18 +121,18 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   // Queries past their queryTimeout: whatever they fail with (57014 from our cancel, the destroyed
   // socket) is QUERY_TIMEOUT. A user's own statement_timeout stays 57014.
   // One event per failure: per error object (the driver's, or ours), and per query (one may be rejected twice).
-  const reported = new WeakSet<object>()
+  let reported: WeakSet<object> | undefined
   const mapError = (e: unknown, q?: unknown) => {
     // The request is over and we destroyed its sockets: not a lost connection (a query left running).
     if (closed && (e as { code?: unknown } | null)?.code === 'CONNECTION_DESTROYED') return e
     // The probe found the pooler's database down and the sockets were destroyed: what they fail with.
     const down = DESTROYED.has((e as { code?: unknown } | null)?.code as string)
-      ? running.lostText(q)
+      ? tracked?.lostText(q)
       : undefined
     const mapped =
       down !== undefined
         ? connectionLost(config, down, e)
-        : running.timedOut(q) && !(e instanceof PoolerError)
+        : tracked?.timedOut(q) && !(e instanceof PoolerError)
           ? queryTimedOut(options.queryTimeout, e, config.info.host)
           : mapConnectionError(e, config)
     // Reported once: mapped here, or already coded by the connect layer (TLS, SCRAM) — 503/504 codes only.
@@ -165,7 +140,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       failed = true
       if (mapped.code === 'CONNECTION_LOST' || mapped.code === 'TLS_FAILED') lost = true
       const seen = [mapped, e, q].filter((x): x is object => !!x && typeof x === 'object')
-      if (seen.some((x) => reported.has(x))) return mapped
+      reported ??= new WeakSet<object>()
+      if (seen.some((x) => reported!.has(x))) return mapped
       for (const x of seen) reported.add(x)
       emit({ type: 'error', host: config.info.host, mode, code: mapped.code, message: mapped.message })
     }
@@ -180,23 +156,24 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
           (gated ? deadlocked() : undefined)),
     closedNow: () => (closed ? clientClosed() : undefined),
     beforeSend: (q) => {
-      if (observer) texts.set(q, statementText(q)) // before inlining: the template, never values
-      if (!arraysSynced && config.driver.fetch_types === false) syncArrayTypes(real!)
+      if (texts) texts.set(q, statementText(q)) // before inlining: the template, never values
+      if (!arraysSynced && config.driver.fetch_types === false && mustSync(real!, leases !== undefined))
+        syncArrayTypes(real!)
       arraysSynced = true
       // Values as escaped literals: one round trip per query instead of two (see inline/inliner.ts).
       if (config.inline) inlineQuery(q, real!.options as any)
     },
     sent: (q) => track(q, false),
     mapError,
-    quiet: running.quiet,
-    copying: running.copying,
+    quiet: () => tracked?.quiet(),
+    copying: (q, stream) => tracked?.copying(q, stream),
   }
   // Top-level statements may wait in the pooler's queue: they may ask the down probe (client/probe.ts).
   const topHooks: HookContext = { ...hooks, sent: (q) => track(q, true) }
   function track(q: any, probing: boolean) {
     queries++
-    const settled = running.track(q, probing)
-    const end = observer?.statement(texts.get(q) ?? '')
+    const settled = running().track(q, probing)
+    const end = observer?.statement(texts?.get(q) ?? '')
     // Ends with the query (resolve/reject), never through a handler on its promise (see query-hook.ts).
     return (error?: unknown) => {
       settled()
@@ -223,54 +200,56 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
         ? hookQuery(query, g ? leases.gateFor(query, g) : g, pooledHooks, load)
         : hookQuery(query, g, top ? topHooks : hooks, load),
     ...(pooled && { lease: (g) => leases!.lease(g), pooled }),
+    optionsExposed: () => {
+      if (leases) exposeOptions(leases.pool.builder)
+    },
     mapError,
     owner,
   }
 
   const sql = wrapSql(proxyContext, ensure, inFlight, true)
-  const client: RequestClient = {
+  const client = new Client(
     sql,
-    get used() {
-      return real !== undefined
+    () => real !== undefined,
+    () => queries,
+    () => failed,
+    {
+      async abort() {
+        closed = true
+        leases?.stop()
+        if (!real) return
+        // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
+        if (tracked?.size) leases?.doom()
+        if (!lost) await tracked?.cancelUntilSettled(ABORT_WAIT_MS)
+        await releaseWithin(1000)
+        // Shared pool: only this request's connections, and only those still busy after the cancel.
+        if (leases) (await leases.settled(1000)) || leases.destroyHeld()
+        else await real.end({ timeout: 0 })
+        observer?.closed()
+      },
+      async close(timeout: number) {
+        closed = true
+        // Reserved connections go back once their statements settled (bounded by the timeout).
+        let left = timeout
+        if (reservations.size) {
+          const started = Date.now()
+          await releaseWithin(lost ? 0 : timeout * 1000)
+          left = Math.max(0, timeout - (Date.now() - started) / 1000)
+        }
+        // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
+        if (!leases) {
+          await real?.end({ timeout: lost ? 0 : left })
+          if (real) observer?.closed()
+          return
+        }
+        leases.stop()
+        if (!lost && (await leases.settled(left * 1000))) return observer?.closed()
+        leases.doom()
+        if (!lost) await tracked?.cancelUntilSettled(1000)
+        leases.destroyHeld()
+        observer?.closed()
+      },
     },
-    get queries() {
-      return queries
-    },
-    get failed() {
-      return failed
-    },
-    async abort() {
-      closed = true
-      leases?.stop()
-      if (!real) return
-      // A cancelled statement's pooled connection never goes back to the pool (the cancel names a backend).
-      if (running.size) leases?.doom()
-      if (!lost) await running.cancelUntilSettled(ABORT_WAIT_MS)
-      await within(releaseAll(), 1000)
-      // Shared pool: only this request's connections, and only those still busy after the cancel.
-      if (leases) (await leases.settled(1000)) || leases.destroyHeld()
-      else await real.end({ timeout: 0 })
-      observer?.closed()
-    },
-    async close(timeout: number) {
-      closed = true
-      // Reserved connections go back once their statements settled (bounded by the timeout).
-      const started = Date.now()
-      await within(releaseAll(), lost ? 0 : timeout * 1000)
-      const left = Math.max(0, timeout - (Date.now() - started) / 1000)
-      // A dead connection: nothing to wait for (postgres.js would wait the whole timeout for its reply).
-      if (!leases) {
-        await real?.end({ timeout: lost ? 0 : left })
-        if (real) observer?.closed()
-        return
-      }
-      leases.stop()
-      if (!lost && (await leases.settled(left * 1000))) return observer?.closed()
-      leases.doom()
-      if (!lost) await running.cancelUntilSettled(1000)
-      leases.destroyHeld()
-      observer?.closed()
-    },
-  }
+  )
   return client
 }

@@ -34,6 +34,8 @@ export interface ProxyContext {
   lease?(g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }>
   /** A shared pool is set (`pooler({ pool })`): what would open or end connections outside it is refused. */
   pooled?: boolean
+  /** The driver's `options` were read (or a property set) through the wrapped Sql: they may change. */
+  optionsExposed?(): void
 }
 
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -129,6 +131,50 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   g: Gate | undefined,
   top: boolean,
 ): S {
+  // Built on the first property read (most requests only call the tagged function).
+  let built: Record<string, unknown> | undefined
+  const overrides = (): Record<string, unknown> => (built ??= methods(ctx, target, g, top, () => proxy))
+  const proxy: S = new Proxy(function sql() {} as unknown as S, {
+    apply: function apply(_t, _this, args) {
+      if (ctx.isClosed()) throw clientClosed()
+      const s = target() as any
+      const q = s(...args)
+      if (!(q instanceof Promise)) return q
+      keepCallSite(q, apply)
+      return ctx.patch(q, g, undefined, top)
+    },
+    get(_t, prop) {
+      if (typeof prop === 'string') {
+        const own = overrides()
+        if (prop in own) {
+          if (ctx.isClosed() && QUERY_METHODS.has(prop)) throw clientClosed()
+          return own[prop]
+        }
+      }
+      const value = Reflect.get(target() as object, prop)
+      if (prop === 'options') ctx.optionsExposed?.()
+      return value
+    },
+    set(_t, prop, value) {
+      const done = Reflect.set(target() as object, prop, value)
+      ctx.optionsExposed?.()
+      return done
+    },
+    has(_t, prop) {
+      return prop in (target() as object)
+    },
+  })
+  return proxy
+}
+
+/** The methods `wrapSql` replaces (`proxy`: the wrapped Sql itself). */
+function methods<S extends Sql<any> | TransactionSql<any>>(
+  ctx: ProxyContext,
+  target: () => S,
+  g: Gate | undefined,
+  top: boolean,
+  self: () => S,
+): Record<string, unknown> {
   const checkPrepare = (opts: Record<string, any>) => {
     if (ctx.transaction && !ctx.prepare && opts.prepare === true) throw prepareUnsupported()
   }
@@ -154,7 +200,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
     },
     // Like postgres.js's own: async, so it is sent at once even when the promise is never awaited.
     async notify(channel: string, payload: string) {
-      return await (proxy as any)`select pg_notify(${channel}, ${`${payload}`})`
+      return await (self() as any)`select pg_notify(${channel}, ${`${payload}`})`
     },
     savepoint(name: unknown, ...rest: unknown[]) {
       const t = target() as any
@@ -225,7 +271,7 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
         const own = s.begin
         s.begin = (fn: unknown) => {
           s.begin = own
-          return (proxy as any).begin(fn)
+          return (self() as any).begin(fn)
         }
         try {
           return s.largeObject(...args)
@@ -238,28 +284,5 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
       ...(ctx.pooled && POOL_REFUSED),
     })
   }
-  const proxy: S = new Proxy(function sql() {} as unknown as S, {
-    apply: function apply(_t, _this, args) {
-      if (ctx.isClosed()) throw clientClosed()
-      const s = target() as any
-      const q = s(...args)
-      if (!(q instanceof Promise)) return q
-      keepCallSite(q, apply)
-      return ctx.patch(q, g, undefined, top)
-    },
-    get(_t, prop) {
-      if (typeof prop === 'string' && prop in overrides) {
-        if (ctx.isClosed() && QUERY_METHODS.has(prop)) throw clientClosed()
-        return overrides[prop]
-      }
-      return Reflect.get(target() as object, prop)
-    },
-    set(_t, prop, value) {
-      return Reflect.set(target() as object, prop, value)
-    },
-    has(_t, prop) {
-      return prop in (target() as object)
-    },
-  })
-  return proxy
+  return overrides
 }

@@ -9,7 +9,7 @@
  * may not contain a backslash (so the template lexes the same whatever `standard_conforming_strings` is);
  * the connection must speak UTF8; a NUL character falls back (postgres.js gets the server's error).
  */
-import { tokenize } from '../sql/lexer'
+import { type Token, tokenize } from '../sql/lexer'
 import { isTextArg, queryText } from '../sql/query-text'
 import { isIdCont } from '../sql/scan'
 import { JSON_SENSITIVE, literal, TYPE_SENSITIVE } from './literals'
@@ -41,8 +41,7 @@ const BY_END = new Set([
 const isUtf8 = (v: unknown) => v === undefined || /^'?utf-?8'?$/i.test(String(v))
 
 /** Placeholder tokens in the order they appear, or undefined when the text is not safe to inline into. */
-function placeholders(text: string, untyped: (k: number) => Set<string> | undefined) {
-  const tokens = tokenize(text)
+function placeholders(text: string, tokens: Token[], untyped: (k: number) => Set<string> | undefined) {
   const out: { k: number; start: number; end: number }[] = []
   const byDepth: boolean[] = []
   let depth = 0
@@ -90,6 +89,18 @@ function castsTo(tokens: { kind: string; value: string }[], i: number, sensitive
   return !!t && (t.kind === 'word' || t.kind === 'ident') && sensitive.has(t.value)
 }
 
+// A tagged template's text and tokens (its values all plain: one `$n` each), lexed once per template.
+const byTemplate = new WeakMap<readonly string[], { text: string; at: number[]; tokens: Token[] }>()
+function lexed(q: any): { text: string; at: number[]; tokens: Token[] } {
+  let t = byTemplate.get(q.strings)
+  if (!t) {
+    const { text, at } = queryText(q)
+    t = { text, at, tokens: tokenize(text) }
+    byTemplate.set(q.strings, t)
+  }
+  return t
+}
+
 /**
  * Inlines the values of one postgres.js query in place, when safe. Returns true when it did.
  * Call it right before the query is handed to the connection (after the guard has seen `$n`).
@@ -115,15 +126,15 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     let text: string
     let found: { k: number; start: number; end: number }[] | undefined
     if (q.tagged) {
-      const t = queryText(q) // all args are values here: literal() refused fragments
+      const t = lexed(q) // all args are values here: literal() refused fragments
       text = t.text
-      found = placeholders(text, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))
+      found = placeholders(text, t.tokens, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))
       if (!found || found.length !== args.length) return false
       for (let i = 0; i < found.length; i++)
         if (found[i]!.k !== i + 1 || found[i]!.start !== t.at[i]) return false
     } else {
       text = q.strings[0] ?? ''
-      found = placeholders(text, (k) =>
+      found = placeholders(text, tokenize(text), (k) =>
         k <= lits.length ? sensitiveTo(args[k - 1], lits[k - 1]!) : undefined,
       )
       if (!found) return false

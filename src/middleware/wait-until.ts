@@ -16,20 +16,28 @@ const VERCEL_CONTEXT = Symbol.for('@vercel/request-context')
  * findWaitUntil(c)?.(flushLogs()) // Workers / Vercel: after the response; elsewhere undefined
  * ```
  */
-export function findWaitUntil(c: Context): WaitUntil | undefined {
-  // c.executionCtx throws when the runtime has none (Node): without a stack trace that costs nothing,
+export function findWaitUntil(c: Context, node?: unknown): WaitUntil | undefined {
+  // @hono/node-server (`node`: its HttpBindings are in c.env) passes no executionCtx: skip the probe.
+  if (!node) {
+    const ctx = executionCtx(c)
+    if (typeof ctx?.waitUntil === 'function') return (p) => ctx.waitUntil(p)
+  }
+  const vercel = (globalThis as any)[VERCEL_CONTEXT]?.get?.()?.waitUntil
+  return typeof vercel === 'function' ? (p) => vercel(p) : undefined
+}
+
+function executionCtx(c: Context): Context['executionCtx'] | undefined {
+  // c.executionCtx throws when the runtime has none (Node): without a stack trace that costs little,
   // with one it was a third of the middleware's own time per request.
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   try {
-    const ctx = c.executionCtx
-    if (typeof ctx?.waitUntil === 'function') return (p) => ctx.waitUntil(p)
+    return c.executionCtx
   } catch {
+    return undefined
   } finally {
     Error.stackTraceLimit = limit
   }
-  const vercel = (globalThis as any)[VERCEL_CONTEXT]?.get?.()?.waitUntil
-  return typeof vercel === 'function' ? (p) => vercel(p) : undefined
 }
 
 /**
@@ -37,11 +45,11 @@ export function findWaitUntil(c: Context): WaitUntil | undefined {
  *
  * @example
  * ```ts
- * await settle(c, sql.end({ timeout: 5 }))
+ * await settle(c, sql.end({ timeout: 5 })) // `node`: the request came through @hono/node-server
  * ```
  */
-export async function settle(c: Context, p: Promise<void>): Promise<void> {
-  const waitUntil = findWaitUntil(c)
+export async function settle(c: Context, p: Promise<void>, node?: unknown): Promise<void> {
+  const waitUntil = findWaitUntil(c, node)
   if (waitUntil) waitUntil(p)
   else await p
 }

@@ -30,6 +30,32 @@ export interface RequestLeases {
   doom(): void
 }
 
+type Take = (g: Gate | undefined) => [Slot, Release] | Promise<[Slot, Release]>
+
+/**
+ * One top-level query's gate: the request's gate, then a pooled connection the query is handed to. A
+ * class (one per query): a getter in an object literal makes V8 build a slow dictionary object each time.
+ */
+class QueryLease implements Gate {
+  constructor(
+    private readonly query: { handler: unknown },
+    private readonly g: Gate,
+    private readonly take: Take,
+    private readonly held: Set<Slot>,
+  ) {}
+  async acquire(): Promise<Release> {
+    const [slot, release] = await this.take(this.g)
+    this.query.handler = slot.handler
+    return release
+  }
+  tryAcquire(): undefined {
+    return undefined
+  }
+  get inUse(): number {
+    return this.held.size
+  }
+}
+
 /**
  * @example
  * ```ts
@@ -84,43 +110,37 @@ export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>):
     }
   }
   // Fast path (a free gate and an idle connection): no promise until the caller's own await.
-  const take = (g: Gate | undefined): [Slot, Release] | Promise<[Slot, Release]> => {
+  const take: Take = (g) => {
     const now = g ? g.tryAcquire() : noop
     const slot = now && !stopped ? pool.tryAcquire() : undefined
     return slot ? [slot, leased(slot, now!)] : slowTake(g, now)
   }
 
+  // Waits until the request holds no connection (true), or `ms` passed (false).
+  const settledWithin = async (ms: number): Promise<boolean> => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let done: () => void = () => {}
+    const free = await new Promise<boolean>((resolve) => {
+      done = () => resolve(true)
+      waiting.add(done)
+      timer = setTimeout(() => resolve(false), ms)
+    })
+    clearTimeout(timer)
+    waiting.delete(done)
+    return free
+  }
+
   return {
     pool,
-    gateFor(query: any, g: Gate): Gate {
-      return {
-        async acquire() {
-          const [slot, release] = await take(g)
-          query.handler = slot.handler
-          return release
-        },
-        tryAcquire: () => undefined,
-        get inUse() {
-          return held.size
-        },
-      }
-    },
+    gateFor: (query: any, g: Gate): Gate => new QueryLease(query, g, take, held),
     async lease(g) {
       const [slot, release] = await take(g)
       return { sql: slot.sql, release }
     },
-    async settled(ms) {
-      if (!held.size) return true
-      let timer: ReturnType<typeof setTimeout> | undefined
-      let done: () => void = () => {}
-      const free = await new Promise<boolean>((resolve) => {
-        done = () => resolve(true)
-        waiting.add(done)
-        timer = setTimeout(() => resolve(false), ms)
-      })
-      clearTimeout(timer)
-      waiting.delete(done)
-      return free
+    settled(ms) {
+      // A fresh promise: awaiting a long-lived one makes V8 link the waiting request to it (async stack
+      // traces), so every request awaiting it would survive minor GCs.
+      return held.size ? settledWithin(ms) : Promise.resolve(true)
     },
     stop() {
       stopped = true
