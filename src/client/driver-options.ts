@@ -19,6 +19,12 @@ type Parsed = Sql<any>['options'] & {
 
 const parsed = new WeakMap<ClientConfig, Parsed>()
 
+/** postgres.js's parsed `transform` with its own `column` / `value` / `row` parts. */
+function copyTransform(t: Parsed['transform']): Parsed['transform'] {
+  const part = (x: unknown) => (x && typeof x === 'object' ? { ...x } : x)
+  return { ...t, column: part(t.column), value: part(t.value), row: part(t.row) } as Parsed['transform']
+}
+
 function parse(config: ClientConfig): Parsed {
   // A client that never connects: only its parsed options are kept.
   const probe = postgres(config.url, config.driver)
@@ -50,8 +56,14 @@ export function driverOptions(config: ClientConfig): Options<any> {
     base = parse(config)
     parsed.set(config, base)
   }
+  // Objects a handler could change in place through `c.var.sql.options` stay its own request's.
   return {
     ...base,
+    connection: { ...base.connection },
+    transform: copyTransform(base.transform),
+    host: [...base.host],
+    port: [...base.port],
+    types: { ...base.types },
     parameters: {},
     shared: { retries: 0, typeArrayMap: Object.create(base.shared.typeArrayMap) },
     parsers: Object.create(base.parsers),

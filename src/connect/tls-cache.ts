@@ -64,5 +64,8 @@ export function handshakeDone(socket: TLSSocket): void {
   if (socket.isSessionReused()) resumed++
 }
 
-/** A handshake failed: its ticket is not offered again. */
-export const forgetSession = (tls: TlsSettings, key: string): void => void sessions.get(tls)?.delete(key)
+/** A handshake that offered `offered` failed: that ticket is not offered again (a newer one stays). */
+export function forgetSession(tls: TlsSettings, key: string, offered: Buffer | undefined): void {
+  const byHost = sessions.get(tls)
+  if (byHost && offered && byHost.get(key) === offered) byHost.delete(key)
+}

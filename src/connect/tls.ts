@@ -109,7 +109,9 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
     const { connect, createSecureContext } = await (tlsModule as Promise<typeof import('node:tls')>)
     // Per settings object: one SecureContext, and the server's session ticket per host (tls-cache.ts).
     const key = `${host}:${port}:${tls.direct}`
-    const session = sessionFor(tls, key)
+    // A checkServerIdentity of the user's own (pinning) runs only on full handshakes: no resumption then.
+    const resumable = typeof tls.options.checkServerIdentity !== 'function'
+    const session = resumable ? sessionFor(tls, key) : undefined
     const secure = connect({
       socket,
       ...(isIp(host) ? {} : { servername: host }),
@@ -118,14 +120,14 @@ export async function openNodeSocket(host: string, port: number, tls: TlsSetting
       ...(session ? { session } : {}),
       ...tls.options,
     })
-    keepSessions(tls, key, secure)
+    if (resumable) keepSessions(tls, key, secure)
     try {
       await new Promise<void>((resolve, reject) => {
         secure.once('secureConnect', resolve)
         secure.once('error', reject)
       })
     } catch (e) {
-      forgetSession(tls, key)
+      forgetSession(tls, key, session)
       throw e
     }
     handshakeDone(secure)

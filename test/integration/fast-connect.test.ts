@@ -313,6 +313,14 @@ describe('TLS modes through the connect layer', () => {
     const pipelined = makeApp(stack.tlsUrl, { ssl: { ca: ca() }, pipelineConnect: true })
     for (let i = 0; i < 3; i++) expect(await get(pipelined)).toEqual(ok)
     expect(tlsResumptions()).toBe(start + 4)
+    // A checkServerIdentity of the user's own (pinning) runs on every connection: never resumed.
+    const pinned: string[] = []
+    const pinning = makeApp(stack.tlsUrl, {
+      ssl: { ca: ca(), checkServerIdentity: (host: string) => void pinned.push(host) },
+    })
+    for (let i = 0; i < 3; i++) expect(await get(pinning)).toEqual(ok)
+    expect(pinned).toHaveLength(3)
+    expect(tlsResumptions()).toBe(start + 4)
   })
 
   it('PgBouncer sees TLS for require and plain TCP for sslmode=disable', async () => {

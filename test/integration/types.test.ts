@@ -123,6 +123,38 @@ describe('fetch_types off + the static table of built-in array types', () => {
     expect(seen[0].shared).not.toBe(seen[1].shared)
   })
 
+  it('a handler that changes its options in place (connection, transform, types, host) changes only its own request', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl, postgres: { transform: { undefined: null } } }))
+    app.get('/meddle', async (c) => {
+      const o = c.var.sql.options as any
+      o.connection.application_name = 'meddled'
+      o.transform.undefined = 'x'
+      o.transform.column.from = () => 'meddled'
+      o.types.meddled = { to: 25 }
+      o.host.push('evil')
+      return c.text('ok')
+    })
+    app.get('/plain', async (c) => {
+      const o = c.var.sql.options as any
+      const [row] = await c.var.sql`select current_setting('application_name') as name`
+      return c.json({
+        name: row?.name,
+        undef: o.transform.undefined,
+        column: o.transform.column.from,
+        types: 'meddled' in o.types,
+        hosts: o.host,
+      })
+    })
+    await (await app.request('/meddle')).text()
+    expect(await (await app.request('/plain')).json()).toEqual({
+      name: 'hono-pooler',
+      undef: null,
+      types: false,
+      hosts: ['127.0.0.1'],
+    })
+  })
+
   it("a user's own element type (postgres: { types }) also gets its array type", async () => {
     const app = new Hono<{ Variables: PoolerVariables }>()
     const types = {

@@ -47,7 +47,7 @@ export async function bouncerSet(stack: Stack, key: string, value: string): Prom
 
 /** Server backends running statements of this app (through PgBouncer the app name is PgBouncer's: match the text). */
 export async function serverActivity(
-  stack: Stack,
+  stack: Pick<Stack, 'superUrl'>,
   marker: string,
 ): Promise<{ pid: number; query: string }[]> {
   const su = postgres(stack.superUrl, { max: 1, onnotice: () => {}, connect_timeout: 2 })
