@@ -40,10 +40,11 @@ export interface ClientConfig {
   tls: TlsSettings | undefined
 }
 
-const cache = new Map<string, ClientConfig>()
+// Per options object (one per pooler() call), then per URL string: two pooler()s on one URL never evict each other.
+const cache = new WeakMap<ResolvedOptions, Map<string, ClientConfig>>()
 
 /**
- * Validates a URL and builds the driver config for it (cached per URL string, never the client).
+ * Validates a URL and builds the driver config for it (cached per options and URL string, never the client).
  *
  * @example
  * ```ts
@@ -53,8 +54,9 @@ const cache = new Map<string, ClientConfig>()
  * ```
  */
 export function clientConfig(url: string, options: ResolvedOptions): ClientConfig {
-  const hit = cache.get(url)
-  if (hit && hit.options === options) return hit
+  let byUrl = cache.get(options)
+  const hit = byUrl?.get(url)
+  if (hit) return hit
   const info = classifyUrl(url)
   const u = new URL(url)
   checkUrlParams(u)
@@ -127,8 +129,12 @@ export function clientConfig(url: string, options: ResolvedOptions): ClientConfi
     driver,
     tls,
   }
-  if (cache.size > 16) cache.clear()
-  cache.set(url, config)
+  if (!byUrl) {
+    byUrl = new Map()
+    cache.set(options, byUrl)
+  }
+  if (byUrl.size >= 16) byUrl.clear() // a url function of the request: at most 16 kept
+  byUrl.set(url, config)
   return config
 }
 
