@@ -7,7 +7,8 @@
  * here when missing.) Strategies: shared (hono-pooler's shared pool), raw (a postgres.js pool of 10), behind
  * (the raw pool behind an unused pooler()), pg (pg.Pool). Targets: direct (DIRECT_URL) or bouncer
  * (DATABASE_URL). The server runs in a child process (with `--cpu-prof`: its profile lands in .tmp/prof/);
- * prints req/s, p99 and the server's and autocannon's CPU µs per request.
+ * prints req/s, p99 and the server's and autocannon's CPU µs per request. POOL_PROFILE_NODE_FLAGS adds V8 flags to
+ * the server only (`POOL_PROFILE_NODE_FLAGS=--trace-gc-nvp`, not allowed in NODE_OPTIONS): what it prints goes to stderr.
  */
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
@@ -79,15 +80,27 @@ async function drive(): Promise<void> {
   const flags = prof
     ? ['--cpu-prof', '--cpu-prof-dir=.tmp/prof', `--cpu-prof-name=${which}-${to}-${conns}.cpuprofile`]
     : []
+  // Extra V8 flags for the server only, e.g. POOL_PROFILE_NODE_FLAGS='--trace-gc --max-semi-space-size=64'.
+  flags.push(...(process.env.POOL_PROFILE_NODE_FLAGS?.split(' ').filter(Boolean) ?? []))
   const child = spawn(process.execPath, [...flags, process.argv[1]!, which, to, conns, secs], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, POOL_PROFILE_SERVER: '1' },
   })
   const line = await new Promise<string>((resolve) => {
+    // The server's first JSON line; anything else it prints (a GC trace) goes to stderr.
     let buf = ''
+    let found = false
     child.stdout!.on('data', (d) => {
+      if (found) return void process.stderr.write(d)
       buf += d
-      if (buf.includes('\n')) resolve(buf.split('\n')[0]!)
+      const lines = buf.split('\n')
+      buf = lines.pop()!
+      for (const l of lines) {
+        if (!found && l.startsWith('{')) {
+          found = true
+          resolve(l)
+        } else process.stderr.write(`${l}\n`)
+      }
     })
   })
   const { port, control } = JSON.parse(line)
