@@ -47,12 +47,14 @@ function targets(lib: any, url: string, mode: 'direct' | 'transaction'): Target[
     await runPostgres(raw, W)
     return c.text('ok')
   })
+  for (const app of [rawApp, behind]) app.onError((_e, c) => c.text('aborted', 500))
   const pgPool = new pg.Pool({ connectionString: url, max: SIZE })
   const pgApp = new Hono()
   pgApp.get('/', async (c) => {
     await runPg(pgPool, W)
     return c.text('ok')
   })
+  pgApp.onError((_e, c) => c.text('aborted', 500))
   return [
     {
       name: `hono-pooler shared pool (size ${SIZE})`,
@@ -99,10 +101,10 @@ async function measure(list: Target[], log: (...a: unknown[]) => void, label: st
       rows.push({ name, c, rps: median(s.rps), p99: median(s.p99), cpu: median(s.cpu), errors: s.errors })
     }
   }
-  for (const { server, close } of servers) {
-    await new Promise((r) => server.close(r))
-    await close()
-  }
+  // Every server first (autocannon leaves requests in flight when a run ends; close() waits for them), then
+  // the pools: the raw pool serves two of the servers.
+  await Promise.all(servers.map(({ server }) => new Promise((r) => server.close(r))))
+  for (const { close } of servers) await close()
   const raw = (c: number) => rows.find((r) => r.c === c && r.name.startsWith('postgres.js'))!
   return rows.map(
     (r) =>
