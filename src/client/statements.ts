@@ -127,16 +127,21 @@ export function statements(
     const arm = () => {
       disarm()
       if (expired.has(q) || down.has(q)) return
+      const full = queryTimeout * 1000
+      // No probe (direct, in a transaction, …): just the deadline, nothing else per statement.
+      if (!p) {
+        timer = later(expire, full)
+        return
+      }
       const g = generation
       const since = Date.now()
-      const full = queryTimeout * 1000
       const step = (elapsed: number) => {
-        if (p && (!full || elapsed + p.afterMs < full))
+        if (!full || elapsed + p.afterMs < full)
           timer = later(() => {
             ask(p, g, since)
             step(elapsed + p.afterMs)
           }, p.afterMs)
-        else if (full) timer = later(expire, full - elapsed)
+        else timer = later(expire, full - elapsed)
       }
       step(0)
     }
