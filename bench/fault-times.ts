@@ -4,8 +4,7 @@
  * `app.request` (in process, no HTTP), with hono-pooler's defaults (connectTimeout 5 s, queryTimeout 30 s).
  */
 import { Hono } from 'hono'
-import postgres from 'postgres'
-import type { Stack } from '../scripts/stack.ts'
+import { bouncerAdmin, type Stack } from '../scripts/stack.ts'
 
 const REPS = Number(process.env.FAULT_REPS ?? 5)
 const APP = 'hp-fault-times'
@@ -18,14 +17,7 @@ interface Row {
   answers: string[]
 }
 
-async function admin(stack: Stack, command: string): Promise<void> {
-  const sql = postgres(stack.adminUrl, { max: 1, fetch_types: false, onnotice: () => {}, connect_timeout: 2 })
-  try {
-    await sql.unsafe(command).simple()
-  } finally {
-    await sql.end({ timeout: 0 })
-  }
-}
+const admin = (stack: Stack, command: string) => bouncerAdmin(stack.adminUrl, command, 2)
 
 async function ask(app: Hono<any>, path: string): Promise<string> {
   const res = await app.request(path)

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import postgres from 'postgres'
-import { startStack } from '../scripts/stack.ts'
+import { bouncerAdmin, startStack } from '../scripts/stack.ts'
 import { chartSvg } from './chart.ts'
 import { guardCost } from './guard.ts'
 import { loadLib } from './lib-build.ts'
@@ -111,12 +111,7 @@ async function appBackends(superUrl: string): Promise<number> {
  * connections + PgBouncer's 10) starts above max_connections and its rows collect errors.
  */
 async function drained(stack: { superUrl: string; adminUrl: string }, baseline: number): Promise<void> {
-  const admin = postgres(stack.adminUrl, { max: 1, fetch_types: false, onnotice: () => {} })
-  await admin
-    .unsafe('reconnect')
-    .simple()
-    .catch((e) => log('pgbouncer reconnect:', e.message))
-  await admin.end({ timeout: 1 })
+  await bouncerAdmin(stack.adminUrl, 'reconnect').catch((e) => log('pgbouncer reconnect:', e.message))
   const until = Date.now() + 30_000
   let n = await appBackends(stack.superUrl)
   while (n > baseline && Date.now() < until) {
@@ -215,9 +210,8 @@ async function main() {
       .simple()
     const [{ version }] = (await setup`select current_setting('server_version') as version`) as any[]
     await setup.end()
-    const admin = postgres(stack.adminUrl, { max: 1, fetch_types: false, onnotice: () => {} })
-    const bouncer = ((await admin.unsafe('show version').simple()) as any[])[0]?.version ?? '?'
-    await admin.end()
+    const bouncer =
+      (await bouncerAdmin<{ version: string }>(stack.adminUrl, 'show version'))[0]?.version ?? '?'
     const baseline = await appBackends(stack.superUrl)
     const u = new URL(stack.databaseUrl)
     out.push(

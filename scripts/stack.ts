@@ -228,6 +228,30 @@ function run(cmd: string, args: string[], user: { uid: number; gid: number } | u
   }
 }
 
+/**
+ * One command on PgBouncer's admin console (simple protocol only), on a connection of its own; its rows.
+ *
+ * @example
+ * const clients = await bouncerAdmin(stack.adminUrl, 'show clients')
+ */
+export async function bouncerAdmin<T = Record<string, unknown>>(
+  adminUrl: string,
+  command: string,
+  connectTimeout?: number,
+): Promise<T[]> {
+  const admin = postgres(adminUrl, {
+    max: 1,
+    fetch_types: false,
+    onnotice: () => {},
+    ...(connectTimeout === undefined ? {} : { connect_timeout: connectTimeout }),
+  })
+  try {
+    return (await admin.unsafe(command).simple()) as unknown as T[]
+  } finally {
+    await admin.end({ timeout: 0 })
+  }
+}
+
 export function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {

@@ -4,7 +4,7 @@
  */
 import { Hono } from 'hono'
 import postgres from 'postgres'
-import { type Stack, startStack } from '../../scripts/stack.ts'
+import { bouncerAdmin, type Stack, startStack } from '../../scripts/stack.ts'
 import { type PoolerOptions, type PoolerVariables, pooler } from '../../src'
 
 /** A stack of the test's own: its PgBouncer retries a failed server login after 1 s (default 15 s). */
@@ -16,33 +16,13 @@ export async function ownStack(): Promise<Stack & { control: NonNullable<Stack['
 
 /** Clients of `applicationName` in PgBouncer's SHOW CLIENTS ([] when PgBouncer is down). */
 export async function bouncerClients(stack: Stack, applicationName: string): Promise<unknown[]> {
-  const admin = postgres(stack.adminUrl, {
-    max: 1,
-    fetch_types: false,
-    onnotice: () => {},
-    connect_timeout: 2,
-  })
-  try {
-    const rows = (await admin.unsafe('show clients').simple()) as unknown as { application_name: string }[]
-    return rows.filter((r) => r.application_name === applicationName)
-  } finally {
-    await admin.end({ timeout: 0 })
-  }
+  const rows = await bouncerAdmin<{ application_name: string }>(stack.adminUrl, 'show clients', 2)
+  return rows.filter((r) => r.application_name === applicationName)
 }
 
 /** Changes one PgBouncer setting at run time through its admin console (`SET key = value`). */
 export async function bouncerSet(stack: Stack, key: string, value: string): Promise<void> {
-  const admin = postgres(stack.adminUrl, {
-    max: 1,
-    fetch_types: false,
-    onnotice: () => {},
-    connect_timeout: 2,
-  })
-  try {
-    await admin.unsafe(`set ${key} = ${value}`).simple()
-  } finally {
-    await admin.end({ timeout: 0 })
-  }
+  await bouncerAdmin(stack.adminUrl, `set ${key} = ${value}`, 2)
 }
 
 /** Server backends running statements of this app (through PgBouncer the app name is PgBouncer's: match the text). */

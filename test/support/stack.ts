@@ -1,5 +1,6 @@
 import postgres from 'postgres'
 import { inject } from 'vitest'
+import { bouncerAdmin } from '../../scripts/stack.ts'
 
 export const stack = inject('stack')
 
@@ -12,17 +13,11 @@ export interface ClientRow {
 
 /** PgBouncer's SHOW CLIENTS (admin console: simple protocol only), without the admin's own connection. */
 export async function showClients(applicationName?: string): Promise<ClientRow[]> {
-  const admin = postgres(stack.adminUrl, { max: 1, fetch_types: false, onnotice: () => {} })
-  try {
-    const rows = (await admin.unsafe('show clients').simple()) as unknown as ClientRow[]
-    return rows.filter(
-      (r) =>
-        r.database !== 'pgbouncer' &&
-        (applicationName === undefined || r.application_name === applicationName),
-    )
-  } finally {
-    await admin.end({ timeout: 1 })
-  }
+  const rows = await bouncerAdmin<ClientRow>(stack.adminUrl, 'show clients')
+  return rows.filter(
+    (r) =>
+      r.database !== 'pgbouncer' && (applicationName === undefined || r.application_name === applicationName),
+  )
 }
 
 /** Waits until PgBouncer lists no client with this application_name; returns what was last seen. */
