@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Hono } from 'hono'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { PoolerError, type PoolerOptions, type PoolerVariables, pooler, withSettings } from '../../src'
+import { PoolerError, type PoolerOptions, type PoolerVariables, withSettings } from '../../src'
+import { inRequest as request } from '../support/in-request'
 import { showClients, sleep, stack, waitForNoClients } from '../support/stack'
 
 // Every test here goes through PgBouncer's `app_pool1` alias: ONE server connection shared by every client,
@@ -14,21 +14,8 @@ const raw = () => postgres(stack.pool1Url, { max: 1, prepare: false, fetch_types
 const superApp = () => postgres(stack.superUrl.replace(/\/postgres$/, '/app'), { max: 1, onnotice: () => {} })
 
 /** Runs `fn` with c.var.sql inside a real request through the middleware; returns its result or error. */
-async function inRequest<T>(fn: (sql: PoolerVariables['sql']) => Promise<T>, opts: PoolerOptions = {}) {
-  const app = new Hono<{ Variables: PoolerVariables }>()
-  let out: { value?: T; error?: unknown } = {}
-  app.use(pooler({ url: stack.pool1Url, applicationName: APP, ...opts }))
-  app.get('/', async (c) => {
-    try {
-      out = { value: await fn(c.var.sql) }
-    } catch (error) {
-      out = { error }
-    }
-    return c.text('done')
-  })
-  await (await app.request('/')).text()
-  return out
-}
+const inRequest = <T>(fn: (sql: PoolerVariables['sql']) => Promise<T>, opts: PoolerOptions = {}) =>
+  request({ url: stack.pool1Url, applicationName: APP, ...opts }, fn)
 
 async function setting(name: string): Promise<string> {
   const sql = raw()

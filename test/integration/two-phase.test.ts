@@ -1,7 +1,7 @@
-import { Hono } from 'hono'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type PoolerVariables, pooler } from '../../src'
+import type { PoolerVariables } from '../../src'
+import { inRequest as request } from '../support/in-request'
 import { stack } from '../support/stack'
 
 // Prepared transactions are server-wide, not session state: PREPARE TRANSACTION ends the transaction on
@@ -10,21 +10,8 @@ import { stack } from '../support/stack'
 const APP = 'hp-two-phase'
 const raw = () => postgres(stack.pool1Url, { max: 1, prepare: false, fetch_types: false, onnotice: () => {} })
 
-async function inRequest<T>(fn: (sql: PoolerVariables['sql']) => Promise<T>) {
-  const app = new Hono<{ Variables: PoolerVariables }>()
-  let out: { value?: T; error?: unknown } = {}
-  app.use(pooler({ url: stack.pool1Url, applicationName: APP }))
-  app.get('/', async (c) => {
-    try {
-      out = { value: await fn(c.var.sql) }
-    } catch (error) {
-      out = { error }
-    }
-    return c.text('done')
-  })
-  await (await app.request('/')).text()
-  return out
-}
+const inRequest = <T>(fn: (sql: PoolerVariables['sql']) => Promise<T>) =>
+  request({ url: stack.pool1Url, applicationName: APP }, fn)
 
 const gid = (name: string) => `hp-2pc-${process.pid}-${name}`
 const prepared = async (id: string): Promise<number> => {
