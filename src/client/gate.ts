@@ -41,14 +41,16 @@ export function gate(size: number): Gate {
 /** A class, not an object literal: a getter in a literal makes V8 build a slow dictionary object per call. */
 class CountingGate implements Gate {
   private active = 0
-  private readonly waiting: ((release: Release) => void)[] = []
+  // Created on the first wait (most requests never wait): an array literal per request is one more
+  // allocation V8 may move to the old generation.
+  private waiting: ((release: Release) => void)[] | undefined
   constructor(private readonly size: number) {}
   private slot(): Release {
     let done = false
     return () => {
       if (done) return
       done = true
-      const next = this.waiting.shift()
+      const next = this.waiting?.shift()
       if (next) next(this.slot())
       else this.active--
     }
@@ -60,7 +62,10 @@ class CountingGate implements Gate {
   }
   acquire(): Promise<Release> {
     const r = this.tryAcquire()
-    return r ? Promise.resolve(r) : new Promise((resolve) => this.waiting.push(resolve))
+    if (r) return Promise.resolve(r)
+    this.waiting ??= []
+    const waiting = this.waiting
+    return new Promise((resolve) => waiting.push(resolve))
   }
   get inUse(): number {
     return this.active

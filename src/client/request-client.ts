@@ -19,9 +19,20 @@ import { connectionLost, mapConnectionError } from './driver-errors'
 import { driverOptions } from './driver-options'
 import { gate } from './gate'
 import { downProbe } from './probe'
-import { type HookContext, hookQuery } from './query-hook'
-import { Client, exposeOptions, mustSync, observed, type RequestClient, within } from './request-parts'
-import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
+import { hookQuery } from './query-hook'
+import {
+  Client,
+  ClientContext,
+  exposeOptions,
+  Hooks,
+  Lifecycle,
+  mustSync,
+  Owner,
+  observed,
+  type RequestClient,
+  within,
+} from './request-parts'
+import { insideTransaction, wrapSql } from './sql-proxy'
 import { type Statements, statements } from './statements'
 import { refuseTransactionControl } from './transaction-control'
 
@@ -90,7 +101,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       () => leases?.doom(),
       downProbe(config),
     ))
-  const owner = {}
+  const owner = new Owner()
   // With max: 1 the transaction holds the only connection: c.var.sql inside its own sql.begin() callback
   // would wait for it forever. Fail fast instead.
   const deadlocked = () =>
@@ -147,29 +158,27 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     }
     return mapped
   }
-  const hooks: HookContext = {
-    refuse: (q, gated) =>
-      closed
-        ? clientClosed()
-        : (guardQuery(q, config.guard) ??
-          (config.hyperdrive ? hyperdriveGuard(q, config.guard) : undefined) ??
-          (gated ? deadlocked() : undefined)),
-    closedNow: () => (closed ? clientClosed() : undefined),
-    beforeSend: (q) => {
-      if (texts) texts.set(q, statementText(q)) // before inlining: the template, never values
-      if (!arraysSynced && config.driver.fetch_types === false && mustSync(real!, leases !== undefined))
-        syncArrayTypes(real!)
-      arraysSynced = true
-      // Values as escaped literals: one round trip per query instead of two (see inline/inliner.ts).
-      if (config.inline) inlineQuery(q, real!.options as any)
-    },
-    sent: (q) => track(q, false),
-    mapError,
-    quiet: () => tracked?.quiet(),
-    copying: (q, stream) => tracked?.copying(q, stream),
+  const refuse = (q: any, gated: boolean) =>
+    closed
+      ? clientClosed()
+      : (guardQuery(q, config.guard) ??
+        (config.hyperdrive ? hyperdriveGuard(q, config.guard) : undefined) ??
+        (gated ? deadlocked() : undefined))
+  const closedNow = () => (closed ? clientClosed() : undefined)
+  const beforeSend = (q: any) => {
+    if (texts) texts.set(q, statementText(q)) // before inlining: the template, never values
+    if (!arraysSynced && config.driver.fetch_types === false && mustSync(real!, leases !== undefined))
+      syncArrayTypes(real!)
+    arraysSynced = true
+    // Values as escaped literals: one round trip per query instead of two (see inline/inliner.ts).
+    if (config.inline) inlineQuery(q, real!.options as any)
   }
+  const quiet = () => tracked?.quiet()
+  const copying = (q: any, stream: unknown) => tracked?.copying(q, stream)
+  const hooks = new Hooks(refuse, closedNow, beforeSend, (q) => track(q, false), mapError, copying, quiet)
   // Top-level statements may wait in the pooler's queue: they may ask the down probe (client/probe.ts).
-  const topHooks: HookContext = { ...hooks, sent: (q) => track(q, true) }
+  const sentTop = (q: any) => track(q, true)
+  const topHooks = new Hooks(refuse, closedNow, beforeSend, sentTop, mapError, copying, quiet)
   function track(q: any, probing: boolean) {
     queries++
     const settled = running().track(q, probing)
@@ -180,32 +189,31 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
       if (end) error === undefined ? end() : end(error)
     }
   }
-  const pooledHooks: HookContext = {
-    ...topHooks,
-    refuse: (q, gated) => hooks.refuse(q, gated) ?? refuseTransactionControl(q),
-  }
-  const proxyContext: ProxyContext = {
+  const pooledRefuse = (q: any, gated: boolean) => refuse(q, gated) ?? refuseTransactionControl(q)
+  const pooledHooks = new Hooks(pooledRefuse, closedNow, beforeSend, sentTop, mapError, copying, quiet)
+  const proxyContext = new ClientContext(
     transaction,
-    max: options.max,
-    connecting: () => observer?.connecting(),
+    options.max,
+    config.driver.prepare,
+    owner,
     reservations,
-    prepare: config.driver.prepare,
-    isClosed: () => closed,
+    () => closed,
     ensure,
     deadlocked,
     // Shared pool: a top-level statement leases a pooled connection after the gate, and may not control a
     // transaction (the connection goes back when the statement settles).
-    patch: (query, g, load, top) =>
+    (query, g, load, top) =>
       top && leases
         ? hookQuery(query, g ? leases.gateFor(query, g) : g, pooledHooks, load)
         : hookQuery(query, g, top ? topHooks : hooks, load),
-    ...(pooled && { lease: (g) => leases!.lease(g), pooled }),
-    optionsExposed: () => {
+    mapError,
+    () => observer?.connecting(),
+    () => {
       if (leases) exposeOptions(leases.pool.builder)
     },
-    mapError,
-    owner,
-  }
+    pooled ? (g) => leases!.lease(g) : undefined,
+    pooled || undefined,
+  )
 
   const sql = wrapSql(proxyContext, ensure, inFlight, true)
   const client = new Client(
@@ -213,8 +221,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     () => real !== undefined,
     () => queries,
     () => failed,
-    {
-      async abort() {
+    new Lifecycle(
+      async () => {
         closed = true
         leases?.stop()
         if (!real) return
@@ -227,7 +235,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
         else await real.end({ timeout: 0 })
         observer?.closed()
       },
-      async close(timeout: number) {
+      async (timeout: number) => {
         closed = true
         // Reserved connections go back once their statements settled (bounded by the timeout).
         let left = timeout
@@ -249,7 +257,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
         leases.destroyHeld()
         observer?.closed()
       },
-    },
+    ),
   )
   return client
 }

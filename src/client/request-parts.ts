@@ -5,6 +5,8 @@
 import type { Sql } from 'postgres'
 import type { ClientConfig } from '../preset'
 import type { ClientObserver } from '../telemetry/observer'
+import type { HookContext } from './query-hook'
+import type { ProxyContext } from './sql-proxy'
 
 /** A request's client and its lifecycle. */
 export interface RequestClient {
@@ -22,9 +24,55 @@ export interface RequestClient {
   abort(): Promise<void>
 }
 
-export interface Lifecycle {
-  close(timeout: number): Promise<void>
-  abort(): Promise<void>
+/**
+ * The graceful close and the abort of a request client.
+ *
+ * The per-request objects below are classes, not object literals: V8 tracks the survival of objects
+ * built by a literal per source location and, once most survive a minor GC, allocates that literal's
+ * objects straight in the old generation. Each holds closures over the whole request, which a dead
+ * old-generation object keeps alive until the next full GC: every request would then be promoted.
+ */
+export class Lifecycle {
+  constructor(
+    readonly abort: () => Promise<void>,
+    readonly close: (timeout: number) => Promise<void>,
+  ) {}
+}
+
+/** Identifies a request client (for `insideTransaction`). */
+export class Owner {}
+
+/** The query hook's view of its request client (see `Lifecycle` for why a class). */
+export class Hooks implements HookContext {
+  constructor(
+    readonly refuse: HookContext['refuse'],
+    readonly closedNow: HookContext['closedNow'],
+    readonly beforeSend: HookContext['beforeSend'],
+    readonly sent: HookContext['sent'],
+    readonly mapError: HookContext['mapError'],
+    readonly copying: HookContext['copying'],
+    readonly quiet: HookContext['quiet'],
+  ) {}
+}
+
+/** The wrapped `Sql`'s view of its request client (see `Lifecycle` for why a class). */
+export class ClientContext implements ProxyContext {
+  constructor(
+    readonly transaction: boolean,
+    readonly max: number,
+    readonly prepare: boolean | undefined,
+    readonly owner: object,
+    readonly reservations: Set<() => Promise<void>>,
+    readonly isClosed: ProxyContext['isClosed'],
+    readonly ensure: ProxyContext['ensure'],
+    readonly deadlocked: ProxyContext['deadlocked'],
+    readonly patch: ProxyContext['patch'],
+    readonly mapError: ProxyContext['mapError'],
+    readonly connecting: NonNullable<ProxyContext['connecting']>,
+    readonly optionsExposed: NonNullable<ProxyContext['optionsExposed']>,
+    readonly lease: ProxyContext['lease'],
+    readonly pooled: boolean | undefined,
+  ) {}
 }
 
 /** A class, not an object literal: getters in a literal make V8 build a slow dictionary object per request. */

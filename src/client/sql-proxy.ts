@@ -131,40 +131,60 @@ export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   g: Gate | undefined,
   top: boolean,
 ): S {
-  // Built on the first property read (most requests only call the tagged function).
-  let built: Record<string, unknown> | undefined
-  const overrides = (): Record<string, unknown> => (built ??= methods(ctx, target, g, top, () => proxy))
-  const proxy: S = new Proxy(function sql() {} as unknown as S, {
-    apply: function apply(_t, _this, args) {
-      if (ctx.isClosed()) throw clientClosed()
-      const s = target() as any
-      const q = s(...args)
-      if (!(q instanceof Promise)) return q
-      keepCallSite(q, apply)
-      return ctx.patch(q, g, undefined, top)
-    },
-    get(_t, prop) {
-      if (typeof prop === 'string') {
-        const own = overrides()
-        if (prop in own) {
-          if (ctx.isClosed() && QUERY_METHODS.has(prop)) throw clientClosed()
-          return own[prop]
-        }
-      }
-      const value = Reflect.get(target() as object, prop)
-      if (prop === 'options') ctx.optionsExposed?.()
-      return value
-    },
-    set(_t, prop, value) {
-      const done = Reflect.set(target() as object, prop, value)
-      ctx.optionsExposed?.()
-      return done
-    },
-    has(_t, prop) {
-      return prop in (target() as object)
-    },
-  })
+  const traps = new SqlTraps(ctx, target, g, top)
+  const proxy: S = new Proxy(function sql() {} as unknown as S, traps)
+  traps.proxy = proxy
   return proxy
+}
+
+/**
+ * The traps of `wrapSql`'s Proxy. A class, not an object literal of closures: V8 may allocate what a
+ * literal builds once per request straight in the old generation, where a dead one keeps the whole request
+ * alive until the next full GC.
+ */
+class SqlTraps<S extends Sql<any> | TransactionSql<any>> implements ProxyHandler<S> {
+  // Built on the first property read (most requests only call the tagged function).
+  private built: Record<string, unknown> | undefined
+  /** The Proxy these traps serve (its methods' `self`). */
+  proxy: S | undefined
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly target: () => S,
+    private readonly g: Gate | undefined,
+    private readonly top: boolean,
+  ) {}
+  private overrides(): Record<string, unknown> {
+    this.built ??= methods(this.ctx, this.target, this.g, this.top, () => this.proxy!)
+    return this.built
+  }
+  apply(_t: S, _this: unknown, args: unknown[]): unknown {
+    if (this.ctx.isClosed()) throw clientClosed()
+    const s = this.target() as any
+    const q = s(...args)
+    if (!(q instanceof Promise)) return q
+    keepCallSite(q, SqlTraps.prototype.apply)
+    return this.ctx.patch(q, this.g, undefined, this.top)
+  }
+  get(_t: S, prop: string | symbol): unknown {
+    if (typeof prop === 'string') {
+      const own = this.overrides()
+      if (prop in own) {
+        if (this.ctx.isClosed() && QUERY_METHODS.has(prop)) throw clientClosed()
+        return own[prop]
+      }
+    }
+    const value = Reflect.get(this.target() as object, prop)
+    if (prop === 'options') this.ctx.optionsExposed?.()
+    return value
+  }
+  set(_t: S, prop: string | symbol, value: unknown): boolean {
+    const done = Reflect.set(this.target() as object, prop, value)
+    this.ctx.optionsExposed?.()
+    return done
+  }
+  has(_t: S, prop: string | symbol): boolean {
+    return prop in (this.target() as object)
+  }
 }
 
 /** The methods `wrapSql` replaces (`proxy`: the wrapped Sql itself). */

@@ -19,13 +19,31 @@ function later(f: () => void, ms: number): ReturnType<typeof setTimeout> {
 
 /**
  * `size` on a prototype: a getter in an object literal makes V8 build a slow dictionary object per call
- * (hundreds of ns, and GC weight), once per request here.
+ * (hundreds of ns, and GC weight), once per request here. And a class, not a literal of closures: V8 may
+ * allocate what a literal builds once per request straight in the old generation, where a dead one keeps
+ * the whole request alive until the next full GC.
  */
-class Sized {
-  constructor(private readonly active: Map<unknown, unknown>) {}
+class Running implements Statements {
+  constructor(
+    private readonly active: Map<unknown, unknown>,
+    readonly track: Statements['track'],
+    readonly copying: Statements['copying'],
+    readonly timedOut: Statements['timedOut'],
+    readonly lostText: Statements['lostText'],
+    readonly quiet: Statements['quiet'],
+    readonly cancelUntilSettled: Statements['cancelUntilSettled'],
+  ) {}
   get size(): number {
     return this.active.size
   }
+}
+
+/** A statement's deadline clock (a class: see `Running`). */
+class Clock {
+  constructor(
+    readonly arm: () => void,
+    readonly stop: () => void,
+  ) {}
 }
 
 /** A request's running statements. */
@@ -95,7 +113,7 @@ export function statements(
   // Cancel on the server at the deadline; if the cancel does not land within a second (stalled network,
   // dead pooler), `stuck` destroys the sockets.
   // The deadline's clock of each statement (COPY streams start and stop it).
-  const clocks = new Map<any, { arm: () => void; stop: () => void }>()
+  const clocks = new Map<any, Clock>()
   const deadline = (q: any, p: Probe | undefined): (() => void) => {
     if (!queryTimeout && !p) return noop
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -146,7 +164,7 @@ export function statements(
       step(0)
     }
     arm()
-    clocks.set(q, { arm: () => active.has(q) && arm(), stop: disarm })
+    clocks.set(q, new Clock(() => active.has(q) && arm(), disarm))
     // A cursor: each fetch has the deadline, not the whole iteration. A batch delivered stops the clock;
     // asking for the next one (its promise settles) starts it again.
     if (q.cursorFn) {
@@ -193,83 +211,81 @@ export function statements(
     return waiting
   }
 
-  return Object.assign(new Sized(active), {
-    track(q: any, probing = false) {
-      const canceller = q.canceller as ((q: unknown) => unknown) | null
-      active.set(q, () => {
-        if (!canceller) return
-        const p: Promise<unknown> = Promise.resolve()
-          .then(() => canceller(q))
-          .catch(noop)
-          .finally(() => inFlight.delete(p))
-        inFlight.add(p)
-      })
-      const clear = deadline(q, probing ? probe : undefined)
-      return () => {
-        clear()
-        active.delete(q)
-        if (active.size === 0) drained()
+  const track = (q: any, probing = false) => {
+    const canceller = q.canceller as ((q: unknown) => unknown) | null
+    active.set(q, () => {
+      if (!canceller) return
+      const p: Promise<unknown> = Promise.resolve()
+        .then(() => canceller(q))
+        .catch(noop)
+        .finally(() => inFlight.delete(p))
+      inFlight.add(p)
+    })
+    const clear = deadline(q, probing ? probe : undefined)
+    return () => {
+      clear()
+      active.delete(q)
+      if (active.size === 0) drained()
+    }
+  }
+  const copying = (q: any, stream: any) => {
+    const clock = clocks.get(q)
+    if (!clock) return
+    clock.stop()
+    // postgres.js's COPY streams: a Readable fed by `push` (CopyData) whose `_read` resumes the socket, a
+    // Writable whose `_write` / `_final` write to the socket.
+    if (typeof stream._read === 'function') {
+      const read = stream._read
+      const push = stream.push
+      stream._read = function (this: unknown, ...a: unknown[]) {
+        clock.arm() // asked for more: the server has queryTimeout to deliver it
+        return read.apply(this, a)
       }
-    },
-    copying(q: any, stream: any) {
-      const clock = clocks.get(q)
-      if (!clock) return
-      clock.stop()
-      // postgres.js's COPY streams: a Readable fed by `push` (CopyData) whose `_read` resumes the socket, a
-      // Writable whose `_write` / `_final` write to the socket.
-      if (typeof stream._read === 'function') {
-        const read = stream._read
-        const push = stream.push
-        stream._read = function (this: unknown, ...a: unknown[]) {
-          clock.arm() // asked for more: the server has queryTimeout to deliver it
-          return read.apply(this, a)
-        }
-        stream.push = function (this: unknown, chunk: unknown, ...a: unknown[]) {
-          const more = push.call(this, chunk, ...a)
-          // Delivered; the clock runs on only while the reader still wants more.
-          chunk !== null && more ? clock.arm() : clock.stop()
-          return more
-        }
+      stream.push = function (this: unknown, chunk: unknown, ...a: unknown[]) {
+        const more = push.call(this, chunk, ...a)
+        // Delivered; the clock runs on only while the reader still wants more.
+        chunk !== null && more ? clock.arm() : clock.stop()
+        return more
       }
-      if (typeof stream._write === 'function') {
-        const write = stream._write
-        stream._write = function (this: unknown, chunk: unknown, enc: unknown, cb: (e?: unknown) => void) {
-          clock.arm()
-          return write.call(this, chunk, enc, (e?: unknown) => {
-            clock.stop()
-            cb(e)
-          })
-        }
+    }
+    if (typeof stream._write === 'function') {
+      const write = stream._write
+      stream._write = function (this: unknown, chunk: unknown, enc: unknown, cb: (e?: unknown) => void) {
+        clock.arm()
+        return write.call(this, chunk, enc, (e?: unknown) => {
+          clock.stop()
+          cb(e)
+        })
       }
-      if (typeof stream._final === 'function') {
-        const final = stream._final
-        stream._final = function (this: unknown, ...a: unknown[]) {
-          clock.arm() // the end is written: the server has queryTimeout to confirm it
-          return final.apply(this, a)
-        }
+    }
+    if (typeof stream._final === 'function') {
+      const final = stream._final
+      stream._final = function (this: unknown, ...a: unknown[]) {
+        clock.arm() // the end is written: the server has queryTimeout to confirm it
+        return final.apply(this, a)
       }
-    },
-    timedOut: (q: unknown) => !!q && typeof q === 'object' && expired.has(q),
-    lostText: (q: unknown) => (q && typeof q === 'object' ? down.get(q) : undefined),
-    quiet,
-    async cancelUntilSettled(ms: number) {
-      if (!active.size) return
-      let every = ABORT_CANCEL_EVERY_MS
-      let repeat: ReturnType<typeof setTimeout> | undefined
-      const again = () => {
-        cancelAll()
-        repeat = later(again, every)
-        every *= 2
-      }
-      again()
-      let give: ReturnType<typeof setTimeout> | undefined
-      await new Promise<void>((r) => {
-        drained = r
-        give = later(r, ms)
-      })
-      drained = noop
-      clearTimeout(repeat)
-      clearTimeout(give)
-    },
-  })
+    }
+  }
+  const timedOut = (q: unknown) => !!q && typeof q === 'object' && expired.has(q)
+  const lostText = (q: unknown) => (q && typeof q === 'object' ? down.get(q) : undefined)
+  const cancelUntilSettled = async (ms: number) => {
+    if (!active.size) return
+    let every = ABORT_CANCEL_EVERY_MS
+    let repeat: ReturnType<typeof setTimeout> | undefined
+    const again = () => {
+      cancelAll()
+      repeat = later(again, every)
+      every *= 2
+    }
+    again()
+    let give: ReturnType<typeof setTimeout> | undefined
+    await new Promise<void>((r) => {
+      drained = r
+      give = later(r, ms)
+    })
+    drained = noop
+    clearTimeout(repeat)
+    clearTimeout(give)
+  }
+  return new Running(active, track, copying, timedOut, lostText, quiet, cancelUntilSettled)
 }

@@ -16,7 +16,7 @@ interface Incoming {
 interface Outgoing {
   destroyed?: boolean
   writableFinished?: boolean
-  once(event: 'close', f: () => void): unknown
+  on(event: 'close', f: () => void): unknown
 }
 
 /** The Node request and response of a @hono/node-server request, else undefined. */
@@ -34,7 +34,7 @@ export interface NodeBindings {
 export function nodeBindings(c: Context): NodeBindings | undefined {
   const env = c.env as Partial<NodeBindings> | undefined
   const out = env?.outgoing
-  return out && typeof out.once === 'function' && env.incoming ? (env as NodeBindings) : undefined
+  return out && typeof out.on === 'function' && env.incoming ? (env as NodeBindings) : undefined
 }
 
 /**
@@ -51,7 +51,9 @@ export function onNodeAbort({ incoming, outgoing }: NodeBindings, abort: () => v
   const gone = () =>
     !!incoming.errored || !outgoing.writableFinished || (incoming.stream !== undefined && !!incoming.aborted)
   if ((outgoing.destroyed || incoming.errored) && gone()) abort()
-  else outgoing.once('close', () => gone() && abort())
+  // `on`, not `once` (a response closes once): Node's `once` builds an object literal per call, which V8
+  // may allocate straight in the old generation, where a dead one keeps the request alive until a full GC.
+  else outgoing.on('close', () => gone() && abort())
 }
 
 let cacheKey: symbol | undefined

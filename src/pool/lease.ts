@@ -30,7 +30,21 @@ export interface RequestLeases {
   doom(): void
 }
 
-type Take = (g: Gate | undefined) => [Slot, Release] | Promise<[Slot, Release]>
+/** A pooled connection taken for one statement or transaction, and how to give it back. */
+class Taken {
+  constructor(
+    readonly slot: Slot,
+    readonly release: Release,
+  ) {}
+}
+
+/** A transaction's pooled connection. */
+class Leased {
+  constructor(
+    readonly sql: Sql<any>,
+    readonly release: Release,
+  ) {}
+}
 
 /**
  * One top-level query's gate: the request's gate, then a pooled connection the query is handed to. A
@@ -40,19 +54,115 @@ class QueryLease implements Gate {
   constructor(
     private readonly query: { handler: unknown },
     private readonly g: Gate,
-    private readonly take: Take,
-    private readonly held: Set<Slot>,
+    private readonly leases: Leases,
   ) {}
   async acquire(): Promise<Release> {
-    const [slot, release] = await this.take(this.g)
-    this.query.handler = slot.handler
-    return release
+    const taken = await this.leases.take(this.g)
+    this.query.handler = taken.slot.handler
+    return taken.release
   }
   tryAcquire(): undefined {
     return undefined
   }
   get inUse(): number {
-    return this.held.size
+    return this.leases.held.size
+  }
+}
+
+const noop = () => {}
+
+/**
+ * A request's leases. Classes, not object literals of closures (here and for each query): V8 may allocate
+ * what a literal builds once per request straight in the old generation, and a dead one there keeps the
+ * whole request alive until the next full GC.
+ */
+class Leases implements RequestLeases {
+  private stopped = false
+  private doomed = false
+  // The request's statements waiting for a connection (rejected with CLIENT_CLOSED when it ends).
+  private readonly waits = new Set<(e: unknown) => void>()
+  readonly held = new Set<Slot>()
+  private readonly waiting = new Set<() => void>()
+
+  constructor(
+    readonly pool: ConnectionPool,
+    private readonly abort: () => Promise<void>,
+  ) {}
+
+  private leased(slot: Slot, gated: Release): Release {
+    this.held.add(slot)
+    slot.holder = this.abort
+    let given = false
+    return () => {
+      if (given) return
+      given = true
+      this.held.delete(slot)
+      slot.holder = undefined
+      if (this.doomed && !slot.destroyed) this.pool.destroy(slot)
+      this.pool.release(slot)
+      gated()
+      if (this.held.size) return
+      for (const done of this.waiting) done()
+    }
+  }
+
+  // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
+  private async slowTake(g: Gate | undefined, now: Release | undefined): Promise<Taken> {
+    const gated = now ?? (g ? await g.acquire() : noop)
+    try {
+      if (this.stopped) throw clientClosed()
+      const slot = await this.pool.acquire(this.waits)
+      return new Taken(slot, this.leased(slot, gated))
+    } catch (e) {
+      gated()
+      throw e
+    }
+  }
+
+  /** Fast path (a free gate and an idle connection): no promise until the caller's own await. */
+  take(g: Gate | undefined): Taken | Promise<Taken> {
+    const now = g ? g.tryAcquire() : noop
+    const slot = now && !this.stopped ? this.pool.tryAcquire() : undefined
+    return slot ? new Taken(slot, this.leased(slot, now!)) : this.slowTake(g, now)
+  }
+
+  // Waits until the request holds no connection (true), or `ms` passed (false).
+  private async settledWithin(ms: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let done: () => void = noop
+    const free = await new Promise<boolean>((resolve) => {
+      done = () => resolve(true)
+      this.waiting.add(done)
+      timer = setTimeout(() => resolve(false), ms)
+    })
+    clearTimeout(timer)
+    this.waiting.delete(done)
+    return free
+  }
+
+  gateFor(query: any, g: Gate): Gate {
+    return new QueryLease(query, g, this)
+  }
+  async lease(g: Gate | undefined): Promise<Leased> {
+    const taken = await this.take(g)
+    return new Leased(taken.slot.sql, taken.release)
+  }
+  settled(ms: number): Promise<boolean> {
+    // A fresh promise: awaiting a long-lived one makes V8 link the waiting request to it (async stack
+    // traces), so every request awaiting it would survive minor GCs.
+    return this.held.size ? this.settledWithin(ms) : Promise.resolve(true)
+  }
+  stop(): void {
+    this.stopped = true
+    if (!this.waits.size) return
+    const e = clientClosed()
+    for (const cancel of [...this.waits]) cancel(e)
+  }
+  doom(): void {
+    this.doomed = true
+  }
+  destroyHeld(): void {
+    for (const slot of this.held) this.pool.destroy(slot)
   }
 }
 
@@ -73,86 +183,5 @@ class QueryLease implements Gate {
  * ```
  */
 export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>): RequestLeases {
-  let stopped = false
-  let doomed = false
-  // The request's statements waiting for a connection (rejected with CLIENT_CLOSED when it ends).
-  const waits = new Set<(e: unknown) => void>()
-  const held = new Set<Slot>()
-  const waiting = new Set<() => void>()
-
-  const noop = () => {}
-  const leased = (slot: Slot, gated: Release): Release => {
-    held.add(slot)
-    pool.holders.add(abort)
-    let given = false
-    return () => {
-      if (given) return
-      given = true
-      held.delete(slot)
-      if (doomed && !slot.destroyed) pool.destroy(slot)
-      pool.release(slot)
-      gated()
-      if (held.size) return
-      pool.holders.delete(abort)
-      for (const done of waiting) done()
-    }
-  }
-  // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
-  const slowTake = async (g: Gate | undefined, now: Release | undefined): Promise<[Slot, Release]> => {
-    const gated = now ?? (g ? await g.acquire() : noop)
-    try {
-      if (stopped) throw clientClosed()
-      const slot = await pool.acquire(waits)
-      return [slot, leased(slot, gated)]
-    } catch (e) {
-      gated()
-      throw e
-    }
-  }
-  // Fast path (a free gate and an idle connection): no promise until the caller's own await.
-  const take: Take = (g) => {
-    const now = g ? g.tryAcquire() : noop
-    const slot = now && !stopped ? pool.tryAcquire() : undefined
-    return slot ? [slot, leased(slot, now!)] : slowTake(g, now)
-  }
-
-  // Waits until the request holds no connection (true), or `ms` passed (false).
-  const settledWithin = async (ms: number): Promise<boolean> => {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    let done: () => void = () => {}
-    const free = await new Promise<boolean>((resolve) => {
-      done = () => resolve(true)
-      waiting.add(done)
-      timer = setTimeout(() => resolve(false), ms)
-    })
-    clearTimeout(timer)
-    waiting.delete(done)
-    return free
-  }
-
-  return {
-    pool,
-    gateFor: (query: any, g: Gate): Gate => new QueryLease(query, g, take, held),
-    async lease(g) {
-      const [slot, release] = await take(g)
-      return { sql: slot.sql, release }
-    },
-    settled(ms) {
-      // A fresh promise: awaiting a long-lived one makes V8 link the waiting request to it (async stack
-      // traces), so every request awaiting it would survive minor GCs.
-      return held.size ? settledWithin(ms) : Promise.resolve(true)
-    },
-    stop() {
-      stopped = true
-      if (!waits.size) return
-      const e = clientClosed()
-      for (const cancel of [...waits]) cancel(e)
-    },
-    doom() {
-      doomed = true
-    },
-    destroyHeld() {
-      for (const slot of held) pool.destroy(slot)
-    },
-  }
+  return new Leases(pool, abort)
 }

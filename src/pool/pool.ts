@@ -20,6 +20,12 @@ export interface Slot {
   readonly handler: (query: unknown) => void
   /** Terminated (request aborted, pool closed): never handed out again. */
   destroyed: boolean
+  /**
+   * While leased: cancels the holding request's statements (close() past its timeout). A field of the
+   * slot, not an entry in a pool-wide Set: V8 keeps every key a long-lived hash table ever held until a
+   * full GC (its obsolete tables still point at them), so each request would survive the minor GCs.
+   */
+  holder: (() => Promise<void>) | undefined
 }
 
 /** One row of `poolStats()`. */
@@ -36,14 +42,23 @@ export interface PoolStats {
   waiting: number
 }
 
-interface Waiter {
-  resolve(slot: Slot): void
-  reject(e: unknown): void
-  timer: ReturnType<typeof setTimeout>
-  /** The owner's set of cancellable waits (its request ended: CLIENT_CLOSED). */
-  owner: Set<(e: unknown) => void> | undefined
-  cancel: (e: unknown) => void
+/**
+ * A statement waiting for a connection. A class, not an object literal: V8 may allocate what a literal
+ * builds per request straight in the old generation, where a dead one keeps its request alive until the
+ * next full GC.
+ */
+class Waiter {
+  timer: ReturnType<typeof setTimeout> | undefined
+  cancel: (e: unknown) => void = noop
+  constructor(
+    readonly resolve: (slot: Slot) => void,
+    readonly reject: (e: unknown) => void,
+    /** The owner's set of cancellable waits (its request ended: CLIENT_CLOSED). */
+    readonly owner: Set<(e: unknown) => void> | undefined,
+  ) {}
 }
+
+const noop = () => {}
 
 /**
  * @example
@@ -72,8 +87,6 @@ export class ConnectionPool {
   private drained: (() => void) | undefined
   /** Called each time the last leased connection comes back (Vercel: close idle ones later). */
   onIdle: (() => void) | undefined
-  /** Requests holding connections: called when close() times out, to cancel their statements. */
-  readonly holders = new Set<() => Promise<void>>()
 
   constructor(
     readonly host: string,
@@ -97,7 +110,7 @@ export class ConnectionPool {
   private open(): Slot {
     // An already parsed options object is used as is: the slots share types, parsers and server parameters.
     const sql = postgres(this.builder.options as unknown as Options<any>)
-    const slot: Slot = { sql, handler: (sql.unsafe('') as any).handler, destroyed: false }
+    const slot: Slot = { sql, handler: (sql.unsafe('') as any).handler, destroyed: false, holder: undefined }
     this.slots.add(slot)
     return slot
   }
@@ -111,18 +124,14 @@ export class ConnectionPool {
     const slot = this.tryAcquire()
     if (slot) return Promise.resolve(slot)
     return new Promise<Slot>((resolve, reject) => {
-      const w: Waiter = {
-        resolve,
-        reject,
-        owner,
-        timer: setTimeout(() => {
-          this.forget(w)
-          reject(poolTimeout(this.options.timeout, this.host, this.limit))
-        }, this.options.timeout * 1000),
-        cancel: (e) => {
-          this.forget(w)
-          reject(e)
-        },
+      const w = new Waiter(resolve, reject, owner)
+      w.timer = setTimeout(() => {
+        this.forget(w)
+        reject(poolTimeout(this.options.timeout, this.host, this.limit))
+      }, this.options.timeout * 1000)
+      w.cancel = (e) => {
+        this.forget(w)
+        reject(e)
       }
       owner?.add(w.cancel)
       this.waiters.push(w)
@@ -216,7 +225,11 @@ export class ConnectionPool {
       }
       // Still busy: each request cancels its own running statements (a backend does not read the
       // Terminate message while a statement runs), then its connections are destroyed.
-      if (this.inUse > 0) await Promise.all([...this.holders].map((stop) => stop().catch(() => {})))
+      if (this.inUse > 0) {
+        const holders = new Set<() => Promise<void>>()
+        for (const s of this.slots) if (s.holder) holders.add(s.holder)
+        await Promise.all([...holders].map((stop) => stop().catch(() => {})))
+      }
       const all = [...this.slots]
       this.slots.clear()
       this.idle.length = 0
