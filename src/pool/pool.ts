@@ -82,6 +82,8 @@ export class ConnectionPool {
   private readonly slots = new Set<Slot>()
   private readonly idle: Slot[] = []
   private readonly waiters: Waiter[] = []
+  /** Destroyed while leased, not given back yet: close() still reaches their holders. */
+  private readonly destroyedHeld = new Set<Slot>()
   private inUse = 0
   private closing: Promise<void> | undefined
   private drained: (() => void) | undefined
@@ -156,6 +158,7 @@ export class ConnectionPool {
   /** Gives a leased connection back: to the next waiter, to the idle list, or closed (overflow). */
   release(slot: Slot): void {
     this.inUse--
+    if (slot.destroyed) this.destroyedHeld.delete(slot)
     if (this.closing) {
       // close() ends it with the others
     } else if (slot.destroyed) {
@@ -183,6 +186,7 @@ export class ConnectionPool {
   destroy(slot: Slot): void {
     slot.destroyed = true
     this.slots.delete(slot)
+    if (slot.holder) this.destroyedHeld.add(slot) // rare (an aborted request): a Set is fine here
     void slot.sql.end({ timeout: 0 }).catch(() => {})
   }
 
@@ -227,7 +231,7 @@ export class ConnectionPool {
       // Terminate message while a statement runs), then its connections are destroyed.
       if (this.inUse > 0) {
         const holders = new Set<() => Promise<void>>()
-        for (const s of this.slots) if (s.holder) holders.add(s.holder)
+        for (const s of [...this.slots, ...this.destroyedHeld]) if (s.holder) holders.add(s.holder)
         await Promise.all([...holders].map((stop) => stop().catch(() => {})))
       }
       const all = [...this.slots]

@@ -2,7 +2,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { errorResponse, PoolerError } from '../../src'
 import { poolClosed, poolTimeout } from '../../src/errors'
-import { clientConfig, POOL_DEFAULTS, parseOptions, serverlessPlatform } from '../../src/internal'
+import {
+  ConnectionPool,
+  clientConfig,
+  POOL_DEFAULTS,
+  parseOptions,
+  serverlessPlatform,
+} from '../../src/internal'
 import { refuseServerless } from '../../src/pool/serverless'
 
 const failure = (f: () => unknown) => {
@@ -95,5 +101,38 @@ describe('a pool on a serverless platform', () => {
     } finally {
       vi.unstubAllGlobals()
     }
+  })
+})
+
+describe('ConnectionPool.close() after its timeout', () => {
+  // No server needed: a slot's postgres.js client connects on its first query only.
+  const url = 'postgres://app:pw@127.0.0.1:1/app'
+  const newPool = () =>
+    new ConnectionPool('127.0.0.1', 'direct', url, {}, parseOptions({ pool: { size: 2 } }).pool!)
+
+  it('cancels the requests still holding a connection, including one whose connection was destroyed', async () => {
+    const pool = newPool()
+    const live = pool.tryAcquire()!
+    const doomed = pool.tryAcquire()!
+    const calls: string[] = []
+    live.holder = async () => void calls.push('live')
+    doomed.holder = async () => void calls.push('doomed')
+    pool.destroy(doomed) // an aborted request's connection: terminated, not given back yet
+    await pool.close(0.05)
+    expect(calls.sort()).toEqual(['doomed', 'live'])
+  })
+
+  it('does not call a holder whose destroyed connection was already given back', async () => {
+    const pool = newPool()
+    const slot = pool.tryAcquire()!
+    let called = false
+    slot.holder = async () => {
+      called = true
+    }
+    pool.destroy(slot)
+    slot.holder = undefined // what the lease does before giving it back
+    pool.release(slot)
+    await pool.close(0.05)
+    expect(called).toBe(false)
   })
 })
