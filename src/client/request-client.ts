@@ -175,10 +175,25 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   }
   const quiet = () => tracked?.quiet()
   const copying = (q: any, stream: unknown) => tracked?.copying(q, stream)
-  const hooks = new Hooks(refuse, closedNow, beforeSend, (q) => track(q, false), mapError, copying, quiet)
-  // Top-level statements may wait in the pooler's queue: they may ask the down probe (client/probe.ts).
+  // The hooks a query gets, created on first use (a request uses one or two of the three kinds):
+  // inside a transaction; top level (it may wait in the pooler's queue and ask the down probe,
+  // client/probe.ts); top level on a shared pool (which also refuses transaction control).
+  let hooks: Hooks | undefined
+  let topHooks: Hooks | undefined
+  let pooledHooks: Hooks | undefined
   const sentTop = (q: any) => track(q, true)
-  const topHooks = new Hooks(refuse, closedNow, beforeSend, sentTop, mapError, copying, quiet)
+  const hooksFor = (top: boolean | undefined, pooledTop: boolean): Hooks => {
+    if (pooledTop) {
+      pooledHooks ??= new Hooks(pooledRefuse, closedNow, beforeSend, sentTop, mapError, copying, quiet)
+      return pooledHooks
+    }
+    if (top) {
+      topHooks ??= new Hooks(refuse, closedNow, beforeSend, sentTop, mapError, copying, quiet)
+      return topHooks
+    }
+    hooks ??= new Hooks(refuse, closedNow, beforeSend, (q) => track(q, false), mapError, copying, quiet)
+    return hooks
+  }
   function track(q: any, probing: boolean) {
     queries++
     const settled = running().track(q, probing)
@@ -190,7 +205,6 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     }
   }
   const pooledRefuse = (q: any, gated: boolean) => refuse(q, gated) ?? refuseTransactionControl(q)
-  const pooledHooks = new Hooks(pooledRefuse, closedNow, beforeSend, sentTop, mapError, copying, quiet)
   const proxyContext = new ClientContext(
     transaction,
     options.max,
@@ -204,8 +218,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     // transaction (the connection goes back when the statement settles).
     (query, g, load, top) =>
       top && leases
-        ? hookQuery(query, g ? leases.gateFor(query, g) : g, pooledHooks, load)
-        : hookQuery(query, g, top ? topHooks : hooks, load),
+        ? hookQuery(query, g ? leases.gateFor(query, g) : g, hooksFor(top, true), load)
+        : hookQuery(query, g, hooksFor(top, false), load),
     mapError,
     () => observer?.connecting(),
     () => {
@@ -256,6 +270,15 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
         if (!lost) await tracked?.cancelUntilSettled(1000)
         leases.destroyHeld()
         observer?.closed()
+      },
+      () => {
+        // Nothing to wait for: no connection held or reserved (a shared pool's request between statements),
+        // no client of its own (a request that never queried), no observer to tell.
+        if (observer || lost || reservations.size || (leases ? !leases.idle() : real !== undefined))
+          return false
+        closed = true
+        leases?.stop()
+        return true
       },
     ),
   )

@@ -22,6 +22,11 @@ export interface RequestClient {
   close(timeout: number): Promise<void>
   /** The client went away: cancel running statements on the server (bounded), then destroy the sockets. */
   abort(): Promise<void>
+  /**
+   * Closes now when there is nothing to wait for (no connection held or reserved, none of its own, no
+   * observer to tell) and returns true; else false and `close()` does it.
+   */
+  closeIdle(): boolean
 }
 
 /**
@@ -36,6 +41,7 @@ export class Lifecycle {
   constructor(
     readonly abort: () => Promise<void>,
     readonly close: (timeout: number) => Promise<void>,
+    readonly closeIdle: () => boolean,
   ) {}
 }
 
@@ -98,6 +104,9 @@ export class Client implements RequestClient {
   }
   abort(): Promise<void> {
     return this.lifecycle.abort()
+  }
+  closeIdle(): boolean {
+    return this.lifecycle.closeIdle()
   }
 }
 

@@ -100,8 +100,10 @@ export function statements(
   probe?: Probe,
 ): Statements {
   const active = new Map<any, () => void>()
-  const expired = new WeakSet<object>()
-  const down = new WeakMap<object, string>()
+  // Statements past their deadline, and the pooler's text for those the probe found waiting on a database
+  // that is down: created on first use (most requests never need them).
+  let expired: WeakSet<object> | undefined
+  let down: WeakMap<object, string> | undefined
   // CancelRequests sent and not yet answered (their socket not closed).
   const inFlight = new Set<Promise<unknown>>()
   let waiting: Promise<void> | undefined
@@ -126,6 +128,7 @@ export function statements(
       clearTimeout(timer)
     }
     const expire = () => {
+      expired ??= new WeakSet()
       expired.add(q)
       cancelling()
       active.get(q)?.()
@@ -135,8 +138,9 @@ export function statements(
     // queue (nothing runs on a server): destroy the sockets now, CONNECTION_LOST with the pooler's text.
     const ask = (probe: Probe, g: number, since: number) =>
       void probe.check(since).then((text) => {
-        if (!text || g !== generation || !active.has(q) || expired.has(q) || down.has(q)) return
+        if (!text || g !== generation || !active.has(q) || expired?.has(q) || down?.has(q)) return
         disarm()
+        down ??= new WeakMap()
         down.set(q, text)
         cancelling()
         stuck()
@@ -144,7 +148,7 @@ export function statements(
     // One timer per statement: a probe every afterMs while silent, then the deadline.
     const arm = () => {
       disarm()
-      if (expired.has(q) || down.has(q)) return
+      if (expired?.has(q) || down?.has(q)) return
       const full = queryTimeout * 1000
       // No probe (direct, in a transaction, …): just the deadline, nothing else per statement.
       if (!p) {
@@ -266,8 +270,8 @@ export function statements(
       }
     }
   }
-  const timedOut = (q: unknown) => !!q && typeof q === 'object' && expired.has(q)
-  const lostText = (q: unknown) => (q && typeof q === 'object' ? down.get(q) : undefined)
+  const timedOut = (q: unknown) => !!q && typeof q === 'object' && !!expired?.has(q)
+  const lostText = (q: unknown) => (q && typeof q === 'object' ? down?.get(q) : undefined)
   const cancelUntilSettled = async (ms: number) => {
     if (!active.size) return
     let every = ABORT_CANCEL_EVERY_MS

@@ -19,6 +19,9 @@ import { nodeBindings, onNodeAbort, staticNodeBody } from './node'
 import { track, watchResponses } from './response'
 import { findWaitUntil, settle } from './wait-until'
 
+/** A close with nothing to wait for (shared by every such request; nothing awaits it). */
+const CLOSED = Promise.resolve()
+
 /** `new Hono<{ Variables: PoolerVariables }>()` types `c.var.sql`. */
 export type PoolerVariables = { sql: Sql<any> }
 
@@ -79,6 +82,11 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
       // A request whose connection failed ends with 'error', even when its (streamed) response ended normally.
       const reason = client.failed && (why === 'done' || why === 'stream-end') ? 'error' : why
       signal?.removeEventListener('abort', onAbort)
+      // Nothing held and nobody to tell (a shared pool's request, one that never queried): closed now.
+      if (reason !== 'abort' && !opts.onEvent && client.closeIdle()) {
+        closing = CLOSED
+        return closing
+      }
       closing = (reason === 'abort' ? client.abort() : client.close(opts.closeTimeout)).catch(() => {}) // a failing close must never surface as an unhandled rejection
       if (opts.onEvent)
         closing = closing
@@ -102,6 +110,8 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     else if (signal?.aborted) onAbort()
     else signal?.addEventListener('abort', onAbort, { once: true })
     c.set('sql', client.sql)
+    // Waits for the close (or hands it to waitUntil); nothing to wait for when it closed at once.
+    const finish = (p: Promise<void>) => (p === CLOSED ? undefined : settle(c, p, node))
     // Elsewhere, which responses the context built whole (node-server's own Response says it itself).
     const isLive = node ? undefined : watchResponses(c)
 
@@ -116,12 +126,12 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     // An error answered by onError (Hono's compose catches it): close now, whatever the response is.
     if (closing || c.error || (isLive ? !isLive() : staticNodeBody(res)) || !res.body) {
       timing()
-      return settle(c, close(c.error ? 'error' : 'done'), node)
+      return finish(close(c.error ? 'error' : 'done'))
     }
     // A body already read or locked cannot be tracked (and will not query): close now.
     if (res.bodyUsed || res.body.locked) {
       timing()
-      return settle(c, close('done'), node)
+      return finish(close('done'))
     }
     // HEAD: Hono drops the body without reading or cancelling it; stop the stream and close now.
     if (c.req.method === 'HEAD') {

@@ -18,6 +18,8 @@ export interface RequestLeases {
   lease(g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }>
   /** Waits up to `ms` until the request holds no connection; true when it holds none. */
   settled(ms: number): Promise<boolean>
+  /** The request holds no connection now. */
+  idle(): boolean
   /** The request is over: its waits end with `CLIENT_CLOSED`. */
   stop(): void
   /** Terminates the connections the request still holds (they leave the pool). */
@@ -56,8 +58,13 @@ class QueryLease implements Gate {
     private readonly g: Gate,
     private readonly leases: Leases,
   ) {}
-  async acquire(): Promise<Release> {
-    const taken = await this.leases.take(this.g)
+  acquire(): Promise<Release> {
+    const taken = this.leases.take(this.g)
+    // Fast path (a free gate and an idle connection): no async frame, one settled promise.
+    if (taken instanceof Taken) return Promise.resolve(this.hand(taken))
+    return taken.then((t) => this.hand(t))
+  }
+  private hand(taken: Taken): Release {
     this.query.handler = taken.slot.handler
     return taken.release
   }
@@ -151,6 +158,9 @@ class Leases implements RequestLeases {
     // A fresh promise: awaiting a long-lived one makes V8 link the waiting request to it (async stack
     // traces), so every request awaiting it would survive minor GCs.
     return this.held.size ? this.settledWithin(ms) : Promise.resolve(true)
+  }
+  idle(): boolean {
+    return this.held.size === 0
   }
   stop(): void {
     this.stopped = true

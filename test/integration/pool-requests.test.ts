@@ -100,6 +100,27 @@ describe('c.var.sql on a shared pool stays request-scoped', () => {
     expect(poolStats()[0]).toMatchObject({ open: 1, idle: 1, inUse: 0 })
   })
 
+  it('without onEvent: a request holding nothing at its end closes at once, one with a statement still running waits for it', async () => {
+    let kept: PoolerVariables['sql'] | undefined
+    const { app } = poolApp(`${APP}-idle-close`, {
+      onEvent: undefined,
+      pool: { size: 1, overflow: 0, timeout: 2 },
+    })
+    app.get('/keep', async (c) => {
+      kept = c.var.sql
+      return c.json((await c.var.sql`select 1 as n`)[0])
+    })
+    app.get('/leave', (c) => {
+      void c.var.sql`select pg_sleep(0.3), 1 as n`.catch(() => {})
+      return c.text('left')
+    })
+    expect(await (await app.request('/keep')).json()).toEqual({ n: 1 })
+    expect(() => kept!`select 1`).toThrow(expect.objectContaining({ code: 'CLIENT_CLOSED' }))
+    // The request ends only once its statement gave the connection back (closeTimeout).
+    expect(await (await app.request('/leave')).text()).toBe('left')
+    expect(poolStats().map((p) => p.inUse)).toEqual([0])
+  })
+
   it('a transaction rolls back on error and its connection serves the next request', async () => {
     const { app } = poolApp(`${APP}-tx`, {
       url: stack.directUrl,
