@@ -5,10 +5,13 @@
  *
  * (`npm run stack` writes .tmp/stack.env; the bench_items table comes from `npm run bench`'s schema, created
  * here when missing.) Strategies: shared (hono-pooler's shared pool), raw (a postgres.js pool of 10), behind
- * (the raw pool behind an unused pooler()), pg (pg.Pool). Targets: direct (DIRECT_URL) or bouncer
+ * (the raw pool behind an unused pooler()), single (the raw pool with max_pipeline: 0: one statement per
+ * connection at a time, as the shared pool), pg (pg.Pool). Targets: direct (DIRECT_URL) or bouncer
  * (DATABASE_URL). The server runs in a child process (with `--cpu-prof`: its profile lands in .tmp/prof/);
  * prints req/s, p99 and the server's and autocannon's CPU µs per request. POOL_PROFILE_NODE_FLAGS adds V8 flags to
  * the server only (`POOL_PROFILE_NODE_FLAGS=--trace-gc-nvp`, not allowed in NODE_OPTIONS): what it prints goes to stderr.
+ * `POOL_PROFILE_NODE_FLAGS=--trace-pretenuring-statistics` lists the allocation sites V8 moved to the old
+ * generation (docs/pool.md, Performance).
  */
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
@@ -45,7 +48,13 @@ async function server(): Promise<void> {
     })
     close = () => pool.end()
   } else {
-    const raw = postgres(url, { max: 10, prepare: mode === 'direct', onnotice: () => {} })
+    const raw = postgres(url, {
+      max: 10,
+      prepare: mode === 'direct',
+      onnotice: () => {},
+      // single: one statement per connection at a time, the shared pool's rule (postgres.js's types lack it)
+      ...((which === 'single' ? { max_pipeline: 0 } : {}) as object),
+    })
     if (which === 'behind')
       app.use(lib.pooler({ url, mode, applicationName: 'profile-mw', pool: { size: 1, checkBudget: false } }))
     app.get('/', async (c) => {

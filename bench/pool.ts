@@ -47,7 +47,21 @@ function targets(lib: any, url: string, mode: 'direct' | 'transaction'): Target[
     await runPostgres(raw, W)
     return c.text('ok')
   })
-  for (const app of [rawApp, behind]) app.onError((_e, c) => c.text('aborted', 500))
+  // The raw pool under the shared pool's rule, one statement per connection at a time (max_pipeline: 0):
+  // what pipelining queued statements onto busy connections buys the raw pool.
+  // (postgres.js reads max_pipeline, its types do not list it)
+  const single = postgres(url, {
+    max: SIZE,
+    prepare: mode === 'direct',
+    onnotice: () => {},
+    ...({ max_pipeline: 0 } as object),
+  })
+  const singleApp = new Hono()
+  singleApp.get('/', async (c) => {
+    await runPostgres(single, W)
+    return c.text('ok')
+  })
+  for (const app of [rawApp, behind, singleApp]) app.onError((_e, c) => c.text('aborted', 500))
   const pgPool = new pg.Pool({ connectionString: url, max: SIZE })
   const pgApp = new Hono()
   pgApp.get('/', async (c) => {
@@ -64,6 +78,11 @@ function targets(lib: any, url: string, mode: 'direct' | 'transaction'): Target[
     { name: `postgres.js pool (max ${SIZE})`, app: rawApp, close: () => raw.end({ timeout: 1 }) },
     { name: `pg.Pool (max ${SIZE})`, app: pgApp, close: () => pgPool.end() },
     { name: `postgres.js pool behind an unused pooler()`, app: behind, close: async () => {} },
+    {
+      name: `postgres.js pool, one statement per connection (max_pipeline: 0)`,
+      app: singleApp,
+      close: () => single.end({ timeout: 1 }),
+    },
   ]
 }
 
@@ -105,7 +124,7 @@ async function measure(list: Target[], log: (...a: unknown[]) => void, label: st
   // the pools: the raw pool serves two of the servers.
   await Promise.all(servers.map(({ server }) => new Promise((r) => server.close(r))))
   for (const { close } of servers) await close()
-  const raw = (c: number) => rows.find((r) => r.c === c && r.name.startsWith('postgres.js'))!
+  const raw = (c: number) => rows.find((r) => r.c === c && r.name === `postgres.js pool (max ${SIZE})`)!
   return rows.map(
     (r) =>
       `| ${label} | ${r.name} | ${r.c} | ${r.rps.toFixed(0)} | ${r.p99} | ${(r.rps / raw(r.c).rps).toFixed(2)}× | ${(r.p99 / raw(r.c).p99).toFixed(2)}× | ${r.cpu.toFixed(0)} | ${r.errors} |`,
@@ -124,7 +143,7 @@ export async function poolThroughput(
   return [
     '## Long-running server: a shared pool',
     '',
-    `Hono on @hono/node-server, one parameterized select per request, pools of ${SIZE} connections kept warm, autocannon ${DURATION} s per run; each strategy runs ${ROUNDS} times, interleaved in rotating order, medians shown. "direct": straight to Postgres (the stationary setup; the raw pool prepares statements); "PgBouncer": through the transaction pooler (the raw pool with prepare: false — it still pipelines, which a transaction pooler can hang on; hono-pooler's never does). The last row runs the raw pool behind a \`pooler()\` it never uses: the middleware's own cost per request.`,
+    `Hono on @hono/node-server, one parameterized select per request, pools of ${SIZE} connections kept warm, autocannon ${DURATION} s per run; each strategy runs ${ROUNDS} times, interleaved in rotating order, medians shown. "direct": straight to Postgres (the stationary setup; the raw pool prepares statements); "PgBouncer": through the transaction pooler (the raw pool with prepare: false — it still pipelines, which a transaction pooler can hang on; hono-pooler's never does). The row "behind an unused \`pooler()\`" runs the raw pool behind a middleware it never uses: the middleware's own cost per request (Hono's middleware chain included). The last row is the raw pool under the shared pool's rule, one statement per connection at a time (\`max_pipeline: 0\`): the raw pool otherwise sends queued statements down connections that are still busy, which the shared pool never does across requests (a CancelRequest names a backend, and through a transaction pooler it hangs).`,
     '',
     '| to | strategy | connections | req/s | p99 ms | req/s vs postgres.js pool | p99 vs postgres.js pool | CPU µs/req (server + autocannon) | errors |',
     '|---|---|---|---|---|---|---|---|---|',

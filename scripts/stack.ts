@@ -287,8 +287,11 @@ async function acceptsLogins(su: postgres.Sql): Promise<void> {
  */
 export async function startStack(
   env: NodeJS.ProcessEnv = process.env,
-  /** Extra `[pgbouncer]` settings for the main PgBouncer (fault tests: `server_login_retry = 1`, …). */
-  { bouncerSettings = [] }: { bouncerSettings?: string[] } = {},
+  /**
+   * Extra `[pgbouncer]` settings for the main PgBouncer (fault tests: `server_login_retry = 1`, …), and
+   * Postgres's `max_connections` (40: the tests' budget figures rely on it; the bench needs more).
+   */
+  { bouncerSettings = [], maxConnections = 40 }: { bouncerSettings?: string[]; maxConnections?: number } = {},
 ): Promise<Stack> {
   if (env.DATABASE_URL) {
     const u = new URL(env.DATABASE_URL)
@@ -368,7 +371,7 @@ export async function startStack(
       '-c',
       `unix_socket_directories=${dir}`,
       '-c',
-      'max_connections=40',
+      `max_connections=${maxConnections}`,
       '-c',
       // Two-phase commit (PREPARE TRANSACTION) through the pooler is tested for real.
       'max_prepared_transactions=10',
