@@ -67,10 +67,21 @@ interface Sample {
 }
 
 async function main(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc
-  if (!gc) log('run with --expose-gc for heap samples after a GC (npm run soak does)')
   const lib = await loadLib()
   const stack = await startStack({})
+  // The stack stops whatever happens (a failing leak check included): nothing is left running.
+  let failed = true
+  try {
+    failed = await soak(lib, stack)
+  } finally {
+    await stack.stop()
+  }
+  process.exit(failed ? 1 : 0)
+}
+
+async function soak(lib: any, stack: Awaited<ReturnType<typeof startStack>>): Promise<boolean> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (!gc) log('run with --expose-gc for heap samples after a GC (npm run soak does)')
   const server = serve({ fetch: app(lib, stack.databaseUrl).fetch, port: 0, hostname: '127.0.0.1' })
   await new Promise((r) => server.once('listening', r))
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -145,13 +156,9 @@ async function main(): Promise<void> {
   await admin.end({ timeout: 1 })
   await su.end({ timeout: 1 })
   await new Promise((r) => server.close(r))
-  // Then how fast each fault is answered (FAULT_REPS=0 skips it); the stack stops whatever happens.
+  // Then how fast each fault is answered (FAULT_REPS=0 skips it).
   let faults: string[] = []
-  try {
-    if (Number(process.env.FAULT_REPS ?? 5) > 0) faults = await faultTimes(lib, stack)
-  } finally {
-    await stack.stop()
-  }
+  if (Number(process.env.FAULT_REPS ?? 5) > 0) faults = await faultTimes(lib, stack)
 
   const first = samples[1] ?? samples[0]!
   const last = samples[samples.length - 1]!
@@ -189,8 +196,7 @@ async function main(): Promise<void> {
   ].join('\n')
   writeFileSync(join(here, 'RELIABILITY.md'), md)
   log(md)
-  const failed = hangs || unexpected || clients || running
-  process.exit(failed ? 1 : 0)
+  return !!(hangs || unexpected || clients || running)
 }
 
 main().catch((e) => {

@@ -462,7 +462,9 @@ export async function startStack(
       owned(join(dir, name))
       owned(ini)
       const respawn = async () => {
-        const bouncer = spawn(pgbouncer, [ini], { stdio: ['ignore', 'ignore', 'pipe'], ...(user ?? {}) })
+        // Its log goes to the logfile. Not a pipe for stderr: PgBouncer writes every log line there too, and
+        // once an unread pipe holds 64 KB its next write blocks the whole pooler (a long soak froze on it).
+        const bouncer = spawn(pgbouncer, [ini], { stdio: 'ignore', ...(user ?? {}) })
         children.push(bouncer)
         bouncers.set(name, { child: bouncer, respawn })
         await waitForPort(port, bouncer, 'pgbouncer', logFile)
