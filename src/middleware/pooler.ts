@@ -19,7 +19,7 @@ import { nodeBindings, onNodeAbort, staticNodeBody } from './node'
 import { track, watchResponses } from './response'
 import { findWaitUntil, settle } from './wait-until'
 
-/** A close with nothing to wait for (shared by every such request; nothing awaits it). */
+/** A close with nothing to wait for (shared by every such request; never awaited nor handed to waitUntil). */
 const CLOSED = Promise.resolve()
 
 /** `new Hono<{ Variables: PoolerVariables }>()` types `c.var.sql`. */
@@ -118,7 +118,7 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     try {
       await next()
     } catch (e) {
-      await settle(c, close('error'), node)
+      await finish(close('error'))
       throw e
     }
     const res = c.res
@@ -136,7 +136,7 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     // HEAD: Hono drops the body without reading or cancelling it; stop the stream and close now.
     if (c.req.method === 'HEAD') {
       res.body.cancel().catch(() => {})
-      return settle(c, close('stream-cancel'), node)
+      return finish(close('stream-cancel'))
     }
     // The body may still query (stream(), streamSSE(), any ReadableStream): close when it ends.
     const done = new Promise<void>((resolve) => {

@@ -121,6 +121,27 @@ describe('c.var.sql on a shared pool stays request-scoped', () => {
     expect(poolStats().map((p) => p.inUse)).toEqual([0])
   })
 
+  it('without onEvent: a statement still waiting for a pooled connection at the end of its request gets CLIENT_CLOSED', async () => {
+    let waited: Promise<unknown> | undefined
+    const { app } = poolApp(`${APP}-idle-queued`, {
+      onEvent: undefined,
+      pool: { size: 1, overflow: 0, timeout: 5 },
+    })
+    app.get('/queue', (c) => {
+      waited = c.var.sql`select 2 as n`.then(
+        () => 'ran',
+        (e) => (e as { code?: string }).code,
+      )
+      return c.text('queued')
+    })
+    const holding = app.request('/sleep/0.4') // holds the only connection
+    await sleep(100)
+    expect(await (await app.request('/queue')).text()).toBe('queued')
+    expect(await waited).toBe('CLIENT_CLOSED')
+    expect((await holding).status).toBe(200)
+    expect(poolStats().map((p) => p.waiting)).toEqual([0])
+  })
+
   it('a transaction rolls back on error and its connection serves the next request', async () => {
     const { app } = poolApp(`${APP}-tx`, {
       url: stack.directUrl,
