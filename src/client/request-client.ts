@@ -182,8 +182,8 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
   let topHooks: Hooks | undefined
   let pooledHooks: Hooks | undefined
   const sentTop = (q: any) => track(q, true)
-  const hooksFor = (top: boolean | undefined, pooledTop: boolean): Hooks => {
-    if (pooledTop) {
+  const hooksFor = (top: boolean | undefined): Hooks => {
+    if (top && leases) {
       pooledHooks ??= new Hooks(pooledRefuse, closedNow, beforeSend, sentTop, mapError, copying, quiet)
       return pooledHooks
     }
@@ -217,9 +217,7 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
     // Shared pool: a top-level statement leases a pooled connection after the gate, and may not control a
     // transaction (the connection goes back when the statement settles).
     (query, g, load, top) =>
-      top && leases
-        ? hookQuery(query, g ? leases.gateFor(query, g) : g, hooksFor(top, true), load)
-        : hookQuery(query, g, hooksFor(top, false), load),
+      hookQuery(query, top && leases && g ? leases.gateFor(query, g) : g, hooksFor(top), load),
     mapError,
     () => observer?.connecting(),
     () => {
