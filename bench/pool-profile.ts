@@ -22,7 +22,7 @@ import { Hono } from 'hono'
 import pg from 'pg'
 import postgres from 'postgres'
 import { LIB_OUT, loadLib } from './lib-build.ts'
-import { runPg, runPostgres, SCHEMA } from './workloads.ts'
+import { rawPool, runPg, runPostgres, SCHEMA } from './workloads.ts'
 
 const [, , which = 'shared', to = 'direct', conns = '16', secs = '5', prof] = process.argv
 const W = 'one param select'
@@ -48,13 +48,7 @@ async function server(): Promise<void> {
     })
     close = () => pool.end()
   } else {
-    const raw = postgres(url, {
-      max: 10,
-      prepare: mode === 'direct',
-      onnotice: () => {},
-      // single: one statement per connection at a time, the shared pool's rule (postgres.js's types lack it)
-      ...((which === 'single' ? { max_pipeline: 0 } : {}) as object),
-    })
+    const raw = rawPool(url, mode, 10, which === 'single')
     if (which === 'behind')
       app.use(lib.pooler({ url, mode, applicationName: 'profile-mw', pool: { size: 1, checkBudget: false } }))
     app.get('/', async (c) => {

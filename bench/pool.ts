@@ -6,10 +6,9 @@
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import autocannon from 'autocannon'
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import pg from 'pg'
-import postgres from 'postgres'
-import { runPg, runPostgres } from './workloads.ts'
+import { rawPool, runPg, runPostgres } from './workloads.ts'
 
 const W = 'one param select'
 const DURATION = Number(process.env.BENCH_DURATION ?? 3)
@@ -23,52 +22,36 @@ interface Target {
   close(): Promise<void>
 }
 
+/** One route running the workload once per request, behind `use` when given. */
+function benchApp(run: (c: any) => Promise<void>, use?: MiddlewareHandler<any>): Hono<any> {
+  const app = new Hono<any>()
+  if (use) app.use(use)
+  app.get('/', async (c) => {
+    await run(c)
+    return c.text('ok')
+  })
+  app.onError((_e, c) => c.text('aborted', 500))
+  return app
+}
+
 function targets(lib: any, url: string, mode: 'direct' | 'transaction'): Target[] {
-  const shared = new Hono<any>()
-  shared.use(lib.pooler({ url, mode, applicationName: 'bench-pool', pool: { size: SIZE, overflow: 0 } }))
-  shared.get('/', async (c) => {
-    await runPostgres(c.var.sql, W)
-    return c.text('ok')
-  })
-  shared.onError((_e, c) => c.text('aborted', 500))
-  // The raw pool with what each mode allows: named prepared statements only on the direct connection.
-  const raw = postgres(url, { max: SIZE, prepare: mode === 'direct', onnotice: () => {} })
-  const rawApp = new Hono()
-  rawApp.get('/', async (c) => {
-    await runPostgres(raw, W)
-    return c.text('ok')
-  })
+  const shared = benchApp(
+    (c) => runPostgres(c.var.sql, W),
+    lib.pooler({ url, mode, applicationName: 'bench-pool', pool: { size: SIZE, overflow: 0 } }),
+  )
+  const raw = rawPool(url, mode, SIZE)
+  const rawApp = benchApp(() => runPostgres(raw, W))
   // The same raw pool behind an unused pooler(): what the middleware itself costs per request.
-  const behind = new Hono<any>()
-  behind.use(
+  const behind = benchApp(
+    () => runPostgres(raw, W),
     lib.pooler({ url, mode, applicationName: 'bench-pool-mw', pool: { size: 1, checkBudget: false } }),
   )
-  behind.get('/', async (c) => {
-    await runPostgres(raw, W)
-    return c.text('ok')
-  })
   // The raw pool under the shared pool's rule, one statement per connection at a time (max_pipeline: 0):
   // what pipelining queued statements onto busy connections buys the raw pool.
-  // (postgres.js reads max_pipeline, its types do not list it)
-  const single = postgres(url, {
-    max: SIZE,
-    prepare: mode === 'direct',
-    onnotice: () => {},
-    ...({ max_pipeline: 0 } as object),
-  })
-  const singleApp = new Hono()
-  singleApp.get('/', async (c) => {
-    await runPostgres(single, W)
-    return c.text('ok')
-  })
-  for (const app of [rawApp, behind, singleApp]) app.onError((_e, c) => c.text('aborted', 500))
+  const single = rawPool(url, mode, SIZE, true)
+  const singleApp = benchApp(() => runPostgres(single, W))
   const pgPool = new pg.Pool({ connectionString: url, max: SIZE })
-  const pgApp = new Hono()
-  pgApp.get('/', async (c) => {
-    await runPg(pgPool, W)
-    return c.text('ok')
-  })
-  pgApp.onError((_e, c) => c.text('aborted', 500))
+  const pgApp = benchApp(() => runPg(pgPool, W))
   return [
     {
       name: `hono-pooler shared pool (size ${SIZE})`,

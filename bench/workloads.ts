@@ -1,5 +1,20 @@
 /** The same five workloads for postgres.js-style clients and for `pg`. */
 import type pg from 'pg'
+import postgres from 'postgres'
+
+/**
+ * The raw postgres.js pool the pool benches compare with: named prepared statements only on the direct
+ * connection (what each mode allows). `single`: one statement per connection at a time, the shared pool's
+ * rule (`max_pipeline: 0`; postgres.js reads it, its types do not list it).
+ */
+export function rawPool(url: string, mode: 'direct' | 'transaction', max: number, single = false) {
+  return postgres(url, {
+    max,
+    prepare: mode === 'direct',
+    onnotice: () => {},
+    ...((single ? { max_pipeline: 0 } : {}) as object),
+  })
+}
 
 export const WORKLOADS = [
   'select 1',
