@@ -9,6 +9,14 @@ import { type Gate, type Release, releaseWhenIterated } from './gate'
 
 const noop = () => {}
 
+/** The hook's state, on the Query under this key (one object per query; `handle` and `cursor` are shared). */
+const HOOK = Symbol('hono-pooler.hook')
+
+/** What settles a sent statement's tracking (`HookContext.sent`): its error, if it failed. */
+export interface Settles {
+  settled(error?: unknown): void
+}
+
 function mapped(
   f: (e: unknown) => void,
   q: unknown,
@@ -53,8 +61,8 @@ export interface HookContext {
   closedNow(): PoolerError | undefined
   /** Rewrites the query right before it is sent (parameter inlining). */
   beforeSend(q: any): void
-  /** Called when the query is sent; the returned function when it settled (with its error, if it failed). */
-  sent(q: any): (error?: unknown) => void
+  /** Called when the query is sent; the returned tracking is settled when the query is (with its error, if it failed). */
+  sent(q: any): Settles
   /** Maps a driver error (connection failures, our own deadline) for query `q`. */
   mapError(e: unknown, q: unknown): unknown
   /** A COPY started streaming (its deadline then runs only while it waits on the network or server). */
@@ -84,95 +92,151 @@ export function hookQuery<Q>(
   load?: () => Promise<string>,
 ): Q {
   const q = query as any
-  // Only a slot this query acquired can be given back, once (a refused or failed query never took one).
-  let release: Release = noop
-  // Runs once when the sent query settles. Hooked on its resolve/reject, never on its promise: a handler on
-  // the promise would swallow the failure of a query nobody awaits (postgres.js reports it as unhandled).
-  let onSettled: (e?: unknown) => void = noop
-  let iterated = false
-  const settle = (e?: unknown) => {
-    const f = onSettled
-    onSettled = noop
-    f(e)
-    if (f !== noop && !iterated) detach()
+  const h = new Hooked(q, g, ctx, load, q.resolve, q.reject)
+  q[HOOK] = h
+  // Functions of their own (not shared methods): the inliner and reserve() wrap them and call them detached.
+  q.reject = (e: unknown) => hookedReject(h, e)
+  q.resolve = (x: unknown) => hookedResolve(h, x)
+  q.cursor = hookedCursor
+  q.handle = hookedHandle
+  return query
+}
+
+/**
+ * One hooked query's state. `handle` and `cursor` patched onto the Query are shared functions that find it
+ * here; `resolve` and `reject` are two small closures over it.
+ */
+class Hooked {
+  /** Only a slot this query acquired can be given back, once (a refused or failed query never took one). */
+  release: Release = noop
+  /**
+   * The sent query's tracking, settled once. Hooked on its resolve/reject, never on its promise: a handler on
+   * the promise would swallow the failure of a query nobody awaits (postgres.js reports it as unhandled).
+   */
+  tracking: Settles | undefined
+  iterated = false
+  constructor(
+    readonly q: any,
+    readonly g: Gate | undefined,
+    readonly ctx: HookContext,
+    readonly load: (() => Promise<string>) | undefined,
+    readonly resolve0: (x: unknown) => void,
+    readonly reject0: (e: unknown) => void,
+  ) {}
+
+  /** Runs once when the sent query settles. */
+  settle(e?: unknown): void {
+    const t = this.tracking
+    if (!t) return
+    this.tracking = undefined
+    t.settled(e)
+    // The slot (the connection) is given back once this request's cancels in flight closed.
+    const release = this.release
+    this.release = noop
+    const cancelling = this.ctx.quiet()
+    if (cancelling) void cancelling.then(release)
+    else release()
+    if (!this.iterated) this.detach()
   }
-  const { resolve: resolve0, reject: reject0 } = q
-  // Settled for good: postgres.js's own functions again. postgres.js keeps its Query objects reachable
-  // through V8's minor GCs (a raw pool's too), and ours would otherwise drag the whole request (client,
-  // leases, statements) along into the old generation until a full GC: most of the shared pool's GC time.
-  // Nothing calls them again once the query settled (its promise is settled anyway).
-  const detach = () => {
+
+  /**
+   * Settled for good: postgres.js's own functions again. postgres.js keeps its Query objects reachable
+   * through V8's minor GCs (a raw pool's too), and ours would otherwise drag the whole request (client,
+   * leases, statements) along into the old generation until a full GC: most of the shared pool's GC time.
+   * Nothing calls them again once the query settled (its promise is settled anyway).
+   */
+  detach(): void {
+    const q = this.q
     const proto = Object.getPrototypeOf(q)
-    q.resolve = resolve0
-    q.reject = reject0
+    q.resolve = this.resolve0
+    q.reject = this.reject0
     q.handle = proto.handle
     q.cursor = proto.cursor
+    q[HOOK] = undefined
   }
-  q.reject = mapped(reject0, q, ctx, settle)
-  q.resolve = settled(resolve0, settle, q, ctx)
-  // A cursor assigns new resolve/reject functions per fetch (postgres.js's cursor() iterator; nothing else
-  // reassigns them): from cursor() on, accessors keep every one mapped and tracked. Only then: accessors on
-  // every query would turn each Query into a slow dictionary object.
-  const cursor = q.cursor
-  q.cursor = function (this: any, ...args: unknown[]) {
-    iterated = true
-    let reject = this.reject
-    let resolve = this.resolve
-    Object.defineProperty(this, 'reject', {
-      get: () => reject,
-      set: (f: (e: unknown) => void) => {
-        reject = mapped(f, q, ctx, settle)
-      },
-      configurable: true,
-    })
-    Object.defineProperty(this, 'resolve', {
-      get: () => resolve,
-      set: (f: (x: unknown) => void) => {
-        resolve = settled(f, settle, q, ctx)
-      },
-      configurable: true,
-    })
-    const r = cursor.apply(this, args)
-    // Broken off: postgres.js sends Close + Sync; the connection is given back at that ReadyForQuery (the
-    // query's final resolve settles it), never while the portal is still open.
-    return !g || r === this ? r : releaseWhenIterated(r, () => release(), noop)
+
+  /** Gives the slot back if one was taken (a query that never reached the driver). */
+  drop(): void {
+    const release = this.release
+    this.release = noop
+    release()
   }
-  q.handle = async function handle(this: any) {
-    if (this.executed) return
-    this.executed = true
-    try {
-      if (load) this.strings = [await load()]
-      const refused = ctx.refuse(this, g !== undefined)
-      if (refused) return this.reject(refused)
-      if (this.cancelled) return // cancelled before it was sent: already rejected, never takes a slot
-      // (the await also lets .values()/.raw() chained after creation apply)
-      if (g) release = await g.acquire()
-      else await 1
-      // A cancel still on its way would land on whatever this connection runs next: not this statement.
-      const cancelling = ctx.quiet()
-      if (cancelling) await cancelling
-      // Cancelled while it waited: postgres.js already rejected it (57014) and its connection would skip it
-      // while marking itself busy, wedging every later query. It never reaches the connection.
-      if (this.cancelled) return release()
-      const closed = ctx.closedNow()
-      if (closed) {
-        release()
-        return this.reject(closed)
-      }
-      ctx.beforeSend(this)
-      const done = ctx.sent(this)
-      onSettled = (e) => {
-        done(e)
-        // The slot (the connection) is given back once this request's cancels in flight closed.
-        const cancelling = ctx.quiet()
-        if (cancelling) void cancelling.then(release)
-        else release()
-      }
-      this.handler(this)
-    } catch (e) {
-      release()
-      this.reject(e)
+}
+
+function hookedReject(h: Hooked, e: unknown): void {
+  const m = h.ctx.mapError(e, h.q)
+  h.settle(m ?? new Error(String(m)))
+  h.reject0(m)
+}
+
+function hookedResolve(h: Hooked, x: unknown): void {
+  // A COPY resolves with its stream when it starts; it settles at its ReadyForQuery (resolved again then).
+  if (h.q.streaming && x && typeof (x as { pipe?: unknown }).pipe === 'function') {
+    settled(h.resolve0, noop, h.q, h.ctx)(x)
+    return
+  }
+  h.settle()
+  h.resolve0(x)
+}
+
+// A cursor assigns new resolve/reject functions per fetch (postgres.js's cursor() iterator; nothing else
+// reassigns them): from cursor() on, accessors keep every one mapped and tracked. Only then: accessors on
+// every query would turn each Query into a slow dictionary object.
+function hookedCursor(this: any, ...args: unknown[]): unknown {
+  const h = this[HOOK] as Hooked
+  const settle = (e?: unknown) => h.settle(e)
+  h.iterated = true
+  let reject = this.reject
+  let resolve = this.resolve
+  Object.defineProperty(this, 'reject', {
+    get: () => reject,
+    set: (f: (e: unknown) => void) => {
+      reject = mapped(f, this, h.ctx, settle)
+    },
+    configurable: true,
+  })
+  Object.defineProperty(this, 'resolve', {
+    get: () => resolve,
+    set: (f: (x: unknown) => void) => {
+      resolve = settled(f, settle, this, h.ctx)
+    },
+    configurable: true,
+  })
+  const r = Object.getPrototypeOf(this).cursor.apply(this, args)
+  // Broken off: postgres.js sends Close + Sync; the connection is given back at that ReadyForQuery (the
+  // query's final resolve settles it), never while the portal is still open.
+  return !h.g || r === this ? r : releaseWhenIterated(r, () => h.drop(), noop)
+}
+
+async function hookedHandle(this: any): Promise<void> {
+  if (this.executed) return
+  this.executed = true
+  const h = this[HOOK] as Hooked
+  const { ctx, g } = h
+  try {
+    if (h.load) this.strings = [await h.load()]
+    const refused = ctx.refuse(this, g !== undefined)
+    if (refused) return this.reject(refused)
+    if (this.cancelled) return // cancelled before it was sent: already rejected, never takes a slot
+    // (the await also lets .values()/.raw() chained after creation apply)
+    if (g) h.release = await g.acquire()
+    else await 1
+    // A cancel still on its way would land on whatever this connection runs next: not this statement.
+    const cancelling = ctx.quiet()
+    if (cancelling) await cancelling
+    // Cancelled while it waited: postgres.js already rejected it (57014) and its connection would skip it
+    // while marking itself busy, wedging every later query. It never reaches the connection.
+    if (this.cancelled) return h.drop()
+    const closed = ctx.closedNow()
+    if (closed) {
+      h.drop()
+      return this.reject(closed)
     }
+    ctx.beforeSend(this)
+    h.tracking = ctx.sent(this)
+    this.handler(this)
+  } catch (e) {
+    h.drop()
+    this.reject(e)
   }
-  return query
 }

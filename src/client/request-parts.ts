@@ -1,12 +1,11 @@
 /**
- * Parts of the request client (request-client.ts) that hold no per-request state: the client object
- * handlers see, when the shared builder's array types need syncing, small helpers.
+ * Parts of the request client (request-client.ts) that hold no per-request state: the client's interface,
+ * an observed statement's tracking, when the shared builder's array types need syncing, small helpers.
  */
 import type { Sql } from 'postgres'
 import type { ClientConfig } from '../preset'
 import type { ClientObserver } from '../telemetry/observer'
-import type { HookContext } from './query-hook'
-import type { ProxyContext } from './sql-proxy'
+import type { Settles } from './query-hook'
 
 /** A request's client and its lifecycle. */
 export interface RequestClient {
@@ -29,86 +28,20 @@ export interface RequestClient {
   closeIdle(): boolean
 }
 
-/**
- * The graceful close and the abort of a request client.
- *
- * The per-request objects below are classes, not object literals: V8 tracks the survival of objects
- * built by a literal per source location and, once most survive a minor GC, allocates that literal's
- * objects straight in the old generation. Each holds closures over the whole request, which a dead
- * old-generation object keeps alive until the next full GC: every request would then be promoted.
- */
-export class Lifecycle {
+/** A statement's tracking that also ends its observer's span (`ClientObserver.statement`). */
+export class Observed implements Settles {
   constructor(
-    readonly abort: () => Promise<void>,
-    readonly close: (timeout: number) => Promise<void>,
-    readonly closeIdle: () => boolean,
+    private readonly statement: Settles,
+    private readonly end: ((error?: unknown) => void) | undefined,
   ) {}
+  settled(error?: unknown): void {
+    this.statement.settled()
+    if (this.end) error === undefined ? this.end() : this.end(error)
+  }
 }
 
 /** Identifies a request client (for `insideTransaction`). */
 export class Owner {}
-
-/** The query hook's view of its request client (see `Lifecycle` for why a class). */
-export class Hooks implements HookContext {
-  constructor(
-    readonly refuse: HookContext['refuse'],
-    readonly closedNow: HookContext['closedNow'],
-    readonly beforeSend: HookContext['beforeSend'],
-    readonly sent: HookContext['sent'],
-    readonly mapError: HookContext['mapError'],
-    readonly copying: HookContext['copying'],
-    readonly quiet: HookContext['quiet'],
-  ) {}
-}
-
-/** The wrapped `Sql`'s view of its request client (see `Lifecycle` for why a class). */
-export class ClientContext implements ProxyContext {
-  constructor(
-    readonly transaction: boolean,
-    readonly max: number,
-    readonly prepare: boolean | undefined,
-    readonly owner: object,
-    readonly reservations: Set<() => Promise<void>>,
-    readonly isClosed: ProxyContext['isClosed'],
-    readonly ensure: ProxyContext['ensure'],
-    readonly deadlocked: ProxyContext['deadlocked'],
-    readonly patch: ProxyContext['patch'],
-    readonly mapError: ProxyContext['mapError'],
-    readonly connecting: NonNullable<ProxyContext['connecting']>,
-    readonly optionsExposed: NonNullable<ProxyContext['optionsExposed']>,
-    readonly lease: ProxyContext['lease'],
-    readonly pooled: boolean | undefined,
-  ) {}
-}
-
-/** A class, not an object literal: getters in a literal make V8 build a slow dictionary object per request. */
-export class Client implements RequestClient {
-  constructor(
-    readonly sql: Sql<any>,
-    private readonly isUsed: () => boolean,
-    private readonly count: () => number,
-    private readonly hasFailed: () => boolean,
-    private readonly lifecycle: Lifecycle,
-  ) {}
-  get used(): boolean {
-    return this.isUsed()
-  }
-  get queries(): number {
-    return this.count()
-  }
-  get failed(): boolean {
-    return this.hasFailed()
-  }
-  close(timeout: number): Promise<void> {
-    return this.lifecycle.close(timeout)
-  }
-  abort(): Promise<void> {
-    return this.lifecycle.abort()
-  }
-  closeIdle(): boolean {
-    return this.lifecycle.closeIdle()
-  }
-}
 
 // A shared pool's builder (its options are every pooled connection's): synced once, then again before each
 // request's first statement only once its options were handed out through c.var.sql (Drizzle sets parsers

@@ -155,7 +155,9 @@ export function reserveMethod<C extends ReserveContext>(
     ctx.reservations?.add(release)
     // One statement in flight on it in transaction mode, its own gate, never a lease of another connection.
     const own = ctx.transaction ? gate(1) : undefined
-    const inner: C = { ...ctx, patch: (q, g2, load, top) => track(ctx.patch(q, g2, load, top)) }
+    // The request's context with its own patch (Object.create: the context's methods live on its prototype).
+    const inner: C = Object.create(ctx)
+    inner.patch = (q, g2, load, top) => track(ctx.patch(q, g2, load, top))
     const wrapped = wrap(inner, () => target, own, false)
     const unsafe = (text: string, ...rest: unknown[]) => {
       note(text)

@@ -7,52 +7,28 @@
  */
 import { ABORT_CANCEL_EVERY_MS, CANCEL_GRACE_MS } from '../options'
 import type { Probe } from './probe'
+import type { Settles } from './query-hook'
 
 const noop = () => {}
 
 /** `setTimeout` that does not keep a Node process alive (`unref` where the runtime has it). */
-function later(f: () => void, ms: number): ReturnType<typeof setTimeout> {
-  const t = setTimeout(f, ms)
+function later<A extends unknown[]>(
+  f: (...a: A) => void,
+  ms: number,
+  ...a: A
+): ReturnType<typeof setTimeout> {
+  const t = setTimeout(f, ms, ...a)
   ;(t as { unref?: () => void }).unref?.()
   return t
-}
-
-/**
- * `size` on a prototype: a getter in an object literal makes V8 build a slow dictionary object per call
- * (hundreds of ns, and GC weight), once per request here. And a class, not a literal of closures: V8 may
- * allocate what a literal builds once per request straight in the old generation, where a dead one keeps
- * the whole request alive until the next full GC.
- */
-class Running implements Statements {
-  constructor(
-    private readonly active: Map<unknown, unknown>,
-    readonly track: Statements['track'],
-    readonly copying: Statements['copying'],
-    readonly timedOut: Statements['timedOut'],
-    readonly lostText: Statements['lostText'],
-    readonly quiet: Statements['quiet'],
-    readonly cancelUntilSettled: Statements['cancelUntilSettled'],
-  ) {}
-  get size(): number {
-    return this.active.size
-  }
-}
-
-/** A statement's deadline clock (a class: see `Running`). */
-class Clock {
-  constructor(
-    readonly arm: () => void,
-    readonly stop: () => void,
-  ) {}
 }
 
 /** A request's running statements. */
 export interface Statements {
   /**
-   * Tracks a statement just sent; call the returned function when it settled. `probing`: it may be waiting
+   * Tracks a statement just sent; call the returned tracking's `settled()` when it settled. `probing`: it may be waiting
    * in the pooler's queue (a top-level statement, not one inside a transaction that holds a server already).
    */
-  track(q: any, probing?: boolean): () => void
+  track(q: any, probing?: boolean): Settles
   /**
    * A COPY's stream (`.readable()` / `.writable()`) started: from now on the deadline runs only while the
    * COPY waits on the network or the server — a chunk asked for and not delivered, a chunk written and not
@@ -79,6 +55,367 @@ export interface Statements {
 }
 
 /**
+ * The deadlines of one duration, in the order they were armed (so in the order they fall due): one timer,
+ * for the head, instead of a timer per statement. What Node does for its own timers, without the Timeout
+ * object (and its GC weight) each statement would otherwise cost.
+ */
+class Deadlines {
+  head: Statement | undefined
+  tail: Statement | undefined
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private readonly onTimer = () => this.fire()
+  constructor(readonly ms: number) {}
+  add(s: Statement): void {
+    const now = Date.now()
+    s.due = now + this.ms
+    s.list = this
+    s.dprev = this.tail
+    s.dnext = undefined
+    if (this.tail) this.tail.dnext = s
+    else {
+      this.head = s
+      // Empty until now: the timer may still be pending for an earlier head (it then re-arms for this one),
+      // or gone; armed anew either way, for this statement's deadline.
+      clearTimeout(this.timer)
+      this.timer = later(this.onTimer, this.ms)
+    }
+    this.tail = s
+  }
+  remove(s: Statement): void {
+    if (s.dprev) s.dprev.dnext = s.dnext
+    else this.head = s.dnext
+    if (s.dnext) s.dnext.dprev = s.dprev
+    else this.tail = s.dprev
+    s.dprev = s.dnext = s.list = undefined
+  }
+  fire(): void {
+    this.timer = undefined
+    const now = Date.now()
+    let s = this.head
+    while (s && s.due <= now) {
+      this.remove(s)
+      s.fire()
+      s = this.head
+    }
+    // What fired may have armed again (a probe's next step): the timer is then set already.
+    if (this.head && !this.timer) this.timer = later(this.onTimer, Math.max(1, this.head.due - now))
+  }
+}
+
+const deadlineLists = new Map<number, Deadlines>()
+const deadlines = (ms: number): Deadlines => {
+  let list = deadlineLists.get(ms)
+  if (!list) {
+    list = new Deadlines(ms)
+    deadlineLists.set(ms, list)
+  }
+  return list
+}
+
+/** What a statement's deadline does when it falls due. */
+const EXPIRE = 0
+const ASK = 1
+
+/**
+ * One statement a request sent: its cancel, its deadline clock (arm / disarm; COPY streams and cursor
+ * fetches start and stop it) and its place in the request's list of running statements. One object per
+ * statement, no closures on its usual path.
+ */
+class Statement implements Settles {
+  // The request's running statements (a list: no Map entry to add and delete per statement).
+  prev: Statement | undefined
+  next: Statement | undefined
+  active = true
+  // Its deadline list while armed.
+  list: Deadlines | undefined
+  dprev: Statement | undefined
+  dnext: Statement | undefined
+  due = 0
+  /** Each arm of the clock is a generation: a verdict asked in an older one is ignored. */
+  generation = 0
+  private action = EXPIRE
+  private elapsed = 0
+  private since = 0
+  private destroy: ReturnType<typeof setTimeout> | undefined
+  constructor(
+    private readonly run: Running,
+    readonly q: any,
+    private readonly canceller: ((q: unknown) => unknown) | null,
+    /** Asked while the statement is silent (top level, through a pooler with TLS): is the database down? */
+    private readonly probe: Probe | undefined,
+    /** It has a clock (a queryTimeout, or a probe). */
+    readonly clocked: boolean,
+  ) {}
+
+  /** Sends a CancelRequest (postgres.js's own `q.cancel()` works only once). */
+  cancel(): void {
+    const canceller = this.canceller
+    if (!canceller) return
+    const inFlight = this.run.cancels
+    const p: Promise<unknown> = Promise.resolve()
+      .then(() => canceller(this.q))
+      .catch(noop)
+      .finally(() => inFlight.delete(p))
+    inFlight.add(p)
+  }
+
+  settled(): void {
+    if (!this.active) return
+    this.active = false
+    if (this.clocked) {
+      this.disarm()
+      clearTimeout(this.destroy)
+    }
+    this.run.remove(this)
+  }
+
+  disarm(): void {
+    this.generation++
+    this.list?.remove(this)
+  }
+
+  /** The clock runs again (a COPY chunk asked for, a cursor's next fetch), while the statement runs. */
+  rearm(): void {
+    if (this.active) this.arm()
+  }
+
+  // Cancel on the server at the deadline; if the cancel does not land within a second (stalled network,
+  // dead pooler), `stuck` destroys the sockets. With a probe, it is asked every afterMs while the statement
+  // is silent, then the deadline.
+  arm(): void {
+    this.disarm()
+    const run = this.run
+    if (run.expired?.has(this.q) || run.down?.has(this.q)) return
+    if (!this.probe) {
+      // No probe (direct, in a transaction, …): just the deadline, nothing else per statement.
+      this.action = EXPIRE
+      deadlines(run.queryTimeout * 1000).add(this)
+      return
+    }
+    this.since = Date.now()
+    this.elapsed = 0
+    this.step()
+  }
+
+  private step(): void {
+    const full = this.run.queryTimeout * 1000
+    const afterMs = this.probe!.afterMs
+    if (!full || this.elapsed + afterMs < full) {
+      this.action = ASK
+      deadlines(afterMs).add(this)
+    } else {
+      this.action = EXPIRE
+      deadlines(full - this.elapsed).add(this)
+    }
+  }
+
+  /** Its deadline list says it fell due. */
+  fire(): void {
+    if (this.action === EXPIRE) {
+      this.expire()
+      return
+    }
+    this.ask(this.generation, this.since)
+    this.elapsed += this.probe!.afterMs
+    this.step()
+  }
+
+  private expire(): void {
+    const run = this.run
+    run.expired ??= new WeakSet()
+    run.expired.add(this.q)
+    run.cancelling()
+    if (this.active) this.cancel()
+    this.destroy = later(run.stuck, CANCEL_GRACE_MS)
+  }
+
+  // Silent for p.afterMs: is the pooler's database down? Then the statement only waits in the pooler's
+  // queue (nothing runs on a server): destroy the sockets now, CONNECTION_LOST with the pooler's text.
+  private ask(g: number, since: number): void {
+    const run = this.run
+    const q = this.q
+    void this.probe!.check(since).then((text) => {
+      if (!text || g !== this.generation || !this.active || run.expired?.has(q) || run.down?.has(q)) return
+      this.disarm()
+      run.down ??= new WeakMap()
+      run.down.set(q, text)
+      run.cancelling()
+      run.stuck()
+    })
+  }
+
+  // A cursor: each fetch has the deadline, not the whole iteration. A batch delivered stops the clock;
+  // asking for the next one (its promise settles) starts it again.
+  watchCursor(): void {
+    const q = this.q
+    const fetched =
+      (f: (...a: unknown[]) => unknown) =>
+      (...a: unknown[]) => {
+        this.disarm()
+        const r = f(...a)
+        Promise.resolve(r).then(() => this.rearm(), noop)
+        return r
+      }
+    let fn = fetched(q.cursorFn)
+    Object.defineProperty(q, 'cursorFn', {
+      get: () => fn,
+      set: (f: (...a: unknown[]) => unknown) => {
+        fn = fetched(f)
+      },
+      configurable: true,
+    })
+  }
+}
+
+/**
+ * A request's running statements (a class, not an object literal of closures: V8 may allocate what a
+ * literal builds once per request straight in the old generation, where a dead one keeps the whole request
+ * alive until the next full GC).
+ */
+class Running implements Statements {
+  private head: Statement | undefined
+  private tail: Statement | undefined
+  private count = 0
+  /** Statements past their deadline (created on first use: most requests never need it). */
+  expired: WeakSet<object> | undefined
+  /** The pooler's text for statements the probe found waiting on a database that is down. */
+  down: WeakMap<object, string> | undefined
+  /** CancelRequests sent and not yet answered (their socket not closed). */
+  readonly cancels = new Set<Promise<unknown>>()
+  private waiting: Promise<void> | undefined
+  private drained: () => void = noop
+
+  constructor(
+    readonly queryTimeout: number,
+    readonly stuck: () => void,
+    readonly cancelling: () => void,
+    private readonly probe: Probe | undefined,
+  ) {}
+
+  get size(): number {
+    return this.count
+  }
+
+  track(q: any, probing = false): Statement {
+    const p = probing ? this.probe : undefined
+    const clocked = !!this.queryTimeout || p !== undefined
+    const s = new Statement(this, q, q.canceller ?? null, p, clocked)
+    s.prev = this.tail
+    if (this.tail) this.tail.next = s
+    else this.head = s
+    this.tail = s
+    this.count++
+    if (clocked) {
+      s.arm()
+      if (q.cursorFn) s.watchCursor()
+    }
+    return s
+  }
+
+  remove(s: Statement): void {
+    if (s.prev) s.prev.next = s.next
+    else this.head = s.next
+    if (s.next) s.next.prev = s.prev
+    else this.tail = s.prev
+    s.prev = s.next = undefined
+    if (--this.count === 0) this.drained()
+  }
+
+  private cancelAll(): void {
+    for (let s = this.head; s; s = s.next) s.cancel()
+  }
+
+  copying(q: any, stream: any): void {
+    let clock: Statement | undefined
+    for (let s = this.head; s; s = s.next) if (s.q === q) clock = s
+    if (!clock?.clocked) return
+    const statement = clock
+    statement.disarm()
+    // postgres.js's COPY streams: a Readable fed by `push` (CopyData) whose `_read` resumes the socket, a
+    // Writable whose `_write` / `_final` write to the socket.
+    if (typeof stream._read === 'function') {
+      const read = stream._read
+      const push = stream.push
+      stream._read = function (this: unknown, ...a: unknown[]) {
+        statement.rearm() // asked for more: the server has queryTimeout to deliver it
+        return read.apply(this, a)
+      }
+      stream.push = function (this: unknown, chunk: unknown, ...a: unknown[]) {
+        const more = push.call(this, chunk, ...a)
+        // Delivered; the clock runs on only while the reader still wants more.
+        chunk !== null && more ? statement.rearm() : statement.disarm()
+        return more
+      }
+    }
+    if (typeof stream._write === 'function') {
+      const write = stream._write
+      stream._write = function (this: unknown, chunk: unknown, enc: unknown, cb: (e?: unknown) => void) {
+        statement.rearm()
+        return write.call(this, chunk, enc, (e?: unknown) => {
+          statement.disarm()
+          cb(e)
+        })
+      }
+    }
+    if (typeof stream._final === 'function') {
+      const final = stream._final
+      stream._final = function (this: unknown, ...a: unknown[]) {
+        statement.rearm() // the end is written: the server has queryTimeout to confirm it
+        return final.apply(this, a)
+      }
+    }
+  }
+
+  timedOut(q: unknown): boolean {
+    return !!q && typeof q === 'object' && !!this.expired?.has(q)
+  }
+
+  lostText(q: unknown): string | undefined {
+    return q && typeof q === 'object' ? this.down?.get(q) : undefined
+  }
+
+  quiet(): Promise<void> | undefined {
+    const inFlight = this.cancels
+    if (!inFlight.size) return undefined
+    this.waiting ??= new Promise<void>((resolve) => {
+      const give = later(() => {
+        this.stuck() // a cancel still on its way could hit whatever runs next on that connection
+        resolve()
+      }, CANCEL_GRACE_MS)
+      const all = (): Promise<void> =>
+        Promise.allSettled([...inFlight]).then(() => (inFlight.size ? all() : undefined))
+      void all().then(() => {
+        clearTimeout(give)
+        resolve()
+      })
+    }).finally(() => {
+      this.waiting = undefined
+    })
+    return this.waiting
+  }
+
+  async cancelUntilSettled(ms: number): Promise<void> {
+    if (!this.count) return
+    let every = ABORT_CANCEL_EVERY_MS
+    let repeat: ReturnType<typeof setTimeout> | undefined
+    const again = () => {
+      this.cancelAll()
+      repeat = later(again, every)
+      every *= 2
+    }
+    again()
+    let give: ReturnType<typeof setTimeout> | undefined
+    await new Promise<void>((r) => {
+      this.drained = r
+      give = later(r, ms)
+    })
+    this.drained = noop
+    clearTimeout(repeat)
+    clearTimeout(give)
+  }
+}
+
+/**
  * @param queryTimeout seconds (0: no deadline)
  * @param stuck called when a cancel did not land within 1 s: destroy the sockets
  * @param cancelling called just before a timed-out statement is cancelled (its connection must not be reused)
@@ -89,8 +426,8 @@ export interface Statements {
  * ```ts
  * const running = statements(30, () => console.log('destroy the sockets'))
  * declare const q: any
- * const settled = running.track(q)
- * settled()
+ * const statement = running.track(q)
+ * statement.settled()
  * ```
  */
 export function statements(
@@ -99,197 +436,5 @@ export function statements(
   cancelling: () => void = noop,
   probe?: Probe,
 ): Statements {
-  const active = new Map<any, () => void>()
-  // Statements past their deadline, and the pooler's text for those the probe found waiting on a database
-  // that is down: created on first use (most requests never need them).
-  let expired: WeakSet<object> | undefined
-  let down: WeakMap<object, string> | undefined
-  // CancelRequests sent and not yet answered (their socket not closed).
-  const inFlight = new Set<Promise<unknown>>()
-  let waiting: Promise<void> | undefined
-  let drained: () => void = noop
-  const cancelAll = () => {
-    for (const cancel of active.values()) cancel()
-  }
-
-  // Cancel on the server at the deadline; if the cancel does not land within a second (stalled network,
-  // dead pooler), `stuck` destroys the sockets.
-  // The deadline's clock of each statement (COPY streams start and stop it).
-  const clocks = new Map<any, Clock>()
-  const deadline = (q: any, p: Probe | undefined): (() => void) => {
-    if (!queryTimeout && !p) return noop
-    let timer: ReturnType<typeof setTimeout> | undefined
-    let destroy: ReturnType<typeof setTimeout> | undefined
-    // Each arm of the clock is a generation: a verdict asked in an older one (the statement has answered
-    // since: a cursor batch, a COPY chunk) is ignored.
-    let generation = 0
-    const disarm = () => {
-      generation++
-      clearTimeout(timer)
-    }
-    const expire = () => {
-      expired ??= new WeakSet()
-      expired.add(q)
-      cancelling()
-      active.get(q)?.()
-      destroy = later(stuck, CANCEL_GRACE_MS)
-    }
-    // Silent for p.afterMs: is the pooler's database down? Then the statement only waits in the pooler's
-    // queue (nothing runs on a server): destroy the sockets now, CONNECTION_LOST with the pooler's text.
-    const ask = (probe: Probe, g: number, since: number) =>
-      void probe.check(since).then((text) => {
-        if (!text || g !== generation || !active.has(q) || expired?.has(q) || down?.has(q)) return
-        disarm()
-        down ??= new WeakMap()
-        down.set(q, text)
-        cancelling()
-        stuck()
-      })
-    // One timer per statement: a probe every afterMs while silent, then the deadline.
-    const arm = () => {
-      disarm()
-      if (expired?.has(q) || down?.has(q)) return
-      const full = queryTimeout * 1000
-      // No probe (direct, in a transaction, …): just the deadline, nothing else per statement.
-      if (!p) {
-        timer = later(expire, full)
-        return
-      }
-      const g = generation
-      const since = Date.now()
-      const step = (elapsed: number) => {
-        if (!full || elapsed + p.afterMs < full)
-          timer = later(() => {
-            ask(p, g, since)
-            step(elapsed + p.afterMs)
-          }, p.afterMs)
-        else timer = later(expire, full - elapsed)
-      }
-      step(0)
-    }
-    arm()
-    clocks.set(q, new Clock(() => active.has(q) && arm(), disarm))
-    // A cursor: each fetch has the deadline, not the whole iteration. A batch delivered stops the clock;
-    // asking for the next one (its promise settles) starts it again.
-    if (q.cursorFn) {
-      const fetched =
-        (f: (...a: unknown[]) => unknown) =>
-        (...a: unknown[]) => {
-          disarm()
-          const r = f(...a)
-          Promise.resolve(r).then(() => active.has(q) && arm(), noop)
-          return r
-        }
-      let fn = fetched(q.cursorFn)
-      Object.defineProperty(q, 'cursorFn', {
-        get: () => fn,
-        set: (f: (...a: unknown[]) => unknown) => {
-          fn = fetched(f)
-        },
-        configurable: true,
-      })
-    }
-    return () => {
-      clocks.delete(q)
-      disarm()
-      clearTimeout(destroy)
-    }
-  }
-
-  const quiet = (): Promise<void> | undefined => {
-    if (!inFlight.size) return undefined
-    waiting ??= new Promise<void>((resolve) => {
-      const give = later(() => {
-        stuck() // a cancel still on its way could hit whatever runs next on that connection
-        resolve()
-      }, CANCEL_GRACE_MS)
-      const all = (): Promise<void> =>
-        Promise.allSettled([...inFlight]).then(() => (inFlight.size ? all() : undefined))
-      void all().then(() => {
-        clearTimeout(give)
-        resolve()
-      })
-    }).finally(() => {
-      waiting = undefined
-    })
-    return waiting
-  }
-
-  const track = (q: any, probing = false) => {
-    const canceller = q.canceller as ((q: unknown) => unknown) | null
-    active.set(q, () => {
-      if (!canceller) return
-      const p: Promise<unknown> = Promise.resolve()
-        .then(() => canceller(q))
-        .catch(noop)
-        .finally(() => inFlight.delete(p))
-      inFlight.add(p)
-    })
-    const clear = deadline(q, probing ? probe : undefined)
-    return () => {
-      clear()
-      active.delete(q)
-      if (active.size === 0) drained()
-    }
-  }
-  const copying = (q: any, stream: any) => {
-    const clock = clocks.get(q)
-    if (!clock) return
-    clock.stop()
-    // postgres.js's COPY streams: a Readable fed by `push` (CopyData) whose `_read` resumes the socket, a
-    // Writable whose `_write` / `_final` write to the socket.
-    if (typeof stream._read === 'function') {
-      const read = stream._read
-      const push = stream.push
-      stream._read = function (this: unknown, ...a: unknown[]) {
-        clock.arm() // asked for more: the server has queryTimeout to deliver it
-        return read.apply(this, a)
-      }
-      stream.push = function (this: unknown, chunk: unknown, ...a: unknown[]) {
-        const more = push.call(this, chunk, ...a)
-        // Delivered; the clock runs on only while the reader still wants more.
-        chunk !== null && more ? clock.arm() : clock.stop()
-        return more
-      }
-    }
-    if (typeof stream._write === 'function') {
-      const write = stream._write
-      stream._write = function (this: unknown, chunk: unknown, enc: unknown, cb: (e?: unknown) => void) {
-        clock.arm()
-        return write.call(this, chunk, enc, (e?: unknown) => {
-          clock.stop()
-          cb(e)
-        })
-      }
-    }
-    if (typeof stream._final === 'function') {
-      const final = stream._final
-      stream._final = function (this: unknown, ...a: unknown[]) {
-        clock.arm() // the end is written: the server has queryTimeout to confirm it
-        return final.apply(this, a)
-      }
-    }
-  }
-  const timedOut = (q: unknown) => !!q && typeof q === 'object' && !!expired?.has(q)
-  const lostText = (q: unknown) => (q && typeof q === 'object' ? down?.get(q) : undefined)
-  const cancelUntilSettled = async (ms: number) => {
-    if (!active.size) return
-    let every = ABORT_CANCEL_EVERY_MS
-    let repeat: ReturnType<typeof setTimeout> | undefined
-    const again = () => {
-      cancelAll()
-      repeat = later(again, every)
-      every *= 2
-    }
-    again()
-    let give: ReturnType<typeof setTimeout> | undefined
-    await new Promise<void>((r) => {
-      drained = r
-      give = later(r, ms)
-    })
-    drained = noop
-    clearTimeout(repeat)
-    clearTimeout(give)
-  }
-  return new Running(active, track, copying, timedOut, lostText, quiet, cancelUntilSettled)
+  return new Running(queryTimeout, stuck, cancelling, probe)
 }

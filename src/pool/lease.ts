@@ -7,7 +7,7 @@
 import type { Sql } from 'postgres'
 import type { Gate, Release } from '../client/gate'
 import { clientClosed } from '../errors'
-import type { ConnectionPool, Slot } from './pool'
+import type { ConnectionPool, PoolWaiter, Slot, WaitOwner } from './pool'
 
 /** What a request holds of the shared pool. */
 export interface RequestLeases {
@@ -51,28 +51,67 @@ class Leased {
 /**
  * One top-level query's gate: the request's gate, then a pooled connection the query is handed to. A
  * class (one per query): a getter in an object literal makes V8 build a slow dictionary object each time.
+ * It holds the lease itself, and waits in the pool's queue itself: one object and one release function per
+ * statement, no async frames.
  */
-class QueryLease implements Gate {
+class QueryLease implements Gate, PoolWaiter {
+  due = 0
+  private slot: Slot | undefined
+  private gated: Release = noop
+  private resolve: ((release: Release) => void) | undefined
+  private reject: ((e: unknown) => void) | undefined
   constructor(
     private readonly query: { handler: unknown },
     private readonly g: Gate,
-    private readonly leases: Leases,
+    readonly owner: Leases,
   ) {}
   acquire(): Promise<Release> {
-    const taken = this.leases.take(this.g)
-    // Fast path (a free gate and an idle connection): no async frame, one settled promise.
-    if (taken instanceof Taken) return Promise.resolve(this.hand(taken))
-    return taken.then((t) => this.hand(t))
+    // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
+    const now = this.g.tryAcquire()
+    return now ? this.gatePassed(now) : this.g.acquire().then((gated) => this.gatePassed(gated))
   }
-  private hand(taken: Taken): Release {
-    this.query.handler = taken.slot.handler
-    return taken.release
+  private gatePassed(gated: Release): Promise<Release> {
+    const leases = this.owner
+    if (leases.stopped) {
+      gated()
+      return Promise.reject(clientClosed())
+    }
+    this.gated = gated
+    const slot = leases.pool.tryAcquire()
+    // Fast path: an idle connection, one settled promise.
+    if (slot) return Promise.resolve(this.take(slot))
+    return new Promise<Release>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+      leases.pool.wait(this)
+    })
+  }
+  private take(slot: Slot): Release {
+    this.slot = slot
+    this.owner.hold(slot)
+    this.query.handler = slot.handler
+    return () => this.giveBack()
+  }
+  granted(slot: Slot): void {
+    this.resolve!(this.take(slot))
+  }
+  failed(e: unknown): void {
+    const gated = this.gated
+    this.gated = noop
+    gated()
+    this.reject!(e)
+  }
+  private giveBack(): void {
+    const slot = this.slot
+    if (!slot) return
+    this.slot = undefined
+    this.owner.giveBack(slot, this.gated)
   }
   tryAcquire(): undefined {
     return undefined
   }
   get inUse(): number {
-    return this.leases.held.size
+    return this.owner.held.length
   }
 }
 
@@ -83,12 +122,13 @@ const noop = () => {}
  * what a literal builds once per request straight in the old generation, and a dead one there keeps the
  * whole request alive until the next full GC.
  */
-class Leases implements RequestLeases {
-  private stopped = false
+class Leases implements RequestLeases, WaitOwner {
+  stopped = false
   private doomed = false
-  // The request's statements waiting for a connection (rejected with CLIENT_CLOSED when it ends).
-  private readonly waits = new Set<(e: unknown) => void>()
-  readonly held = new Set<Slot>()
+  /** The request's waits in the pool's queue (they end with CLIENT_CLOSED when it ends). */
+  queued = 0
+  /** The connections the request holds (an array: a Set's add and delete per statement cost allocations). */
+  readonly held: Slot[] = []
   private readonly waiting = new Set<() => void>()
 
   constructor(
@@ -96,20 +136,34 @@ class Leases implements RequestLeases {
     private readonly abort: () => Promise<void>,
   ) {}
 
-  private leased(slot: Slot, gated: Release): Release {
-    this.held.add(slot)
+  hold(slot: Slot): void {
+    this.held.push(slot)
     slot.holder = this.abort
+  }
+
+  /** Gives a held connection back, then the request's gate. */
+  giveBack(slot: Slot, gated: Release): void {
+    const held = this.held
+    const i = held.indexOf(slot)
+    if (i >= 0) {
+      held[i] = held[held.length - 1]!
+      held.pop()
+    }
+    slot.holder = undefined
+    if (this.doomed && !slot.destroyed) this.pool.destroy(slot)
+    this.pool.release(slot)
+    gated()
+    if (held.length) return
+    for (const done of this.waiting) done()
+  }
+
+  private leased(slot: Slot, gated: Release): Release {
+    this.hold(slot)
     let given = false
     return () => {
       if (given) return
       given = true
-      this.held.delete(slot)
-      slot.holder = undefined
-      if (this.doomed && !slot.destroyed) this.pool.destroy(slot)
-      this.pool.release(slot)
-      gated()
-      if (this.held.size) return
-      for (const done of this.waiting) done()
+      this.giveBack(slot, gated)
     }
   }
 
@@ -118,7 +172,7 @@ class Leases implements RequestLeases {
     const gated = now ?? (g ? await g.acquire() : noop)
     try {
       if (this.stopped) throw clientClosed()
-      const slot = await this.pool.acquire(this.waits)
+      const slot = await this.pool.acquire(this)
       return new Taken(slot, this.leased(slot, gated))
     } catch (e) {
       gated()
@@ -157,22 +211,20 @@ class Leases implements RequestLeases {
   settled(ms: number): Promise<boolean> {
     // A fresh promise: awaiting a long-lived one makes V8 link the waiting request to it (async stack
     // traces), so every request awaiting it would survive minor GCs.
-    return this.held.size ? this.settledWithin(ms) : Promise.resolve(true)
+    return this.held.length ? this.settledWithin(ms) : Promise.resolve(true)
   }
   idle(): boolean {
-    return this.held.size === 0
+    return this.held.length === 0
   }
   stop(): void {
     this.stopped = true
-    if (!this.waits.size) return
-    const e = clientClosed()
-    for (const cancel of [...this.waits]) cancel(e)
+    if (this.queued) this.pool.cancelWaits(this, clientClosed())
   }
   doom(): void {
     this.doomed = true
   }
   destroyHeld(): void {
-    for (const slot of this.held) this.pool.destroy(slot)
+    for (const slot of [...this.held]) this.pool.destroy(slot)
   }
 }
 

@@ -42,23 +42,37 @@ export interface PoolStats {
   waiting: number
 }
 
-/**
- * A statement waiting for a connection. A class, not an object literal: V8 may allocate what a literal
- * builds per request straight in the old generation, where a dead one keeps its request alive until the
- * next full GC.
- */
-class Waiter {
-  timer: ReturnType<typeof setTimeout> | undefined
-  cancel: (e: unknown) => void = noop
-  constructor(
-    readonly resolve: (slot: Slot) => void,
-    readonly reject: (e: unknown) => void,
-    /** The owner's set of cancellable waits (its request ended: CLIENT_CLOSED). */
-    readonly owner: Set<(e: unknown) => void> | undefined,
-  ) {}
+/** Whose waits a request's end cancels: the pool counts its waits in `queued`. */
+export interface WaitOwner {
+  queued: number
 }
 
-const noop = () => {}
+/**
+ * Waits for a connection: a statement's lease (`pool/lease.ts`), a transaction's, the budget check. The
+ * queue is first in, first out, and all waits of a pool have the same timeout, so they fall due in order:
+ * one timer, for the oldest, instead of one per wait.
+ */
+export interface PoolWaiter {
+  /** The request it waits for (its end cancels the wait); undefined: nobody's. */
+  readonly owner: WaitOwner | undefined
+  /** When the wait ends with POOL_TIMEOUT (ms since the epoch). */
+  due: number
+  granted(slot: Slot): void
+  failed(e: unknown): void
+}
+
+/**
+ * A wait for `acquire()`. A class, not an object literal: V8 may allocate what a literal builds per request
+ * straight in the old generation, where a dead one keeps its request alive until the next full GC.
+ */
+class Waiter implements PoolWaiter {
+  due = 0
+  constructor(
+    readonly granted: (slot: Slot) => void,
+    readonly failed: (e: unknown) => void,
+    readonly owner: WaitOwner | undefined,
+  ) {}
+}
 
 /**
  * @example
@@ -81,7 +95,9 @@ export class ConnectionPool {
   readonly builder: Sql<any>
   private readonly slots = new Set<Slot>()
   private readonly idle: Slot[] = []
-  private readonly waiters: Waiter[] = []
+  private readonly waiters: PoolWaiter[] = []
+  /** Set while waits are queued, for the oldest one's timeout. */
+  private waitTimer: ReturnType<typeof setTimeout> | undefined
   /** Destroyed while leased, not given back yet: close() still reaches their holders. */
   private readonly destroyedHeld = new Set<Slot>()
   private inUse = 0
@@ -118,26 +134,14 @@ export class ConnectionPool {
   }
 
   /**
-   * A connection for one statement or transaction; waits up to `timeout` s. While it waits, `owner` holds
-   * a function that ends the wait with an error (the request ended).
+   * A connection for one statement or transaction; waits up to `timeout` s. While it waits, `owner` counts
+   * it, and `cancelWaits(owner)` ends it with an error (the request ended).
    */
-  acquire(owner?: Set<(e: unknown) => void>): Promise<Slot> {
+  acquire(owner?: WaitOwner): Promise<Slot> {
     if (this.closing) return Promise.reject(poolClosed())
     const slot = this.tryAcquire()
     if (slot) return Promise.resolve(slot)
-    return new Promise<Slot>((resolve, reject) => {
-      const w = new Waiter(resolve, reject, owner)
-      w.timer = setTimeout(() => {
-        this.forget(w)
-        reject(poolTimeout(this.options.timeout, this.host, this.limit))
-      }, this.options.timeout * 1000)
-      w.cancel = (e) => {
-        this.forget(w)
-        reject(e)
-      }
-      owner?.add(w.cancel)
-      this.waiters.push(w)
-    })
+    return new Promise<Slot>((resolve, reject) => this.wait(new Waiter(resolve, reject, owner)))
   }
 
   /** A connection now (idle, or a new one within `size + overflow`), else undefined; never waits. */
@@ -148,11 +152,50 @@ export class ConnectionPool {
     return slot
   }
 
-  private forget(w: Waiter): void {
-    clearTimeout(w.timer)
-    w.owner?.delete(w.cancel)
-    const i = this.waiters.indexOf(w)
-    if (i >= 0) this.waiters.splice(i, 1)
+  /** Queues `w` for the next connection given back (`tryAcquire` found none); POOL_TIMEOUT after `timeout` s. */
+  wait(w: PoolWaiter): void {
+    if (this.closing) {
+      w.failed(poolClosed())
+      return
+    }
+    const ms = this.options.timeout * 1000
+    w.due = Date.now() + ms
+    if (w.owner) w.owner.queued++
+    this.waiters.push(w)
+    this.waitTimer ??= setTimeout(this.expireWaits, ms)
+  }
+
+  /** The oldest waits fell due: POOL_TIMEOUT; the timer again for the next one. */
+  private readonly expireWaits = (): void => {
+    this.waitTimer = undefined
+    const now = Date.now()
+    while (this.waiters.length && this.waiters[0]!.due <= now) {
+      const w = this.left(this.waiters.shift()!)
+      w.failed(poolTimeout(this.options.timeout, this.host, this.limit))
+    }
+    if (this.waiters.length)
+      this.waitTimer = setTimeout(this.expireWaits, Math.max(1, this.waiters[0]!.due - now))
+  }
+
+  /** `w` left the queue. */
+  private left(w: PoolWaiter): PoolWaiter {
+    if (w.owner) w.owner.queued--
+    // Nothing waits any more: no timer keeps the process alive.
+    if (!this.waiters.length && this.waitTimer) {
+      clearTimeout(this.waitTimer)
+      this.waitTimer = undefined
+    }
+    return w
+  }
+
+  /** Ends `owner`'s waits with `e` (its request is over). */
+  cancelWaits(owner: WaitOwner, e: unknown): void {
+    if (!owner.queued) return
+    const mine = this.waiters.filter((w) => w.owner === owner)
+    for (const w of mine) {
+      this.waiters.splice(this.waiters.indexOf(w), 1)
+      this.left(w).failed(e)
+    }
   }
 
   /** Gives a leased connection back: to the next waiter, to the idle list, or closed (overflow). */
@@ -176,10 +219,9 @@ export class ConnectionPool {
   }
 
   private handOver(slot: Slot): void {
-    const w = this.waiters.shift()!
-    this.forget(w)
+    const w = this.left(this.waiters.shift()!)
     this.inUse++
-    w.resolve(slot)
+    w.granted(slot)
   }
 
   /** Terminates a leased connection (its request was aborted mid-statement); release() still follows. */
@@ -215,10 +257,7 @@ export class ConnectionPool {
     if (this.closing) return this.closing
     const pending = this.waiters.splice(0)
     this.closing = (async () => {
-      for (const w of pending) {
-        this.forget(w)
-        w.reject(poolClosed())
-      }
+      for (const w of pending) this.left(w).failed(poolClosed())
       if (this.inUse > 0) {
         let timer: ReturnType<typeof setTimeout> | undefined
         await new Promise<void>((resolve) => {

@@ -136,3 +136,75 @@ describe('ConnectionPool.close() after its timeout', () => {
     expect(called).toBe(false)
   })
 })
+
+describe('ConnectionPool: the wait queue (one timer for the oldest wait)', () => {
+  const url = 'postgres://app:pw@127.0.0.1:1/app'
+  const newPool = (timeout: number) =>
+    new ConnectionPool(
+      '127.0.0.1',
+      'direct',
+      url,
+      {},
+      parseOptions({ pool: { size: 1, overflow: 0, timeout } }).pool!,
+    )
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+  /** Settles into a list, in the order the waits end. */
+  const watch = (p: Promise<unknown>, name: string, log: string[]) =>
+    p.then(
+      () => log.push(`${name} got it`),
+      (e) => log.push(`${name} ${(e as { code?: string }).code}`),
+    )
+
+  it('waits time out in the order they came, each after its own timeout; a connection given back goes to the oldest still waiting', async () => {
+    vi.useFakeTimers({ now: 0 })
+    const pool = newPool(0.1)
+    const held = pool.tryAcquire()!
+    const log: string[] = []
+    void watch(pool.acquire(), 'a', log)
+    await vi.advanceTimersByTimeAsync(10)
+    void watch(pool.acquire(), 'b', log)
+    await vi.advanceTimersByTimeAsync(10)
+    void watch(pool.acquire(), 'c', log)
+    await vi.advanceTimersByTimeAsync(80) // t=100: a's timeout
+    expect(log).toEqual(['a POOL_TIMEOUT'])
+    expect(pool.stats().waiting).toBe(2)
+    await vi.advanceTimersByTimeAsync(5) // t=105: b still waits (its timeout is at 110)
+    expect(log).toEqual(['a POOL_TIMEOUT'])
+    pool.release(held)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(log).toEqual(['a POOL_TIMEOUT', 'b got it'])
+    await vi.advanceTimersByTimeAsync(15) // t=120: c's timeout
+    expect(log).toEqual(['a POOL_TIMEOUT', 'b got it', 'c POOL_TIMEOUT'])
+    expect(pool.stats().waiting).toBe(0)
+    // Nothing waits: no timer left to keep the process alive.
+    expect(vi.getTimerCount()).toBe(0)
+    vi.useRealTimers()
+    await pool.close(0)
+  })
+
+  it("a request's end cancels only its own waits, which then leave the queue", async () => {
+    vi.useFakeTimers({ now: 0 })
+    const pool = newPool(30)
+    const held = pool.tryAcquire()!
+    const log: string[] = []
+    const mine = { queued: 0 }
+    const other = { queued: 0 }
+    void watch(pool.acquire(mine), 'mine-1', log)
+    void watch(pool.acquire(other), 'other', log)
+    void watch(pool.acquire(mine), 'mine-2', log)
+    expect([mine.queued, other.queued, pool.stats().waiting]).toEqual([2, 1, 3])
+    pool.cancelWaits(mine, new PoolerError('CLIENT_CLOSED', 'over'))
+    await vi.advanceTimersByTimeAsync(0)
+    expect(log).toEqual(['mine-1 CLIENT_CLOSED', 'mine-2 CLIENT_CLOSED'])
+    expect([mine.queued, other.queued, pool.stats().waiting]).toEqual([0, 1, 1])
+    pool.release(held)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(log).toEqual(['mine-1 CLIENT_CLOSED', 'mine-2 CLIENT_CLOSED', 'other got it'])
+    expect(other.queued).toBe(0)
+    expect(vi.getTimerCount()).toBe(0)
+    vi.useRealTimers()
+    await pool.close(0)
+  })
+})

@@ -27,12 +27,12 @@ describe('statements', () => {
     vi.useFakeTimers({ now: 0 })
     const running = statements(0, () => {})
     const { q, calls } = query()
-    const settled = running.track(q)
+    const statement = running.track(q)
     const done = running.cancelUntilSettled(3000)
     await vi.advanceTimersByTimeAsync(750)
     // at 0, 100, 300, 700
     expect(calls).toEqual([0, 100, 300, 700])
-    settled()
+    statement.settled()
     await done
     await vi.advanceTimersByTimeAsync(3000)
     expect(calls).toHaveLength(4)
@@ -44,11 +44,11 @@ describe('statements', () => {
     const running = statements(0.1, stuck)
     let close = () => {}
     const { q, calls } = query(() => new Promise<void>((r) => (close = r)))
-    const settled = running.track(q)
+    const statement = running.track(q)
     expect(running.quiet()).toBeUndefined()
     await vi.advanceTimersByTimeAsync(100) // the deadline: the cancel is sent
     expect(calls).toHaveLength(1)
-    settled() // the statement finished anyway, before its cancel landed
+    statement.settled() // the statement finished anyway, before its cancel landed
     const quiet = running.quiet()
     expect(quiet).toBeInstanceOf(Promise)
     let over = false
@@ -67,9 +67,9 @@ describe('statements', () => {
     const stuck = vi.fn()
     const running = statements(0, stuck)
     const { q } = query(() => new Promise<void>(() => {}))
-    const settled = running.track(q)
+    const statement = running.track(q)
     void running.cancelUntilSettled(50)
-    settled()
+    statement.settled()
     const quiet = running.quiet()!
     let over = false
     void quiet.then(() => (over = true))
@@ -78,6 +78,32 @@ describe('statements', () => {
     await vi.advanceTimersByTimeAsync(1)
     expect(over).toBe(true)
     expect(stuck).toHaveBeenCalledTimes(1)
+  })
+
+  it('each statement gets its own deadline, whatever settled before it (one timer per duration)', async () => {
+    vi.useFakeTimers({ now: 0 })
+    const running = statements(0.1, () => {})
+    const a = query()
+    const b = query()
+    const c = query()
+    const first = running.track(a.q)
+    await vi.advanceTimersByTimeAsync(50)
+    running.track(b.q)
+    await vi.advanceTimersByTimeAsync(10)
+    first.settled() // t=60: the oldest deadline goes; b's (at 150) is still ahead
+    await vi.advanceTimersByTimeAsync(80) // t=140
+    expect([a.calls, b.calls]).toEqual([[], []])
+    await vi.advanceTimersByTimeAsync(10) // t=150
+    expect(b.calls).toEqual([150])
+    expect(running.timedOut(b.q)).toBe(true)
+    expect(running.timedOut(a.q)).toBe(false)
+    // Armed again once the list was empty: a full deadline of its own.
+    await vi.advanceTimersByTimeAsync(1000) // t=1150
+    running.track(c.q)
+    await vi.advanceTimersByTimeAsync(99)
+    expect(c.calls).toEqual([])
+    await vi.advanceTimersByTimeAsync(1)
+    expect(c.calls).toEqual([1250])
   })
 
   it('the deadline timer does not keep the process alive', () => {
@@ -93,9 +119,9 @@ describe('statements', () => {
       return t
     }) as typeof setTimeout)
     const running = statements(30, () => {})
-    const settled = running.track(query().q)
+    const statement = running.track(query().q)
     expect(unref).toHaveBeenCalledTimes(1)
-    settled()
+    statement.settled()
     vi.restoreAllMocks()
   })
 })
@@ -122,7 +148,7 @@ describe('the down probe (a statement silent through a pooler)', () => {
     const stuck = vi.fn()
     const running = statements(3.5, stuck, () => {}, probe)
     const { q, calls } = query()
-    const settled = running.track(q, true)
+    const statement = running.track(q, true)
     await vi.advanceTimersByTimeAsync(3400)
     expect(asks.map((a) => a.at)).toEqual([1000, 2000, 3000])
     expect(asks.every((a) => a.since === 0)).toBe(true)
@@ -130,7 +156,7 @@ describe('the down probe (a statement silent through a pooler)', () => {
     await vi.advanceTimersByTimeAsync(200)
     expect(running.timedOut(q)).toBe(true) // the deadline after the probes: 3.5 s, not 3.5 s + probes
     expect(calls).toEqual([3500])
-    settled()
+    statement.settled()
     await vi.advanceTimersByTimeAsync(5000)
     expect(asks).toHaveLength(3)
     expect(stuck).not.toHaveBeenCalled()
