@@ -8,7 +8,7 @@
  * (the raw pool behind an unused pooler()), single (the raw pool with max_pipeline: 0: one statement per
  * connection at a time, as the shared pool), pg (pg.Pool). Targets: direct (DIRECT_URL) or bouncer
  * (DATABASE_URL). The server runs in a child process (with `--cpu-prof`: its profile lands in .tmp/prof/);
- * prints req/s, p99 and the server's and autocannon's CPU µs per request. POOL_PROFILE_NODE_FLAGS adds V8 flags to
+ * prints req/s, p99 and the server's (user and system apart) and autocannon's CPU µs per request. POOL_PROFILE_NODE_FLAGS adds V8 flags to
  * the server only (`POOL_PROFILE_NODE_FLAGS=--trace-gc-nvp`, not allowed in NODE_OPTIONS): what it prints goes to stderr.
  * `POOL_PROFILE_NODE_FLAGS=--trace-pretenuring-statistics` lists the allocation sites V8 moved to the old
  * generation (docs/pool.md, Performance).
@@ -109,13 +109,14 @@ async function drive(): Promise<void> {
   const { port, control } = JSON.parse(line)
   const cpu = async () => {
     const u = (await (await fetch(`http://127.0.0.1:${control}/`)).json()) as { user: number; system: number }
-    return u.user + u.system
+    return u
   }
   const url = `http://127.0.0.1:${port}/`
   await autocannon({ url, connections: Number(conns), duration: 1 }) // warm up
-  const [c0, p0] = [await cpu(), process.cpuUsage()]
+  const [u0, p0] = [await cpu(), process.cpuUsage()]
   const r = await autocannon({ url, connections: Number(conns), duration: Number(secs) })
-  const [c1, p1] = [await cpu(), process.cpuUsage(p0)]
+  const [u1, p1] = [await cpu(), process.cpuUsage(p0)]
+  const [c0, c1] = [u0.user + u0.system, u1.user + u1.system]
   const n = Math.max(1, r.requests.total)
   console.log(
     which,
@@ -123,7 +124,7 @@ async function drive(): Promise<void> {
     `c${conns}`,
     `${r.requests.average} req/s`,
     `p99 ${r.latency.p99} ms`,
-    `server ${((c1 - c0) / n).toFixed(1)} µs/req`,
+    `server ${((c1 - c0) / n).toFixed(1)} µs/req (user ${((u1.user - u0.user) / n).toFixed(1)}, system ${((u1.system - u0.system) / n).toFixed(1)})`,
     `autocannon ${((p1.user + p1.system) / n).toFixed(1)} µs/req`,
     `errors ${r.errors + r.non2xx}`,
   )

@@ -151,6 +151,7 @@ class Statement implements Settles {
   cancel(): void {
     const canceller = this.canceller
     if (!canceller) return
+    this.run.cancels ??= new Set()
     const inFlight = this.run.cancels
     const p: Promise<unknown> = Promise.resolve()
       .then(() => canceller(this.q))
@@ -281,7 +282,7 @@ class Running implements Statements {
   /** The pooler's text for statements the probe found waiting on a database that is down. */
   down: WeakMap<object, string> | undefined
   /** CancelRequests sent and not yet answered (their socket not closed). */
-  readonly cancels = new Set<Promise<unknown>>()
+  cancels: Set<Promise<unknown>> | undefined
   private waiting: Promise<void> | undefined
   private drained: () => void = noop
 
@@ -376,7 +377,7 @@ class Running implements Statements {
 
   quiet(): Promise<void> | undefined {
     const inFlight = this.cancels
-    if (!inFlight.size) return undefined
+    if (!inFlight?.size) return undefined
     this.waiting ??= new Promise<void>((resolve) => {
       const give = later(() => {
         this.stuck() // a cancel still on its way could hit whatever runs next on that connection

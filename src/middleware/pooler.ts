@@ -7,15 +7,15 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { env } from 'hono/adapter'
 import type { Sql } from 'postgres'
-import { createRequestClient } from '../client/request-client'
+import { createRequestClient, type RequestClient } from '../client/request-client'
 import { PoolerError } from '../errors'
 import { hyperdriveUrl } from '../hyperdrive'
-import { type CloseReason, type PoolerOptions, parseOptions } from '../options'
-import { clientConfig } from '../preset'
+import { type CloseReason, type PoolerOptions, parseOptions, type ResolvedOptions } from '../options'
+import { type ClientConfig, clientConfig } from '../preset'
 import { openTelemetry } from '../telemetry/otel'
 import { RequestTelemetry } from '../telemetry/request-telemetry'
 import { appendServerTiming } from '../telemetry/server-timing'
-import { nodeBindings, onNodeAbort, staticNodeBody } from './node'
+import { type NodeBindings, nodeBindings, onNodeAbort, staticNodeBody } from './node'
 import { track, watchResponses } from './response'
 import { findWaitUntil, settle } from './wait-until'
 
@@ -67,82 +67,118 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
     const config = clientConfig(url, opts)
     const otel = opts.openTelemetry ? await openTelemetry(opts.openTelemetry) : undefined
     const telemetry = opts.serverTiming || otel ? new RequestTelemetry(config.info, otel) : undefined
-    const client = createRequestClient(config, telemetry)
-    // Server-Timing on responses sent whole (a streamed body's queries are not over when its headers go).
-    const timing = () => {
-      if (opts.serverTiming && telemetry) appendServerTiming(c, telemetry.serverTiming())
-    }
-    const started = Date.now()
-    let closing: Promise<void> | undefined
-    // On @hono/node-server the Node request and response tell an abort (and a static body) more cheaply.
-    const node = nodeBindings(c)
-    const signal = node ? undefined : (c.req.raw.signal as AbortSignal | undefined)
-    const close = (why: CloseReason): Promise<void> => {
-      if (closing) return closing
-      // A request whose connection failed ends with 'error', even when its (streamed) response ended normally.
-      const reason = client.failed && (why === 'done' || why === 'stream-end') ? 'error' : why
-      signal?.removeEventListener('abort', onAbort)
-      // Nothing held and nobody to tell (a shared pool's request, one that never queried): closed now.
-      if (reason !== 'abort' && !opts.onEvent && client.closeIdle()) {
-        closing = CLOSED
-        return closing
-      }
-      closing = (reason === 'abort' ? client.abort() : client.close(opts.closeTimeout)).catch(() => {}) // a failing close must never surface as an unhandled rejection
-      if (opts.onEvent)
-        closing = closing
-          .then(() =>
-            opts.onEvent?.({
-              type: 'close',
-              host: config.info.host,
-              mode: config.mode,
-              used: client.used,
-              queries: client.queries,
-              ms: Date.now() - started,
-              reason,
-            }),
-          )
-          .catch(() => {}) // nor may a throwing onEvent
-      return closing
-    }
-    // The client went away: cancel in-flight statements on the server, then destroy the socket.
-    const onAbort = () => void close('abort')
-    if (node) onNodeAbort(node, onAbort)
-    else if (signal?.aborted) onAbort()
-    else signal?.addEventListener('abort', onAbort, { once: true })
-    c.set('sql', client.sql)
-    // Waits for the close (or hands it to waitUntil); nothing to wait for when it closed at once.
-    const finish = (p: Promise<void>) => (p === CLOSED ? undefined : settle(c, p, node))
-    // Elsewhere, which responses the context built whole (node-server's own Response says it itself).
-    const isLive = node ? undefined : watchResponses(c)
-
+    const run = new PoolerRequest(c, opts, config, createRequestClient(config, telemetry), telemetry)
+    c.set('sql', run.client.sql)
     try {
       await next()
     } catch (e) {
-      await finish(close('error'))
+      await run.finish(run.close('error'))
       throw e
     }
+    return run.handled()
+  }
+}
+
+/**
+ * One request through the middleware: its client and when to close it. A class, not closures in the
+ * middleware: its state is one object per request (see client/request-client.ts).
+ */
+class PoolerRequest {
+  private readonly started = Date.now()
+  private closing: Promise<void> | undefined
+  /** On @hono/node-server the Node request and response tell an abort (and a static body) more cheaply. */
+  private readonly node: NodeBindings | undefined
+  private readonly signal: AbortSignal | undefined
+  /** Elsewhere, which responses the context built whole (node-server's own Response says it itself). */
+  private readonly isLive: (() => boolean) | undefined
+  /** The client went away: cancel in-flight statements on the server, then destroy the socket. */
+  private readonly onAbort = () => void this.close('abort')
+
+  constructor(
+    private readonly c: Context,
+    private readonly opts: ResolvedOptions,
+    private readonly config: ClientConfig,
+    readonly client: RequestClient,
+    private readonly telemetry: RequestTelemetry | undefined,
+  ) {
+    const node = nodeBindings(c)
+    this.node = node
+    this.signal = node ? undefined : (c.req.raw.signal as AbortSignal | undefined)
+    if (node) onNodeAbort(node, this.onAbort)
+    else if (this.signal?.aborted) this.onAbort()
+    else this.signal?.addEventListener('abort', this.onAbort, { once: true })
+    this.isLive = node ? undefined : watchResponses(c)
+  }
+
+  /** Server-Timing on responses sent whole (a streamed body's queries are not over when its headers go). */
+  private timing(): void {
+    if (this.opts.serverTiming && this.telemetry) appendServerTiming(this.c, this.telemetry.serverTiming())
+  }
+
+  close(why: CloseReason): Promise<void> {
+    if (this.closing) return this.closing
+    const { client, opts, config } = this
+    // A request whose connection failed ends with 'error', even when its (streamed) response ended normally.
+    const reason = client.failed && (why === 'done' || why === 'stream-end') ? 'error' : why
+    this.signal?.removeEventListener('abort', this.onAbort)
+    // Nothing held and nobody to tell (a shared pool's request, one that never queried): closed now.
+    if (reason !== 'abort' && !opts.onEvent && client.closeIdle()) {
+      this.closing = CLOSED
+      return this.closing
+    }
+    let closing = (reason === 'abort' ? client.abort() : client.close(opts.closeTimeout)).catch(() => {}) // a failing close must never surface as an unhandled rejection
+    if (opts.onEvent)
+      closing = closing
+        .then(() =>
+          opts.onEvent?.({
+            type: 'close',
+            host: config.info.host,
+            mode: config.mode,
+            used: client.used,
+            queries: client.queries,
+            ms: Date.now() - this.started,
+            reason,
+          }),
+        )
+        .catch(() => {}) // nor may a throwing onEvent
+    this.closing = closing
+    return closing
+  }
+
+  /** Waits for the close (or hands it to waitUntil); nothing to wait for when it closed at once. */
+  finish(p: Promise<void>): Promise<void> | undefined {
+    return p === CLOSED ? undefined : settle(this.c, p, this.node)
+  }
+
+  /** The handler returned: close now, or when a streamed body ends. */
+  handled(): Promise<void> | undefined {
+    const { c } = this
     const res = c.res
     // Static first: reading res.body of a static response forces @hono/node-server off its fast path.
     // An error answered by onError (Hono's compose catches it): close now, whatever the response is.
-    if (closing || c.error || (isLive ? !isLive() : staticNodeBody(res)) || !res.body) {
-      timing()
-      return finish(close(c.error ? 'error' : 'done'))
+    if (this.closing || c.error || (this.isLive ? !this.isLive() : staticNodeBody(res)) || !res.body) {
+      this.timing()
+      return this.finish(this.close(c.error ? 'error' : 'done'))
     }
     // A body already read or locked cannot be tracked (and will not query): close now.
     if (res.bodyUsed || res.body.locked) {
-      timing()
-      return finish(close('done'))
+      this.timing()
+      return this.finish(this.close('done'))
     }
     // HEAD: Hono drops the body without reading or cancelling it; stop the stream and close now.
     if (c.req.method === 'HEAD') {
       res.body.cancel().catch(() => {})
-      return finish(close('stream-cancel'))
+      return this.finish(this.close('stream-cancel'))
     }
     // The body may still query (stream(), streamSSE(), any ReadableStream): close when it ends.
     const done = new Promise<void>((resolve) => {
-      c.res = new Response(track(res.body!, resolve, close), res)
+      c.res = new Response(
+        track(res.body!, resolve, (why) => this.close(why)),
+        res,
+      )
     })
-    const waitUntil = findWaitUntil(c, node)
+    const waitUntil = findWaitUntil(c, this.node)
     if (waitUntil) waitUntil(done)
+    return undefined
   }
 }

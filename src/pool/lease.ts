@@ -129,7 +129,8 @@ class Leases implements RequestLeases, WaitOwner {
   queued = 0
   /** The connections the request holds (an array: a Set's add and delete per statement cost allocations). */
   readonly held: Slot[] = []
-  private readonly waiting = new Set<() => void>()
+  /** Who waits for the request to hold nothing (`settled`; created on first use). */
+  private waiting: Set<() => void> | undefined
 
   constructor(
     readonly pool: ConnectionPool,
@@ -154,7 +155,7 @@ class Leases implements RequestLeases, WaitOwner {
     this.pool.release(slot)
     gated()
     if (held.length) return
-    for (const done of this.waiting) done()
+    if (this.waiting) for (const done of this.waiting) done()
   }
 
   private leased(slot: Slot, gated: Release): Release {
@@ -193,11 +194,12 @@ class Leases implements RequestLeases, WaitOwner {
     let done: () => void = noop
     const free = await new Promise<boolean>((resolve) => {
       done = () => resolve(true)
+      this.waiting ??= new Set()
       this.waiting.add(done)
       timer = setTimeout(() => resolve(false), ms)
     })
     clearTimeout(timer)
-    this.waiting.delete(done)
+    this.waiting?.delete(done)
     return free
   }
 
