@@ -4,6 +4,7 @@
  * `query-hook.ts`; `sql-proxy.ts` makes `sql` a real postgres.js `Sql`.
  */
 import postgres, { type Sql } from 'postgres'
+import { isWorkerd } from '../connect/workerd-socket'
 import { clientClosed, deadlockInTransaction, PoolerError, queryTimedOut, STATUS } from '../errors'
 import { hyperdriveGuard } from '../guard/hyperdrive-notify'
 import { guardQuery } from '../guard/query-guard'
@@ -165,6 +166,7 @@ class RequestScopedClient implements RequestClient {
       },
       () => this.leases?.doom(),
       downProbe(this.config),
+      this.leases !== undefined && !isWorkerd(),
     )
     return this.tracked
   }

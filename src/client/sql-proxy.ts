@@ -122,7 +122,7 @@ function unsafeArgs(args: unknown[]): [unknown[], Record<string, any>] {
  * import { gate } from './gate'
  *
  * declare const ctx: ProxyContext
- * const sql = wrapSql(ctx, ctx.ensure, gate(1), true)
+ * const sql = wrapSql(ctx, () => ctx.ensure(), gate(1), true)
  * ```
  */
 export function wrapSql<S extends Sql<any> | TransactionSql<any>>(

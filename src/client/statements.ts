@@ -54,10 +54,14 @@ export interface Statements {
   cancelUntilSettled(ms: number): Promise<void>
 }
 
+/** Monotonic milliseconds: a wall clock stepped back would hold every deadline, one stepped forward fire them. */
+const clock = (): number => performance.now()
+
 /**
  * The deadlines of one duration, in the order they were armed (so in the order they fall due): one timer,
  * for the head, instead of a timer per statement. What Node does for its own timers, without the Timeout
- * object (and its GC weight) each statement would otherwise cost.
+ * object (and its GC weight) each statement would otherwise cost. The timer is cleared once the list is
+ * empty: nothing is left pending when no statement runs.
  */
 class Deadlines {
   head: Statement | undefined
@@ -66,17 +70,14 @@ class Deadlines {
   private readonly onTimer = () => this.fire()
   constructor(readonly ms: number) {}
   add(s: Statement): void {
-    const now = Date.now()
-    s.due = now + this.ms
+    s.due = clock() + this.ms
     s.list = this
     s.dprev = this.tail
     s.dnext = undefined
     if (this.tail) this.tail.dnext = s
     else {
       this.head = s
-      // Empty until now: the timer may still be pending for an earlier head (it then re-arms for this one),
-      // or gone; armed anew either way, for this statement's deadline.
-      clearTimeout(this.timer)
+      clearTimeout(this.timer) // none, unless added to from fire() (then it is re-armed there)
       this.timer = later(this.onTimer, this.ms)
     }
     this.tail = s
@@ -87,30 +88,48 @@ class Deadlines {
     if (s.dnext) s.dnext.dprev = s.dprev
     else this.tail = s.dprev
     s.dprev = s.dnext = s.list = undefined
+    if (!this.head && this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
   }
   fire(): void {
     this.timer = undefined
-    const now = Date.now()
-    let s = this.head
-    while (s && s.due <= now) {
-      this.remove(s)
-      s.fire()
-      s = this.head
+    const now = clock()
+    try {
+      let s = this.head
+      while (s && s.due <= now) {
+        this.remove(s)
+        s.fire()
+        s = this.head
+      }
+    } finally {
+      // Whatever one statement's expiry threw, the others keep their timer. What fired may have armed
+      // again (a probe's next step): the timer is then set already.
+      if (this.head && !this.timer) this.timer = later(this.onTimer, Math.max(1, this.head.due - now))
     }
-    // What fired may have armed again (a probe's next step): the timer is then set already.
-    if (this.head && !this.timer) this.timer = later(this.onTimer, Math.max(1, this.head.due - now))
   }
 }
 
-const deadlineLists = new Map<number, Deadlines>()
-const deadlines = (ms: number): Deadlines => {
-  let list = deadlineLists.get(ms)
-  if (!list) {
-    list = new Deadlines(ms)
-    deadlineLists.set(ms, list)
+/** The deadline lists of one scope, per duration. */
+class DeadlineLists {
+  private readonly lists = new Map<number, Deadlines>()
+  get(ms: number): Deadlines {
+    let list = this.lists.get(ms)
+    if (!list) {
+      list = new Deadlines(ms)
+      this.lists.set(ms, list)
+    }
+    return list
   }
-  return list
 }
+
+/**
+ * The process's lists, for the requests of a shared pool on a long-running server. Not on Workers, where a
+ * timer belongs to the request that set it and may die with it: there (and for every per-request client)
+ * each request has lists of its own.
+ */
+const processLists = new DeadlineLists()
 
 /** What a statement's deadline does when it falls due. */
 const EXPIRE = 0
@@ -190,7 +209,7 @@ class Statement implements Settles {
     if (!this.probe) {
       // No probe (direct, in a transaction, …): just the deadline, nothing else per statement.
       this.action = EXPIRE
-      deadlines(run.queryTimeout * 1000).add(this)
+      run.deadlines(run.queryTimeout * 1000).add(this)
       return
     }
     this.since = Date.now()
@@ -203,10 +222,10 @@ class Statement implements Settles {
     const afterMs = this.probe!.afterMs
     if (!full || this.elapsed + afterMs < full) {
       this.action = ASK
-      deadlines(afterMs).add(this)
+      this.run.deadlines(afterMs).add(this)
     } else {
       this.action = EXPIRE
-      deadlines(full - this.elapsed).add(this)
+      this.run.deadlines(full - this.elapsed).add(this)
     }
   }
 
@@ -285,13 +304,23 @@ class Running implements Statements {
   cancels: Set<Promise<unknown>> | undefined
   private waiting: Promise<void> | undefined
   private drained: () => void = noop
+  /** The request's own deadline lists (when it does not share the process's). */
+  private own: DeadlineLists | undefined
 
   constructor(
     readonly queryTimeout: number,
     readonly stuck: () => void,
     readonly cancelling: () => void,
     private readonly probe: Probe | undefined,
+    /** Deadlines in the process's lists (a shared pool's request on a long-running server). */
+    private readonly shared: boolean,
   ) {}
+
+  deadlines(ms: number): Deadlines {
+    if (this.shared) return processLists.get(ms)
+    this.own ??= new DeadlineLists()
+    return this.own.get(ms)
+  }
 
   get size(): number {
     return this.count
@@ -422,6 +451,7 @@ class Running implements Statements {
  * @param cancelling called just before a timed-out statement is cancelled (its connection must not be reused)
  * @param probe asked when a statement had no answer for `probe.afterMs`: the pooler's database is down
  *   (its statement waits in the pooler's queue) — then the sockets are destroyed at once (`stuck`)
+ * @param shared the deadlines share the process's timers (a shared pool's request, not on Workers)
  *
  * @example
  * ```ts
@@ -436,6 +466,7 @@ export function statements(
   stuck: () => void,
   cancelling: () => void = noop,
   probe?: Probe,
+  shared = false,
 ): Statements {
-  return new Running(queryTimeout, stuck, cancelling, probe)
+  return new Running(queryTimeout, stuck, cancelling, probe, shared)
 }

@@ -55,7 +55,7 @@ export interface WaitOwner {
 export interface PoolWaiter {
   /** The request it waits for (its end cancels the wait); undefined: nobody's. */
   readonly owner: WaitOwner | undefined
-  /** When the wait ends with POOL_TIMEOUT (ms since the epoch). */
+  /** When the wait ends with POOL_TIMEOUT (`performance.now()` milliseconds: a monotonic clock). */
   due: number
   granted(slot: Slot): void
   failed(e: unknown): void
@@ -159,7 +159,7 @@ export class ConnectionPool {
       return
     }
     const ms = this.options.timeout * 1000
-    w.due = Date.now() + ms
+    w.due = performance.now() + ms
     if (w.owner) w.owner.queued++
     this.waiters.push(w)
     this.waitTimer ??= setTimeout(this.expireWaits, ms)
@@ -168,13 +168,17 @@ export class ConnectionPool {
   /** The oldest waits fell due: POOL_TIMEOUT; the timer again for the next one. */
   private readonly expireWaits = (): void => {
     this.waitTimer = undefined
-    const now = Date.now()
-    while (this.waiters.length && this.waiters[0]!.due <= now) {
-      const w = this.left(this.waiters.shift()!)
-      w.failed(poolTimeout(this.options.timeout, this.host, this.limit))
+    const now = performance.now()
+    try {
+      while (this.waiters.length && this.waiters[0]!.due <= now) {
+        const w = this.left(this.waiters.shift()!)
+        w.failed(poolTimeout(this.options.timeout, this.host, this.limit))
+      }
+    } finally {
+      // The others keep their timer, whatever one wait's end threw.
+      if (this.waiters.length && !this.waitTimer)
+        this.waitTimer = setTimeout(this.expireWaits, Math.max(1, this.waiters[0]!.due - now))
     }
-    if (this.waiters.length)
-      this.waitTimer = setTimeout(this.expireWaits, Math.max(1, this.waiters[0]!.due - now))
   }
 
   /** `w` left the queue. */

@@ -89,6 +89,7 @@ describe('statements', () => {
     const first = running.track(a.q)
     await vi.advanceTimersByTimeAsync(50)
     running.track(b.q)
+    expect(vi.getTimerCount()).toBe(1)
     await vi.advanceTimersByTimeAsync(10)
     first.settled() // t=60: the oldest deadline goes; b's (at 150) is still ahead
     await vi.advanceTimersByTimeAsync(80) // t=140
@@ -104,6 +105,47 @@ describe('statements', () => {
     expect(c.calls).toEqual([])
     await vi.advanceTimersByTimeAsync(1)
     expect(c.calls).toEqual([1250])
+  })
+
+  it('shared (a shared pool on a long-running server): the requests share one timer, cleared once none runs', async () => {
+    vi.useFakeTimers({ now: 0 })
+    const one = statements(
+      0.2,
+      () => {},
+      () => {},
+      undefined,
+      true,
+    )
+    const two = statements(
+      0.2,
+      () => {},
+      () => {},
+      undefined,
+      true,
+    )
+    const a = query()
+    const b = query()
+    const first = one.track(a.q)
+    await vi.advanceTimersByTimeAsync(100)
+    const second = two.track(b.q)
+    expect(vi.getTimerCount()).toBe(1)
+    first.settled()
+    await vi.advanceTimersByTimeAsync(150) // t=250: b's deadline (at 300) still ahead
+    expect(b.calls).toEqual([])
+    await vi.advanceTimersByTimeAsync(50)
+    expect(b.calls).toEqual([300])
+    expect(vi.getTimerCount()).toBe(1) // b's cancel did not land yet: its grace timer (then `stuck`)
+    second.settled()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('a statement settled leaves no timer behind', () => {
+    vi.useFakeTimers({ now: 0 })
+    const running = statements(30, () => {})
+    const statement = running.track(query().q)
+    expect(vi.getTimerCount()).toBe(1)
+    statement.settled()
+    expect(vi.getTimerCount()).toBe(0)
   })
 
   it('the deadline timer does not keep the process alive', () => {
