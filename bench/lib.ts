@@ -3,3 +3,4 @@
 export { checkSql, closePools, pooler } from '../src'
 export { guardQuery } from '../src/guard/query-guard'
 export { inlineQuery } from '../src/inline/inliner'
+export { clientConfig, createRequestClient, parseOptions } from '../src/internal'
