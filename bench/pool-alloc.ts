@@ -17,6 +17,12 @@ import { loadLib } from './lib-build.ts'
 import { rawPool, SCHEMA } from './workloads.ts'
 
 const [, , which = 'shared', conc = '16', n = '30000'] = process.argv
+if (!['shared', 'raw', 'single'].includes(which) || !(Number(conc) > 0) || !(Number(n) > 0)) {
+  console.error(
+    'usage: node --env-file .tmp/stack.env bench/pool-alloc.ts shared|raw|single [concurrency] [requests]',
+  )
+  process.exit(2)
+}
 const url = process.env.DIRECT_URL!
 const lib = await loadLib()
 

@@ -77,7 +77,7 @@ class Deadlines {
     if (this.tail) this.tail.dnext = s
     else {
       this.head = s
-      clearTimeout(this.timer) // none, unless added to from fire() (then it is re-armed there)
+      // An empty list has no timer (remove() cleared it, fire() unset it).
       this.timer = later(this.onTimer, this.ms)
     }
     this.tail = s
@@ -106,7 +106,7 @@ class Deadlines {
     } finally {
       // Whatever one statement's expiry threw, the others keep their timer. What fired may have armed
       // again (a probe's next step): the timer is then set already.
-      if (this.head && !this.timer) this.timer = later(this.onTimer, Math.max(1, this.head.due - now))
+      if (this.head && !this.timer) this.timer = later(this.onTimer, Math.max(1, this.head.due - clock()))
     }
   }
 }

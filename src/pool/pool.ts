@@ -177,7 +177,7 @@ export class ConnectionPool {
     } finally {
       // The others keep their timer, whatever one wait's end threw.
       if (this.waiters.length && !this.waitTimer)
-        this.waitTimer = setTimeout(this.expireWaits, Math.max(1, this.waiters[0]!.due - now))
+        this.waitTimer = setTimeout(this.expireWaits, Math.max(1, this.waiters[0]!.due - performance.now()))
     }
   }
 

@@ -184,6 +184,22 @@ describe('ConnectionPool: the wait queue (one timer for the oldest wait)', () =>
     await pool.close(0)
   })
 
+  it('a wait times out on a monotonic clock: the wall clock stepped back an hour does not hold it', async () => {
+    vi.useFakeTimers({ now: 1e12 })
+    const pool = newPool(1)
+    pool.tryAcquire()
+    const log: string[] = []
+    void watch(pool.acquire(), 'a', log)
+    await vi.advanceTimersByTimeAsync(500)
+    vi.setSystemTime(1e12 - 3_600_000)
+    await vi.advanceTimersByTimeAsync(499)
+    expect(log).toEqual([])
+    await vi.advanceTimersByTimeAsync(1)
+    expect(log).toEqual(['a POOL_TIMEOUT'])
+    vi.useRealTimers()
+    await pool.close(0)
+  })
+
   it("a request's end cancels only its own waits, which then leave the queue", async () => {
     vi.useFakeTimers({ now: 0 })
     const pool = newPool(30)

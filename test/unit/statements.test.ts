@@ -107,7 +107,7 @@ describe('statements', () => {
     expect(c.calls).toEqual([1250])
   })
 
-  it('shared (a shared pool on a long-running server): the requests share one timer, cleared once none runs', async () => {
+  it('shared (a shared pool on a long-running server): the statements of two requests share one timer', async () => {
     vi.useFakeTimers({ now: 0 })
     const one = statements(
       0.2,
@@ -137,6 +137,20 @@ describe('statements', () => {
     expect(vi.getTimerCount()).toBe(1) // b's cancel did not land yet: its grace timer (then `stuck`)
     second.settled()
     expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('the deadline runs on a monotonic clock: the wall clock stepped back an hour does not hold it', async () => {
+    vi.useFakeTimers({ now: 1e12 })
+    const running = statements(1, () => {})
+    const { q, calls } = query()
+    running.track(q)
+    await vi.advanceTimersByTimeAsync(500)
+    vi.setSystemTime(1e12 - 3_600_000) // Date.now() goes back; performance.now() does not
+    await vi.advanceTimersByTimeAsync(499)
+    expect(running.timedOut(q)).toBe(false)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(running.timedOut(q)).toBe(true)
+    expect(calls).toHaveLength(1)
   })
 
   it('a statement settled leaves no timer behind', () => {
