@@ -139,6 +139,18 @@ describe('statements', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
+  it('not shared (per-request clients, and a pool on Workers): each request has timers of its own', async () => {
+    vi.useFakeTimers({ now: 0 })
+    const one = statements(0.2, () => {})
+    const two = statements(0.2, () => {})
+    const a = one.track(query().q)
+    const b = two.track(query().q)
+    expect(vi.getTimerCount()).toBe(2)
+    a.settled()
+    b.settled()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   it('the deadline runs on a monotonic clock: the wall clock stepped back an hour does not hold it', async () => {
     vi.useFakeTimers({ now: 1e12 })
     const running = statements(1, () => {})
