@@ -17,42 +17,6 @@ export interface Settles {
   settled(error?: unknown): void
 }
 
-function mapped(
-  f: (e: unknown) => void,
-  q: unknown,
-  ctx: HookContext,
-  settle: (e?: unknown) => void,
-): (e: unknown) => void {
-  return (e) => {
-    const m = ctx.mapError(e, q)
-    settle(m ?? new Error(String(m)))
-    f(m)
-  }
-}
-
-function settled(
-  f: (x: unknown) => void,
-  settle: () => void,
-  q: any,
-  ctx: HookContext,
-): (x: unknown) => void {
-  return (x) => {
-    // A COPY resolves with its stream when it starts; it settles at its ReadyForQuery (resolved again then).
-    if (q.streaming && x && typeof (x as { pipe?: unknown }).pipe === 'function') {
-      const stream = x as { destroy: (e?: unknown, ...a: unknown[]) => unknown }
-      const destroy = stream.destroy
-      // The driver destroys the stream with the statement's error: mapped like the query's own.
-      stream.destroy = function (this: unknown, e?: unknown, ...a: unknown[]) {
-        return destroy.call(this, e ? ctx.mapError(e, q) : e, ...a)
-      }
-      ctx.copying(q, x)
-      return f(x)
-    }
-    settle()
-    f(x)
-  }
-}
-
 /** What the hook needs from its client. */
 export interface HookContext {
   /** Why this query may not run now (closed client, guard, deadlock), checked just before it is sent. */
@@ -95,8 +59,8 @@ export function hookQuery<Q>(
   const h = new Hooked(q, g, ctx, load, q.resolve, q.reject)
   q[HOOK] = h
   // Functions of their own (not shared methods): the inliner and reserve() wrap them and call them detached.
-  q.reject = (e: unknown) => hookedReject(h, e)
-  q.resolve = (x: unknown) => hookedResolve(h, x)
+  q.reject = (e: unknown) => rejectWith(h.reject0, h, e)
+  q.resolve = (x: unknown) => resolveWith(h.resolve0, h, x)
   q.cursor = hookedCursor
   q.handle = hookedHandle
   return query
@@ -163,20 +127,30 @@ class Hooked {
   }
 }
 
-function hookedReject(h: Hooked, e: unknown): void {
+/** A driver error for a hooked query: mapped, its tracking settled with it, then handed to `reject`. */
+function rejectWith(reject: (e: unknown) => void, h: Hooked, e: unknown): void {
   const m = h.ctx.mapError(e, h.q)
   h.settle(m ?? new Error(String(m)))
-  h.reject0(m)
+  reject(m)
 }
 
-function hookedResolve(h: Hooked, x: unknown): void {
+/** A hooked query's result for `resolve`: the query settled, or a COPY's stream (the COPY started). */
+function resolveWith(resolve: (x: unknown) => void, h: Hooked, x: unknown): void {
+  const { q, ctx } = h
   // A COPY resolves with its stream when it starts; it settles at its ReadyForQuery (resolved again then).
-  if (h.q.streaming && x && typeof (x as { pipe?: unknown }).pipe === 'function') {
-    settled(h.resolve0, noop, h.q, h.ctx)(x)
+  if (q.streaming && x && typeof (x as { pipe?: unknown }).pipe === 'function') {
+    const stream = x as { destroy: (e?: unknown, ...a: unknown[]) => unknown }
+    const destroy = stream.destroy
+    // The driver destroys the stream with the statement's error: mapped like the query's own.
+    stream.destroy = function (this: unknown, e?: unknown, ...a: unknown[]) {
+      return destroy.call(this, e ? ctx.mapError(e, q) : e, ...a)
+    }
+    ctx.copying(q, x)
+    resolve(x)
     return
   }
   h.settle()
-  h.resolve0(x)
+  resolve(x)
 }
 
 // A cursor assigns new resolve/reject functions per fetch (postgres.js's cursor() iterator; nothing else
@@ -184,21 +158,20 @@ function hookedResolve(h: Hooked, x: unknown): void {
 // every query would turn each Query into a slow dictionary object.
 function hookedCursor(this: any, ...args: unknown[]): unknown {
   const h = this[HOOK] as Hooked
-  const settle = (e?: unknown) => h.settle(e)
   h.iterated = true
   let reject = this.reject
   let resolve = this.resolve
   Object.defineProperty(this, 'reject', {
     get: () => reject,
     set: (f: (e: unknown) => void) => {
-      reject = mapped(f, this, h.ctx, settle)
+      reject = (e: unknown) => rejectWith(f, h, e)
     },
     configurable: true,
   })
   Object.defineProperty(this, 'resolve', {
     get: () => resolve,
     set: (f: (x: unknown) => void) => {
-      resolve = settled(f, settle, this, h.ctx)
+      resolve = (x: unknown) => resolveWith(f, h, x)
     },
     configurable: true,
   })

@@ -21,15 +21,7 @@ import { driverOptions } from './driver-options'
 import { type Gate, gate, type Release } from './gate'
 import { downProbe } from './probe'
 import { type HookContext, hookQuery, type Settles } from './query-hook'
-import {
-  exposeOptions,
-  mustSync,
-  Observed,
-  Owner,
-  observed,
-  type RequestClient,
-  within,
-} from './request-parts'
+import { exposeOptions, mustSync, Observed, observed, type RequestClient, within } from './request-parts'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
 import { type Statements, statements } from './statements'
 import { refuseTransactionControl } from './transaction-control'
@@ -71,7 +63,6 @@ export function createRequestClient(config: ClientConfig, observer?: ClientObser
  */
 class RequestScopedClient implements RequestClient {
   readonly sql: Sql<any>
-  private readonly transaction: boolean
   private readonly options: ClientConfig['options']
   /**
    * Outside sql.begin, at most one statement in flight per connection: PgBouncer/Supavisor drop replies to
@@ -110,7 +101,6 @@ class RequestScopedClient implements RequestClient {
   private hooks: RequestHooks | undefined
   private topHooks: RequestHooks | undefined
   private pooledHooks: RequestHooks | undefined
-  readonly owner = new Owner()
 
   constructor(
     readonly config: ClientConfig,
@@ -118,9 +108,8 @@ class RequestScopedClient implements RequestClient {
   ) {
     const { options } = config
     this.options = options
-    this.transaction = config.mode === 'transaction'
     const pooled = options.pool !== undefined
-    this.inFlight = this.transaction || pooled ? gate(options.max) : undefined
+    this.inFlight = config.mode === 'transaction' || pooled ? gate(options.max) : undefined
     this.texts = observer ? new WeakMap<object, string>() : undefined
     this.sql = wrapSql(new RequestContext(this, pooled), () => this.ensure(), this.inFlight, true)
   }
@@ -176,7 +165,7 @@ class RequestScopedClient implements RequestClient {
    * would wait for it forever. Fail fast instead.
    */
   deadlocked(): PoolerError | undefined {
-    return this.inFlight && this.options.max === 1 && insideTransaction.getStore() === this.owner
+    return this.inFlight && this.options.max === 1 && insideTransaction.getStore() === this
       ? deadlockInTransaction()
       : undefined
   }
@@ -382,13 +371,13 @@ class RequestContext implements ProxyContext {
   readonly lease: ProxyContext['lease']
   readonly pooled: boolean | undefined
   constructor(
-    private readonly r: RequestScopedClient,
+    readonly r: RequestScopedClient,
     pooled: boolean,
   ) {
     this.transaction = r.config.mode === 'transaction'
     this.max = r.config.options.max
     this.prepare = r.config.driver.prepare
-    this.owner = r.owner
+    this.owner = r // identifies the request client for insideTransaction
     this.lease = pooled ? leaseFor : undefined
     this.pooled = pooled || undefined
   }
@@ -422,15 +411,11 @@ class RequestContext implements ProxyContext {
   optionsExposed(): void {
     if (this.r.leases) exposeOptions(this.r.leases.pool.builder)
   }
-  /** For `lease`: the request's leases exist once a query was built (`ensure`). */
-  rq(): RequestScopedClient {
-    return this.r
-  }
 }
 
 /** `RequestContext.lease` on a shared pool (one function for every request). */
 function leaseFor(this: RequestContext, g: Gate | undefined): Promise<{ sql: Sql<any>; release: Release }> {
-  const r = this.rq()
-  r.ensure()
+  const r = this.r
+  r.ensure() // the request's leases exist once a query was built
   return r.leases!.lease(g)
 }

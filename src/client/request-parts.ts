@@ -40,9 +40,6 @@ export class Observed implements Settles {
   }
 }
 
-/** Identifies a request client (for `insideTransaction`). */
-export class Owner {}
-
 // A shared pool's builder (its options are every pooled connection's): synced once, then again before each
 // request's first statement only once its options were handed out through c.var.sql (Drizzle sets parsers
 // that way) — until then nothing can have changed them. A per-request client is synced every time.

@@ -32,14 +32,6 @@ export interface RequestLeases {
   doom(): void
 }
 
-/** A pooled connection taken for one statement or transaction, and how to give it back. */
-class Taken {
-  constructor(
-    readonly slot: Slot,
-    readonly release: Release,
-  ) {}
-}
-
 /** A transaction's pooled connection. */
 class Leased {
   constructor(
@@ -49,26 +41,29 @@ class Leased {
 }
 
 /**
- * One top-level query's gate: the request's gate, then a pooled connection the query is handed to. A
- * class (one per query): a getter in an object literal makes V8 build a slow dictionary object each time.
- * It holds the lease itself, and waits in the pool's queue itself: one object and one release function per
- * statement, no async frames.
+ * One lease: the request's gate, then a pooled connection, for one top-level query (it is the query's gate,
+ * and hands the query to the connection) or one transaction. A class (one per statement): a getter in an
+ * object literal makes V8 build a slow dictionary object each time. It holds the connection itself, and
+ * waits in the pool's queue itself: one object and one release function, no async frames.
  */
-class QueryLease implements Gate, PoolWaiter {
+class Lease implements Gate, PoolWaiter {
   due = 0
-  private slot: Slot | undefined
+  slot: Slot | undefined
   private gated: Release = noop
   private resolve: ((release: Release) => void) | undefined
   private reject: ((e: unknown) => void) | undefined
   constructor(
-    private readonly query: { handler: unknown },
-    private readonly g: Gate,
+    /** The query handed to the connection once leased (none for a transaction). */
+    private readonly query: { handler: unknown } | undefined,
+    private readonly g: Gate | undefined,
     readonly owner: Leases,
   ) {}
   acquire(): Promise<Release> {
+    const { g } = this
+    if (!g) return this.gatePassed(noop)
     // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
-    const now = this.g.tryAcquire()
-    return now ? this.gatePassed(now) : this.g.acquire().then((gated) => this.gatePassed(gated))
+    const now = g.tryAcquire()
+    return now ? this.gatePassed(now) : g.acquire().then((gated) => this.gatePassed(gated))
   }
   private gatePassed(gated: Release): Promise<Release> {
     const leases = this.owner
@@ -89,7 +84,7 @@ class QueryLease implements Gate, PoolWaiter {
   private take(slot: Slot): Release {
     this.slot = slot
     this.owner.hold(slot)
-    this.query.handler = slot.handler
+    if (this.query) this.query.handler = slot.handler
     return () => this.giveBack()
   }
   granted(slot: Slot): void {
@@ -118,7 +113,7 @@ class QueryLease implements Gate, PoolWaiter {
 const noop = () => {}
 
 /**
- * A request's leases. Classes, not object literals of closures (here and for each query): V8 may allocate
+ * A request's leases. Classes, not object literals of closures (here and for each lease): V8 may allocate
  * what a literal builds once per request straight in the old generation, and a dead one there keeps the
  * whole request alive until the next full GC.
  */
@@ -158,36 +153,6 @@ class Leases implements RequestLeases, WaitOwner {
     if (this.waiting) for (const done of this.waiting) done()
   }
 
-  private leased(slot: Slot, gated: Release): Release {
-    this.hold(slot)
-    let given = false
-    return () => {
-      if (given) return
-      given = true
-      this.giveBack(slot, gated)
-    }
-  }
-
-  // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
-  private async slowTake(g: Gate | undefined, now: Release | undefined): Promise<Taken> {
-    const gated = now ?? (g ? await g.acquire() : noop)
-    try {
-      if (this.stopped) throw clientClosed()
-      const slot = await this.pool.acquire(this)
-      return new Taken(slot, this.leased(slot, gated))
-    } catch (e) {
-      gated()
-      throw e
-    }
-  }
-
-  /** Fast path (a free gate and an idle connection): no promise until the caller's own await. */
-  take(g: Gate | undefined): Taken | Promise<Taken> {
-    const now = g ? g.tryAcquire() : noop
-    const slot = now && !this.stopped ? this.pool.tryAcquire() : undefined
-    return slot ? new Taken(slot, this.leased(slot, now!)) : this.slowTake(g, now)
-  }
-
   // Waits until the request holds no connection (true), or `ms` passed (false).
   private async settledWithin(ms: number): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -204,11 +169,12 @@ class Leases implements RequestLeases, WaitOwner {
   }
 
   gateFor(query: any, g: Gate): Gate {
-    return new QueryLease(query, g, this)
+    return new Lease(query, g, this)
   }
   async lease(g: Gate | undefined): Promise<Leased> {
-    const taken = await this.take(g)
-    return new Leased(taken.slot.sql, taken.release)
+    const lease = new Lease(undefined, g, this)
+    const release = await lease.acquire()
+    return new Leased(lease.slot!.sql, release)
   }
   settled(ms: number): Promise<boolean> {
     // A fresh promise: awaiting a long-lived one makes V8 link the waiting request to it (async stack
@@ -226,7 +192,7 @@ class Leases implements RequestLeases, WaitOwner {
     this.doomed = true
   }
   destroyHeld(): void {
-    for (const slot of [...this.held]) this.pool.destroy(slot)
+    for (const slot of this.held) this.pool.destroy(slot)
   }
 }
 
