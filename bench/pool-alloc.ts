@@ -12,9 +12,8 @@
  * (objects the GCs collected included) and the allocation sites above 200 bytes per request.
  */
 import { Session } from 'node:inspector/promises'
-import postgres from 'postgres'
 import { loadLib } from './lib-build.ts'
-import { rawPool, SCHEMA } from './workloads.ts'
+import { ensureSchema, rawPool } from './workloads.ts'
 
 const [, , which = 'shared', conc = '16', n = '30000'] = process.argv
 if (!['shared', 'raw', 'single'].includes(which) || !(Number(conc) > 0) || !(Number(n) > 0)) {
@@ -25,14 +24,7 @@ if (!['shared', 'raw', 'single'].includes(which) || !(Number(conc) > 0) || !(Num
 }
 const url = process.env.DIRECT_URL!
 const lib = await loadLib()
-
-const su = new URL(process.env.SUPER_URL!)
-su.pathname = new URL(url).pathname
-const setup = postgres(su.toString(), { max: 1, onnotice: () => {} })
-await setup
-  .unsafe(`${SCHEMA}; grant all on all tables in schema public to app;`)
-  .simple()
-  .finally(() => setup.end())
+await ensureSchema()
 
 const id = () => 1 + Math.floor(Math.random() * 100)
 let run: () => Promise<void>

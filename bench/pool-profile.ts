@@ -20,9 +20,8 @@ import { serve } from '@hono/node-server'
 import autocannon from 'autocannon'
 import { Hono } from 'hono'
 import pg from 'pg'
-import postgres from 'postgres'
 import { LIB_OUT, loadLib } from './lib-build.ts'
-import { rawPool, runPg, runPostgres, SCHEMA } from './workloads.ts'
+import { ensureSchema, rawPool, runPg, runPostgres } from './workloads.ts'
 
 const [, , which = 'shared', to = 'direct', conns = '16', secs = '5', prof] = process.argv
 const W = 'one param select'
@@ -73,13 +72,7 @@ async function server(): Promise<void> {
 
 async function drive(): Promise<void> {
   await loadLib()
-  const su = new URL(process.env.SUPER_URL!)
-  su.pathname = new URL(process.env.DIRECT_URL!).pathname
-  const setup = postgres(su.toString(), { max: 1, onnotice: () => {} })
-  await setup
-    .unsafe(`${SCHEMA}; grant all on all tables in schema public to app;`)
-    .simple()
-    .finally(() => setup.end())
+  await ensureSchema()
   const flags = prof
     ? ['--cpu-prof', '--cpu-prof-dir=.tmp/prof', `--cpu-prof-name=${which}-${to}-${conns}.cpuprofile`]
     : []

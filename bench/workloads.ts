@@ -79,3 +79,17 @@ export const SCHEMA = `
 create table if not exists bench_items (id int primary key, v text);
 insert into bench_items select g, 'v' || g from generate_series(1, 100) g on conflict do nothing;
 create table if not exists bench_log (id bigserial primary key, v text, at timestamptz default now());`
+
+/**
+ * Creates the bench tables on `npm run stack`'s database when missing, as its superuser (SUPER_URL), and
+ * lets the app user use them: what the profiling scripts need before their first request.
+ */
+export async function ensureSchema(): Promise<void> {
+  const su = new URL(process.env.SUPER_URL!)
+  su.pathname = new URL(process.env.DIRECT_URL!).pathname
+  const setup = postgres(su.toString(), { max: 1, onnotice: () => {} })
+  await setup
+    .unsafe(`${SCHEMA}; grant all on all tables in schema public to app;`)
+    .simple()
+    .finally(() => setup.end())
+}
