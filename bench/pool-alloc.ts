@@ -12,13 +12,14 @@
  * (objects the GCs collected included) and the allocation sites above 200 bytes per request.
  */
 import { Session } from 'node:inspector/promises'
+import pg from 'pg'
 import { loadLib } from './lib-build.ts'
 import { ensureSchema, rawPool } from './workloads.ts'
 
 const [, , which = 'shared', conc = '16', n = '30000'] = process.argv
-if (!['shared', 'raw', 'single'].includes(which) || !(Number(conc) > 0) || !(Number(n) > 0)) {
+if (!['shared', 'raw', 'single', 'pg'].includes(which) || !(Number(conc) > 0) || !(Number(n) > 0)) {
   console.error(
-    'usage: node --env-file .tmp/stack.env bench/pool-alloc.ts shared|raw|single [concurrency] [requests]',
+    'usage: node --env-file .tmp/stack.env bench/pool-alloc.ts shared|raw|single|pg [concurrency] [requests]',
   )
   process.exit(2)
 }
@@ -40,6 +41,12 @@ if (which === 'shared') {
     if (!client.closeIdle()) await client.close(5)
   }
   end = () => lib.closePools({ timeout: 1 })
+} else if (which === 'pg') {
+  const pool = new pg.Pool({ connectionString: url, max: 10 })
+  run = async () => {
+    await pool.query('select id, v from bench_items where id = $1', [id()])
+  }
+  end = () => pool.end()
 } else {
   const raw = rawPool(url, 'direct', 10, which === 'single')
   run = async () => {

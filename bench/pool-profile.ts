@@ -48,6 +48,8 @@ async function server(): Promise<void> {
     close = () => pool.end()
   } else {
     const raw = rawPool(url, mode, 10, which === 'single')
+    // noop: the raw pool behind a middleware that only awaits next() (Hono's own cost of one middleware).
+    if (which === 'noop') app.use(async (_c, next) => void (await next()))
     if (which === 'behind')
       app.use(lib.pooler({ url, mode, applicationName: 'profile-mw', pool: { size: 1, checkBudget: false } }))
     app.get('/', async (c) => {
@@ -78,10 +80,17 @@ async function drive(): Promise<void> {
     : []
   // Extra V8 flags for the server only, e.g. POOL_PROFILE_NODE_FLAGS='--trace-gc --max-semi-space-size=64'.
   flags.push(...(process.env.POOL_PROFILE_NODE_FLAGS?.split(' ').filter(Boolean) ?? []))
-  const child = spawn(process.execPath, [...flags, process.argv[1]!, which, to, conns, secs], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, POOL_PROFILE_SERVER: '1' },
-  })
+  // POOL_PROFILE_CPU=1: the server alone on that CPU (taskset), for steadier A/B figures on a shared machine.
+  const pin = process.env.POOL_PROFILE_CPU
+  const argv = [...flags, process.argv[1]!, which, to, conns, secs]
+  const child = spawn(
+    pin ? 'taskset' : process.execPath,
+    pin ? ['-c', pin, process.execPath, ...argv] : argv,
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, POOL_PROFILE_SERVER: '1' },
+    },
+  )
   const line = await new Promise<string>((resolve) => {
     // The server's first JSON line; anything else it prints (a GC trace) goes to stderr.
     let buf = ''

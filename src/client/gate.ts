@@ -13,6 +13,8 @@ export interface Gate {
   acquire(): Promise<Release>
   /** A slot now, or undefined when all are taken (never waits, so the caller keeps its turn). */
   tryAcquire(): Release | undefined
+  /** A slot now when one is free (no promise), else a promise of it (queued in this tick: the turn is kept). */
+  acquireNow(): Release | Promise<Release>
   /** Slots taken now (for tests and stats). */
   readonly inUse: number
 }
@@ -59,6 +61,9 @@ class CountingGate implements Gate {
     if (this.active >= this.size) return undefined
     this.active++
     return this.slot()
+  }
+  acquireNow(): Release | Promise<Release> {
+    return this.tryAcquire() ?? this.acquire()
   }
   acquire(): Promise<Release> {
     const r = this.tryAcquire()

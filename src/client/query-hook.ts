@@ -1,15 +1,17 @@
 /**
  * Every postgres.js query of a request's client passes through here before it reaches the
  * driver: closed check, guard, the outer-client deadlock check, the no-pipelining gate, parameter
- * inlining, and the mapping of connection errors. Patches the Query object in place (postgres.js starts a
- * query in `handle()`, called by `then`, `execute`, `cursor`, `forEach`).
+ * inlining, and the mapping of connection errors. Patches the Query object in place: postgres.js starts a
+ * query in `handle()` (called by `then`, `execute`, `cursor`, `forEach`), which waits one microtask (so
+ * `.values()` / `.raw()` chained after creation apply) and calls `q.handler(q)`: the hook's handler, which
+ * hands the query to the driver's own handler (or a pooled connection's) once it may run.
  */
 import type { PoolerError } from '../errors'
 import { type Gate, type Release, releaseWhenIterated } from './gate'
 
 const noop = () => {}
 
-/** The hook's state, on the Query under this key (one object per query; `handle` and `cursor` are shared). */
+/** The hook's state, on the Query under this key (one object per query; the functions patched on are shared). */
 const HOOK = Symbol('hono-pooler.hook')
 
 /** What settles a sent statement's tracking (`HookContext.sent`): its error, if it failed. */
@@ -56,19 +58,44 @@ export function hookQuery<Q>(
   load?: () => Promise<string>,
 ): Q {
   const q = query as any
-  const h = new Hooked(q, g, ctx, load, q.resolve, q.reject)
-  q[HOOK] = h
-  // Functions of their own (not shared methods): the inliner and reserve() wrap them and call them detached.
-  q.reject = (e: unknown) => rejectWith(h.reject0, h, e)
-  q.resolve = (x: unknown) => resolveWith(h.resolve0, h, x)
+  q[HOOK] = new Hooked(q, g, ctx, load, q.resolve, q.reject, q.handler)
+  // Shared functions that find the hook on the Query: postgres.js calls them as its methods, and so do the
+  // inliner and reserve() when they wrap them (`f.call(q, x)`).
+  q.reject = hookedReject
+  q.resolve = hookedResolve
   q.cursor = hookedCursor
-  q.handle = hookedHandle
+  q.handler = hookedHandler
   return query
 }
 
 /**
- * One hooked query's state. `handle` and `cursor` patched onto the Query are shared functions that find it
- * here; `resolve` and `reject` are two small closures over it.
+ * `q.handler` of a hooked query until it is sent: postgres.js's `handle()` calls it once, a microtask after
+ * the query was first awaited or executed. Statements reach it in the order they were started (microtasks
+ * run in order), so a request's gate is taken in that order too.
+ */
+function hookedHandler(q: any): void {
+  const h = q[HOOK] as Hooked
+  if (h.load) void h.loadThenStart()
+  else h.start()
+}
+
+/** `q.reject` of a hooked query. Called again once settled and detached, it is postgres.js's own. */
+function hookedReject(this: any, e: unknown): void {
+  const h = this[HOOK] as Hooked | undefined
+  if (h) rejectWith(h.reject0, h, e)
+  else this.reject(e)
+}
+
+/** `q.resolve` of a hooked query (see `hookedReject`). */
+function hookedResolve(this: any, x: unknown): void {
+  const h = this[HOOK] as Hooked | undefined
+  if (h) resolveWith(h.resolve0, h, x)
+  else this.resolve(x)
+}
+
+/**
+ * One hooked query's state. `handle`, `cursor`, `resolve` and `reject` patched onto the Query are shared
+ * functions that find it here.
  */
 class Hooked {
   /** Only a slot this query acquired can be given back, once (a refused or failed query never took one). */
@@ -86,7 +113,96 @@ class Hooked {
     readonly load: (() => Promise<string>) | undefined,
     readonly resolve0: (x: unknown) => void,
     readonly reject0: (e: unknown) => void,
+    /** The driver's handler the query was built with (the request's client, or its transaction's). */
+    readonly handler0: (q: unknown) => void,
   ) {}
+
+  /** `sql.file`: its text first. */
+  async loadThenStart(): Promise<void> {
+    const q = this.q
+    try {
+      q.strings = [await this.load!()]
+    } catch (e) {
+      q.reject(e)
+      return
+    }
+    this.start()
+  }
+
+  /** Refused, or the gate (and the pooled connection) taken — now when free, else once given — then sent. */
+  start(): void {
+    const { q, ctx, g } = this
+    try {
+      const refused = ctx.refuse(q, g !== undefined)
+      if (refused) return void q.reject(refused)
+      if (q.cancelled) return // cancelled before it was sent: already rejected, never takes a slot
+      if (!g) {
+        this.acquired()
+        return
+      }
+      const now = g.acquireNow()
+      if (typeof now === 'function') {
+        this.release = now
+        this.acquired()
+        return
+      }
+      now.then(
+        (release) => {
+          this.release = release
+          this.acquired()
+        },
+        (e) => {
+          this.drop()
+          q.reject(e)
+        },
+      )
+    } catch (e) {
+      this.drop()
+      q.reject(e)
+    }
+  }
+
+  /** A cancel still on its way would land on whatever this connection runs next: not this statement. */
+  private acquired(): void {
+    const cancelling = this.ctx.quiet()
+    if (!cancelling) {
+      this.send()
+      return
+    }
+    cancelling.then(
+      () => this.send(),
+      (e) => {
+        this.drop()
+        this.q.reject(e)
+      },
+    )
+  }
+
+  private send(): void {
+    const { q, ctx } = this
+    try {
+      // Cancelled while it waited: postgres.js already rejected it (57014) and its connection would skip it
+      // while marking itself busy, wedging every later query. It never reaches the connection.
+      if (q.cancelled) {
+        this.drop()
+        return
+      }
+      const closed = ctx.closedNow()
+      if (closed) {
+        this.drop()
+        return void q.reject(closed)
+      }
+      ctx.beforeSend(q)
+      this.tracking = ctx.sent(q)
+      // A pooled connection's handler (the lease set it), else the driver's own.
+      const handler = q.handler === hookedHandler ? this.handler0 : q.handler
+      q.handler = handler
+      handler(q)
+    } catch (e) {
+      this.drop()
+      q.reject(e)
+    }
+  }
 
   /** Runs once when the sent query settles. */
   settle(e?: unknown): void {
@@ -114,7 +230,6 @@ class Hooked {
     const proto = Object.getPrototypeOf(q)
     q.resolve = this.resolve0
     q.reject = this.reject0
-    q.handle = proto.handle
     q.cursor = proto.cursor
     q[HOOK] = undefined
   }
@@ -179,37 +294,4 @@ function hookedCursor(this: any, ...args: unknown[]): unknown {
   // Broken off: postgres.js sends Close + Sync; the connection is given back at that ReadyForQuery (the
   // query's final resolve settles it), never while the portal is still open.
   return !h.g || r === this ? r : releaseWhenIterated(r, () => h.drop(), noop)
-}
-
-async function hookedHandle(this: any): Promise<void> {
-  if (this.executed) return
-  this.executed = true
-  const h = this[HOOK] as Hooked
-  const { ctx, g } = h
-  try {
-    if (h.load) this.strings = [await h.load()]
-    const refused = ctx.refuse(this, g !== undefined)
-    if (refused) return this.reject(refused)
-    if (this.cancelled) return // cancelled before it was sent: already rejected, never takes a slot
-    // (the await also lets .values()/.raw() chained after creation apply)
-    if (g) h.release = await g.acquire()
-    else await 1
-    // A cancel still on its way would land on whatever this connection runs next: not this statement.
-    const cancelling = ctx.quiet()
-    if (cancelling) await cancelling
-    // Cancelled while it waited: postgres.js already rejected it (57014) and its connection would skip it
-    // while marking itself busy, wedging every later query. It never reaches the connection.
-    if (this.cancelled) return h.drop()
-    const closed = ctx.closedNow()
-    if (closed) {
-      h.drop()
-      return this.reject(closed)
-    }
-    ctx.beforeSend(this)
-    h.tracking = ctx.sent(this)
-    this.handler(this)
-  } catch (e) {
-    h.drop()
-    this.reject(e)
-  }
 }

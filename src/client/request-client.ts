@@ -23,7 +23,7 @@ import { downProbe } from './probe'
 import { type HookContext, hookQuery, type Settles } from './query-hook'
 import { exposeOptions, mustSync, Observed, observed, type RequestClient, within } from './request-parts'
 import { insideTransaction, type ProxyContext, wrapSql } from './sql-proxy'
-import { type Statements, statements } from './statements'
+import { requestStatements, type Statements } from './statements'
 import { refuseTransactionControl } from './transaction-control'
 
 export type { RequestClient } from './request-parts'
@@ -111,7 +111,7 @@ class RequestScopedClient implements RequestClient {
     const pooled = options.pool !== undefined
     this.inFlight = config.mode === 'transaction' || pooled ? gate(options.max) : undefined
     this.texts = observer ? new WeakMap<object, string>() : undefined
-    this.sql = wrapSql(new RequestContext(this, pooled), () => this.ensure(), this.inFlight, true)
+    this.sql = wrapSql(new RequestContext(this), undefined, this.inFlight, true)
   }
 
   get used(): boolean {
@@ -129,7 +129,7 @@ class RequestScopedClient implements RequestClient {
     if (this.real) return this.real
     const { config } = this
     if (this.options.pool !== undefined) {
-      this.leases = requestLeases(sharedPool(config), () => this.abort())
+      this.leases = requestLeases(sharedPool(config), this)
       this.real = this.leases.pool.builder
       if (config.driver.fetch_types === false) registerArrayTypes(this.real)
     } else {
@@ -146,18 +146,25 @@ class RequestScopedClient implements RequestClient {
   }
 
   running(): Statements {
-    this.tracked ??= statements(
+    this.tracked ??= requestStatements(
       this.options.queryTimeout,
-      () => {
-        this.lost = true
-        if (this.leases) this.leases.destroyHeld()
-        else void this.real?.end({ timeout: 0 })
-      },
-      () => this.leases?.doom(),
+      this,
       downProbe(this.config),
       this.leases !== undefined && !isWorkerd(),
     )
     return this.tracked
+  }
+
+  /** A cancel did not land (or the database is down): destroy the sockets (`StatementsOwner`). */
+  stuck(): void {
+    this.lost = true
+    if (this.leases) this.leases.destroyHeld()
+    else void this.real?.end({ timeout: 0 })
+  }
+
+  /** A timed-out statement is about to be cancelled: its pooled connection never goes back (`StatementsOwner`). */
+  cancelling(): void {
+    this.leases?.doom()
   }
 
   /**
@@ -363,23 +370,27 @@ class RequestHooks implements HookContext {
  * with `Object.create`, so nothing here may write to `this`).
  */
 class RequestContext implements ProxyContext {
-  readonly transaction: boolean
-  readonly max: number
-  readonly prepare: boolean | undefined
-  readonly owner: object
   /** Shared pool: a pooled connection for `sql.begin`, taken after the request's gate. */
   readonly lease: ProxyContext['lease']
-  readonly pooled: boolean | undefined
-  constructor(
-    readonly r: RequestScopedClient,
-    pooled: boolean,
-  ) {
-    this.transaction = r.config.mode === 'transaction'
-    this.max = r.config.options.max
-    this.prepare = r.config.driver.prepare
-    this.owner = r // identifies the request client for insideTransaction
-    this.lease = pooled ? leaseFor : undefined
-    this.pooled = pooled || undefined
+  // The rest is read from the request's config (getters: one field less per request each).
+  constructor(readonly r: RequestScopedClient) {
+    this.lease = r.config.options.pool !== undefined ? leaseFor : undefined
+  }
+  get transaction(): boolean {
+    return this.r.config.mode === 'transaction'
+  }
+  get max(): number {
+    return this.r.config.options.max
+  }
+  get prepare(): boolean | undefined {
+    return this.r.config.driver.prepare
+  }
+  /** Identifies the request client for insideTransaction. */
+  get owner(): object {
+    return this.r
+  }
+  get pooled(): boolean | undefined {
+    return this.r.config.options.pool !== undefined || undefined
   }
   get reservations(): Set<() => Promise<void>> {
     this.r.reservations ??= new Set()

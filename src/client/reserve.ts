@@ -132,7 +132,7 @@ export function reserveMethod<C extends ReserveContext>(
             const f = read.call(q)
             return (x: unknown) => {
               done()
-              return f(x)
+              return f.call(q, x)
             }
           },
           set: (f: unknown) => (d?.set ? d.set.call(q, f) : Object.assign(d ?? {}, { value: f })),

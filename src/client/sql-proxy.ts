@@ -122,12 +122,12 @@ function unsafeArgs(args: unknown[]): [unknown[], Record<string, any>] {
  * import { gate } from './gate'
  *
  * declare const ctx: ProxyContext
- * const sql = wrapSql(ctx, () => ctx.ensure(), gate(1), true)
+ * const sql = wrapSql(ctx, undefined, gate(1), true) // the request's driver client, ctx.ensure()
  * ```
  */
 export function wrapSql<S extends Sql<any> | TransactionSql<any>>(
   ctx: ProxyContext,
-  target: () => S,
+  target: (() => S) | undefined,
   g: Gate | undefined,
   top: boolean,
 ): S {
@@ -149,18 +149,28 @@ class SqlTraps<S extends Sql<any> | TransactionSql<any>> implements ProxyHandler
   proxy: S | undefined
   constructor(
     private readonly ctx: ProxyContext,
-    private readonly target: () => S,
+    /** The wrapped Sql; undefined: the request's driver client (`ctx.ensure()`, created on first use). */
+    private readonly of: (() => S) | undefined,
     private readonly g: Gate | undefined,
     private readonly top: boolean,
   ) {}
+  private target(): S {
+    return this.of ? this.of() : (this.ctx.ensure() as S)
+  }
   private overrides(): Record<string, unknown> {
-    this.built ??= methods(this.ctx, this.target, this.g, this.top, () => this.proxy!)
+    this.built ??= methods(
+      this.ctx,
+      () => this.target(),
+      this.g,
+      this.top,
+      () => this.proxy!,
+    )
     return this.built
   }
   apply(_t: S, _this: unknown, args: unknown[]): unknown {
     if (this.ctx.isClosed()) throw clientClosed()
     const s = this.target() as any
-    const q = s(...args)
+    const q = Reflect.apply(s, undefined, args)
     if (!(q instanceof Promise)) return q
     keepCallSite(q, SqlTraps.prototype.apply)
     return this.ctx.patch(q, this.g, undefined, this.top)

@@ -68,7 +68,16 @@ class Deadlines {
   tail: Statement | undefined
   private timer: ReturnType<typeof setTimeout> | undefined
   private readonly onTimer = () => this.fire()
-  constructor(readonly ms: number) {}
+  /**
+   * @param lazy the process's list (a shared pool's statements come and go all the time): emptied, it keeps
+   *   its timer, which then fires once and finds nothing (unref'd: it keeps no process alive), instead of a
+   *   timer set and cleared per statement. A pending timer never falls due after the head: every entry is
+   *   armed for the same `ms`, later ones at the tail.
+   */
+  constructor(
+    readonly ms: number,
+    private readonly lazy = false,
+  ) {}
   add(s: Statement): void {
     s.due = clock() + this.ms
     s.list = this
@@ -77,8 +86,8 @@ class Deadlines {
     if (this.tail) this.tail.dnext = s
     else {
       this.head = s
-      // An empty list has no timer (remove() cleared it, fire() unset it).
-      this.timer = later(this.onTimer, this.ms)
+      // An empty list has no timer (remove() cleared it, fire() unset it), unless it is lazy.
+      this.timer ??= later(this.onTimer, this.ms)
     }
     this.tail = s
   }
@@ -88,7 +97,7 @@ class Deadlines {
     if (s.dnext) s.dnext.dprev = s.dprev
     else this.tail = s.dprev
     s.dprev = s.dnext = s.list = undefined
-    if (!this.head && this.timer !== undefined) {
+    if (!this.head && this.timer !== undefined && !this.lazy) {
       clearTimeout(this.timer)
       this.timer = undefined
     }
@@ -114,10 +123,11 @@ class Deadlines {
 /** The deadline lists of one scope, per duration. */
 class DeadlineLists {
   private readonly lists = new Map<number, Deadlines>()
+  constructor(private readonly lazy = false) {}
   get(ms: number): Deadlines {
     let list = this.lists.get(ms)
     if (!list) {
-      list = new Deadlines(ms)
+      list = new Deadlines(ms, this.lazy)
       this.lists.set(ms, list)
     }
     return list
@@ -129,7 +139,7 @@ class DeadlineLists {
  * timer belongs to the request that set it and may die with it: there (and for every per-request client)
  * each request has lists of its own.
  */
-const processLists = new DeadlineLists()
+const processLists = new DeadlineLists(true)
 
 /** What a statement's deadline does when it falls due. */
 const EXPIRE = 0
@@ -244,9 +254,9 @@ class Statement implements Settles {
     const run = this.run
     run.expired ??= new WeakSet()
     run.expired.add(this.q)
-    run.cancelling()
+    run.owner.cancelling()
     if (this.active) this.cancel()
-    this.destroy = later(run.stuck, CANCEL_GRACE_MS)
+    this.destroy = later(() => run.owner.stuck(), CANCEL_GRACE_MS)
   }
 
   // Silent for p.afterMs: is the pooler's database down? Then the statement only waits in the pooler's
@@ -259,8 +269,8 @@ class Statement implements Settles {
       this.disarm()
       run.down ??= new WeakMap()
       run.down.set(q, text)
-      run.cancelling()
-      run.stuck()
+      run.owner.cancelling()
+      run.owner.stuck()
     })
   }
 
@@ -309,8 +319,8 @@ class Running implements Statements {
 
   constructor(
     readonly queryTimeout: number,
-    readonly stuck: () => void,
-    readonly cancelling: () => void,
+    /** What to do when a cancel did not land (stuck), and just before a timed-out statement is cancelled. */
+    readonly owner: StatementsOwner,
     private readonly probe: Probe | undefined,
     /** Deadlines in the process's lists (a shared pool's request on a long-running server). */
     private readonly shared: boolean,
@@ -409,7 +419,7 @@ class Running implements Statements {
     if (!inFlight?.size) return undefined
     this.waiting ??= new Promise<void>((resolve) => {
       const give = later(() => {
-        this.stuck() // a cancel still on its way could hit whatever runs next on that connection
+        this.owner.stuck() // a cancel still on its way could hit whatever runs next on that connection
         resolve()
       }, CANCEL_GRACE_MS)
       const all = (): Promise<void> =>
@@ -468,5 +478,23 @@ export function statements(
   probe?: Probe,
   shared = false,
 ): Statements {
-  return new Running(queryTimeout, stuck, cancelling, probe, shared)
+  return new Running(queryTimeout, { stuck, cancelling }, probe, shared)
+}
+
+/** What a request's statements call back (`statements()`'s two functions, as methods of one object). */
+export interface StatementsOwner {
+  /** A cancel did not land within 1 s (or the probe found the database down): destroy the sockets. */
+  stuck(): void
+  /** A timed-out statement is about to be cancelled: its connection must not be reused. */
+  cancelling(): void
+}
+
+/** `statements()` for a request client that is its own owner (no closures per request). */
+export function requestStatements(
+  queryTimeout: number,
+  owner: StatementsOwner,
+  probe: Probe | undefined,
+  shared: boolean,
+): Statements {
+  return new Running(queryTimeout, owner, probe, shared)
 }

@@ -177,7 +177,7 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
         },
       })
     const reject = q.reject
-    q.reject = (e: any) => reject(fixPosition(e, text, spans, lits))
+    q.reject = (e: any) => reject.call(q, fixPosition(e, text, spans, lits))
     return true
   } catch {
     return false

@@ -7,7 +7,7 @@
 import type { Sql } from 'postgres'
 import type { Gate, Release } from '../client/gate'
 import { clientClosed } from '../errors'
-import type { ConnectionPool, PoolWaiter, Slot, WaitOwner } from './pool'
+import type { ConnectionPool, Holder, PoolWaiter, Slot, WaitOwner } from './pool'
 
 /** What a request holds of the shared pool. */
 export interface RequestLeases {
@@ -59,13 +59,17 @@ class Lease implements Gate, PoolWaiter {
     readonly owner: Leases,
   ) {}
   acquire(): Promise<Release> {
+    const now = this.acquireNow()
+    return typeof now === 'function' ? Promise.resolve(now) : now
+  }
+  acquireNow(): Release | Promise<Release> {
     const { g } = this
     if (!g) return this.gatePassed(noop)
     // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
     const now = g.tryAcquire()
     return now ? this.gatePassed(now) : g.acquire().then((gated) => this.gatePassed(gated))
   }
-  private gatePassed(gated: Release): Promise<Release> {
+  private gatePassed(gated: Release): Release | Promise<Release> {
     const leases = this.owner
     if (leases.stopped) {
       gated()
@@ -73,8 +77,8 @@ class Lease implements Gate, PoolWaiter {
     }
     this.gated = gated
     const slot = leases.pool.tryAcquire()
-    // Fast path: an idle connection, one settled promise.
-    if (slot) return Promise.resolve(this.take(slot))
+    // Fast path: an idle connection, no promise.
+    if (slot) return this.take(slot)
     return new Promise<Release>((resolve, reject) => {
       this.resolve = resolve
       this.reject = reject
@@ -129,12 +133,13 @@ class Leases implements RequestLeases, WaitOwner {
 
   constructor(
     readonly pool: ConnectionPool,
-    private readonly abort: () => Promise<void>,
+    /** The request (its abort() cancels its statements when the pool closes under it). */
+    private readonly request: Holder,
   ) {}
 
   hold(slot: Slot): void {
     this.held.push(slot)
-    slot.holder = this.abort
+    slot.holder = this.request
   }
 
   /** Gives a held connection back, then the request's gate. */
@@ -203,7 +208,7 @@ class Leases implements RequestLeases, WaitOwner {
  * import type { ConnectionPool } from './pool'
  *
  * declare const pool: ConnectionPool
- * const leases = requestLeases(pool, async () => {})
+ * const leases = requestLeases(pool, { abort: async () => {} })
  * const tx = await leases.lease(gate(1)) // a pooled connection for one transaction
  * try {
  *   await tx.sql.begin((t) => t`select 1`)
@@ -212,6 +217,6 @@ class Leases implements RequestLeases, WaitOwner {
  * }
  * ```
  */
-export function requestLeases(pool: ConnectionPool, abort: () => Promise<void>): RequestLeases {
-  return new Leases(pool, abort)
+export function requestLeases(pool: ConnectionPool, request: Holder): RequestLeases {
+  return new Leases(pool, request)
 }

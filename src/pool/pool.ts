@@ -25,7 +25,12 @@ export interface Slot {
    * slot, not an entry in a pool-wide Set: V8 keeps every key a long-lived hash table ever held until a
    * full GC (its obsolete tables still point at them), so each request would survive the minor GCs.
    */
-  holder: (() => Promise<void>) | undefined
+  holder: Holder | undefined
+}
+
+/** A request holding a pooled connection: `abort()` cancels its statements (close() past its timeout). */
+export interface Holder {
+  abort(): Promise<void>
 }
 
 /** One row of `poolStats()`. */
@@ -273,9 +278,9 @@ export class ConnectionPool {
       // Still busy: each request cancels its own running statements (a backend does not read the
       // Terminate message while a statement runs), then its connections are destroyed.
       if (this.inUse > 0) {
-        const holders = new Set<() => Promise<void>>()
+        const holders = new Set<Holder>()
         for (const s of [...this.slots, ...this.destroyedHeld]) if (s.holder) holders.add(s.holder)
-        await Promise.all([...holders].map((stop) => stop().catch(() => {})))
+        await Promise.all([...holders].map((h) => h.abort().catch(() => {})))
       }
       const all = [...this.slots]
       this.slots.clear()

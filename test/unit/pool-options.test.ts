@@ -115,8 +115,8 @@ describe('ConnectionPool.close() after its timeout', () => {
     const live = pool.tryAcquire()!
     const doomed = pool.tryAcquire()!
     const calls: string[] = []
-    live.holder = async () => void calls.push('live')
-    doomed.holder = async () => void calls.push('doomed')
+    live.holder = { abort: async () => void calls.push('live') }
+    doomed.holder = { abort: async () => void calls.push('doomed') }
     pool.destroy(doomed) // an aborted request's connection: terminated, not given back yet
     await pool.close(0.05)
     expect(calls.sort()).toEqual(['doomed', 'live'])
@@ -126,8 +126,10 @@ describe('ConnectionPool.close() after its timeout', () => {
     const pool = newPool()
     const slot = pool.tryAcquire()!
     let called = false
-    slot.holder = async () => {
-      called = true
+    slot.holder = {
+      abort: async () => {
+        called = true
+      },
     }
     pool.destroy(slot)
     slot.holder = undefined // what the lease does before giving it back
