@@ -38,30 +38,22 @@ export function nodeBindings(c: Context): NodeBindings | undefined {
 }
 
 /**
- * True when the client went away before the response was fully sent: what node-server's own close handler
- * turns into `c.req.raw.signal`'s abort (the request errored, or the response closed unfinished; on HTTP/2
- * also an aborted stream).
- */
-export function nodeGone({ incoming, outgoing }: NodeBindings): boolean {
-  return (
-    !!incoming.errored || !outgoing.writableFinished || (incoming.stream !== undefined && !!incoming.aborted)
-  )
-}
-
-/**
- * Calls `abort` once when the client goes away before the response was fully sent (`nodeGone`). `abort`
- * runs as a listener of the response's `close` (no closure of ours per request).
+ * Calls `abort` once when the client goes away before the response was fully sent: what node-server's
+ * own close handler turns into `c.req.raw.signal`'s abort (the request errored, or the response closed
+ * unfinished; on HTTP/2 also an aborted stream).
  *
  * @example
  * ```ts
  * onNodeAbort(nodeBindings(c)!, () => console.log('client gone'))
  * ```
  */
-export function onNodeAbort(node: NodeBindings, abort: () => void): void {
-  if ((node.outgoing.destroyed || node.incoming.errored) && nodeGone(node)) abort()
+export function onNodeAbort({ incoming, outgoing }: NodeBindings, abort: () => void): void {
+  const gone = () =>
+    !!incoming.errored || !outgoing.writableFinished || (incoming.stream !== undefined && !!incoming.aborted)
+  if ((outgoing.destroyed || incoming.errored) && gone()) abort()
   // `on`, not `once` (a response closes once): Node's `once` builds an object literal per call, which V8
   // may allocate straight in the old generation, where a dead one keeps the request alive until a full GC.
-  else node.outgoing.on('close', abort)
+  else outgoing.on('close', () => gone() && abort())
 }
 
 let cacheKey: symbol | undefined

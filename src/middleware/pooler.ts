@@ -15,7 +15,7 @@ import { type ClientConfig, clientConfig } from '../preset'
 import { openTelemetry } from '../telemetry/otel'
 import { RequestTelemetry } from '../telemetry/request-telemetry'
 import { appendServerTiming } from '../telemetry/server-timing'
-import { type NodeBindings, nodeBindings, nodeGone, onNodeAbort, staticNodeBody } from './node'
+import { type NodeBindings, nodeBindings, onNodeAbort, staticNodeBody } from './node'
 import { track, watchResponses } from './response'
 import { findWaitUntil, settle } from './wait-until'
 
@@ -84,19 +84,15 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
  * middleware: its state is one object per request (see client/request-client.ts).
  */
 class PoolerRequest {
-  /** For onEvent's `ms` (read only when there is an onEvent). */
-  private readonly started: number
+  private readonly started = Date.now()
   private closing: Promise<void> | undefined
   /** On @hono/node-server the Node request and response tell an abort (and a static body) more cheaply. */
   private readonly node: NodeBindings | undefined
   private readonly signal: AbortSignal | undefined
   /** Elsewhere, which responses the context built whole (node-server's own Response says it itself). */
   private readonly isLive: (() => boolean) | undefined
-  /**
-   * The client went away: cancel in-flight statements on the server, then destroy the socket. On
-   * node-server, the response's `close` listener (it checks that the response was not fully sent).
-   */
-  private readonly onAbort: () => void
+  /** The client went away: cancel in-flight statements on the server, then destroy the socket. */
+  private readonly onAbort = () => void this.close('abort')
 
   constructor(
     private readonly c: Context,
@@ -105,20 +101,12 @@ class PoolerRequest {
     readonly client: RequestClient,
     private readonly telemetry: RequestTelemetry | undefined,
   ) {
-    this.started = opts.onEvent ? Date.now() : 0
     const node = nodeBindings(c)
     this.node = node
-    if (node) {
-      // One closure per request: the response's close listener.
-      this.signal = undefined
-      this.onAbort = () => void (nodeGone(node) && this.close('abort'))
-      onNodeAbort(node, this.onAbort)
-    } else {
-      this.onAbort = () => void this.close('abort')
-      this.signal = c.req.raw.signal as AbortSignal | undefined
-      if (this.signal?.aborted) this.onAbort()
-      else this.signal?.addEventListener('abort', this.onAbort, { once: true })
-    }
+    this.signal = node ? undefined : (c.req.raw.signal as AbortSignal | undefined)
+    if (node) onNodeAbort(node, this.onAbort)
+    else if (this.signal?.aborted) this.onAbort()
+    else this.signal?.addEventListener('abort', this.onAbort, { once: true })
     this.isLive = node ? undefined : watchResponses(c)
   }
 
