@@ -52,6 +52,7 @@ export function guardQuery(q: QueryParts, level: GuardLevel): PoolerError | unde
       byText.set(text, found)
     }
   }
+  if (!found.length) return undefined // most statements: nothing found, no closure built
   const err = toError(found, () => queryText(q).values)
   if (!err) return undefined
   if (level === 'warn') {
