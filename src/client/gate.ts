@@ -4,6 +4,18 @@
  * statement per connection may be in flight: `max` slots for `max` connections.
  */
 
+const settled = Promise.resolve()
+
+/**
+ * Runs `take` (what takes the request's gate) one microtask from now: when a statement takes it. A
+ * statement reaches the gate in postgres.js's `handle()` one microtask after it was started (awaited or
+ * executed), so `sql\`…\`.execute(); sql.begin(…)` keeps the statement first, and `sql.begin(…)` then a
+ * statement keeps the BEGIN first: microtasks run in the order they were queued.
+ */
+export function gateTurn<T>(take: () => T | Promise<T>): Promise<T> {
+  return settled.then(take)
+}
+
 /** Gives a slot back. Each one works once: calling it again does nothing. */
 export type Release = () => void
 

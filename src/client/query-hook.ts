@@ -58,6 +58,7 @@ export function hookQuery<Q>(
   load?: () => Promise<string>,
 ): Q {
   const q = query as any
+  if (q[HOOK]) return query // hooked once: a second hook would keep ours as the driver's own functions
   q[HOOK] = new Hooked(q, g, ctx, load, q.resolve, q.reject, q.handler)
   // Shared functions that find the hook on the Query: postgres.js calls them as its methods, and so do the
   // inliner and reserve() when they wrap them (`f.call(q, x)`).
@@ -83,18 +84,18 @@ function hookedHandler(q: any): void {
 function hookedReject(this: any, e: unknown): void {
   const h = this[HOOK] as Hooked | undefined
   if (h) rejectWith(h.reject0, h, e)
-  else this.reject(e)
+  else if (this.reject !== hookedReject) this.reject(e)
 }
 
 /** `q.resolve` of a hooked query (see `hookedReject`). */
 function hookedResolve(this: any, x: unknown): void {
   const h = this[HOOK] as Hooked | undefined
   if (h) resolveWith(h.resolve0, h, x)
-  else this.resolve(x)
+  else if (this.resolve !== hookedResolve) this.resolve(x)
 }
 
 /**
- * One hooked query's state. `handle`, `cursor`, `resolve` and `reject` patched onto the Query are shared
+ * One hooked query's state. `handler`, `cursor`, `resolve` and `reject` patched onto the Query are shared
  * functions that find it here.
  */
 class Hooked {
@@ -123,7 +124,7 @@ class Hooked {
     try {
       q.strings = [await this.load!()]
     } catch (e) {
-      q.reject(e)
+      this.fail(e)
       return
     }
     this.start()
@@ -151,30 +152,37 @@ class Hooked {
           this.release = release
           this.acquired()
         },
-        (e) => {
-          this.drop()
-          q.reject(e)
-        },
+        (e) => this.fail(e),
       )
     } catch (e) {
-      this.drop()
-      q.reject(e)
+      this.fail(e)
     }
+  }
+
+  /** It never reached the driver: the slot back (if taken), the query rejected — never a throw from here. */
+  private fail(e: unknown): void {
+    try {
+      this.drop()
+      this.q.reject(e)
+    } catch {}
   }
 
   /** A cancel still on its way would land on whatever this connection runs next: not this statement. */
   private acquired(): void {
-    const cancelling = this.ctx.quiet()
+    let cancelling: Promise<void> | undefined
+    try {
+      cancelling = this.ctx.quiet()
+    } catch (e) {
+      this.fail(e)
+      return
+    }
     if (!cancelling) {
       this.send()
       return
     }
     cancelling.then(
       () => this.send(),
-      (e) => {
-        this.drop()
-        this.q.reject(e)
-      },
+      (e) => this.fail(e),
     )
   }
 
@@ -199,8 +207,7 @@ class Hooked {
       q.handler = handler
       handler(q)
     } catch (e) {
-      this.drop()
-      q.reject(e)
+      this.fail(e)
     }
   }
 

@@ -10,7 +10,7 @@
 import type { ReservedSql, Sql } from 'postgres'
 import { poolUnsupported } from '../errors'
 import { splitStatements } from '../sql/lexer'
-import { type Gate, gate } from './gate'
+import { type Gate, gate, gateTurn } from './gate'
 
 const noop = () => {}
 /** What postgres.js's own ReservedSql does not have (a pooled connection's full Sql would). */
@@ -83,11 +83,12 @@ export function reserveMethod<C extends ReserveContext>(
     let giveBack: () => void
     if (ctx.lease) {
       // Shared pool: a pooled connection is already one connection of our own until it is given back.
-      const leased = await ctx.lease(g)
+      const lease = ctx.lease
+      const leased = await gateTurn(() => lease.call(ctx, g))
       target = leased.sql
       giveBack = leased.release
     } else {
-      const slot = await g?.acquire()
+      const slot = g ? await gateTurn(() => g.acquireNow()) : undefined
       let reserved: ReservedSql<any>
       try {
         ctx.connecting?.()

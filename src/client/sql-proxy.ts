@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
 import { clientClosed, PoolerError, poolUnsupported, prepareUnsupported, SESSION_ONLY } from '../errors'
-import type { Gate, Release } from './gate'
+import { type Gate, gateTurn, type Release } from './gate'
 import { reserveMethod } from './reserve'
 
 /** What a wrapped `Sql` needs from its request client. */
@@ -244,8 +244,10 @@ function methods<S extends Sql<any> | TransactionSql<any>>(
   }
   if (top) {
     Object.assign(overrides, {
-      // Not async: postgres.js's begin must start in this tick, or a statement issued right after it would
-      // overtake the BEGIN. The gate is taken at once when free (tryAcquire), so the order is kept there too.
+      // Not async: without a gate, postgres.js's begin must start in this tick, or a statement issued right
+      // after it would overtake the BEGIN. With one, the gate is taken one microtask later, like a
+      // statement's (postgres.js's handle() waits one before the query hook takes it): both take their
+      // turn in the order they were started (see gateTurn).
       begin(opts: unknown, fn?: (tx: TransactionSql<any>) => unknown) {
         if (typeof opts === 'function') {
           fn = opts as typeof fn
@@ -290,9 +292,10 @@ function methods<S extends Sql<any> | TransactionSql<any>>(
             )
         }
         // Shared pool: the request's gate, then a pooled connection for the whole transaction.
-        if (ctx.lease) return ctx.lease(g).then((leased) => run(leased.release, leased.sql))
-        const now = g ? g.tryAcquire() : noop
-        return now ? run(now) : g!.acquire().then(run)
+        const lease = ctx.lease
+        if (lease) return gateTurn(() => lease.call(ctx, g)).then((leased) => run(leased.release, leased.sql))
+        if (!g) return run(noop)
+        return gateTurn(() => g.acquireNow()).then(run)
       },
       // postgres.js's largeObject calls sql.begin on its own client, which would skip the gate, the guard
       // and CLIENT_CLOSED. It looks begin up when called, synchronously: hand it ours for that one call.

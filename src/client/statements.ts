@@ -68,16 +68,7 @@ class Deadlines {
   tail: Statement | undefined
   private timer: ReturnType<typeof setTimeout> | undefined
   private readonly onTimer = () => this.fire()
-  /**
-   * @param lazy the process's list (a shared pool's statements come and go all the time): emptied, it keeps
-   *   its timer, which then fires once and finds nothing (unref'd: it keeps no process alive), instead of a
-   *   timer set and cleared per statement. A pending timer never falls due after the head: every entry is
-   *   armed for the same `ms`, later ones at the tail.
-   */
-  constructor(
-    readonly ms: number,
-    private readonly lazy = false,
-  ) {}
+  constructor(readonly ms: number) {}
   add(s: Statement): void {
     s.due = clock() + this.ms
     s.list = this
@@ -86,8 +77,8 @@ class Deadlines {
     if (this.tail) this.tail.dnext = s
     else {
       this.head = s
-      // An empty list has no timer (remove() cleared it, fire() unset it), unless it is lazy.
-      this.timer ??= later(this.onTimer, this.ms)
+      // An empty list has no timer (remove() cleared it, fire() unset it).
+      this.timer = later(this.onTimer, this.ms)
     }
     this.tail = s
   }
@@ -97,7 +88,7 @@ class Deadlines {
     if (s.dnext) s.dnext.dprev = s.dprev
     else this.tail = s.dprev
     s.dprev = s.dnext = s.list = undefined
-    if (!this.head && this.timer !== undefined && !this.lazy) {
+    if (!this.head && this.timer !== undefined) {
       clearTimeout(this.timer)
       this.timer = undefined
     }
@@ -123,11 +114,10 @@ class Deadlines {
 /** The deadline lists of one scope, per duration. */
 class DeadlineLists {
   private readonly lists = new Map<number, Deadlines>()
-  constructor(private readonly lazy = false) {}
   get(ms: number): Deadlines {
     let list = this.lists.get(ms)
     if (!list) {
-      list = new Deadlines(ms, this.lazy)
+      list = new Deadlines(ms)
       this.lists.set(ms, list)
     }
     return list
@@ -139,7 +129,7 @@ class DeadlineLists {
  * timer belongs to the request that set it and may die with it: there (and for every per-request client)
  * each request has lists of its own.
  */
-const processLists = new DeadlineLists(true)
+const processLists = new DeadlineLists()
 
 /** What a statement's deadline does when it falls due. */
 const EXPIRE = 0

@@ -65,7 +65,7 @@ class Lease implements Gate, PoolWaiter {
   acquireNow(): Release | Promise<Release> {
     const { g } = this
     if (!g) return this.gatePassed(noop)
-    // The request's gate first (taken in this tick when free, so the request's order is kept), then a slot.
+    // The request's gate first (taken now when free: the caller takes its turn, see gateTurn), then a slot.
     const now = g.tryAcquire()
     return now ? this.gatePassed(now) : g.acquire().then((gated) => this.gatePassed(gated))
   }

@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
-import { type PoolerError, type PoolerVariables, pooler } from '../../src'
+import { closePools, type PoolerError, type PoolerVariables, pooler } from '../../src'
 import { showClients, sleep, stack, waitForNoClients, whileLocked } from '../support/stack'
 
 const APP = 'hp-txmode'
@@ -108,6 +108,62 @@ describe('pipelining across transaction boundaries', () => {
       }),
     )
     expect(await (await app.request('/')).json()).toEqual({ result: [1, 2, 3, 4] })
+  })
+})
+
+describe('statements and transactions keep the order they were started in (one statement at a time)', () => {
+  // A statement takes the request's gate one microtask after it starts (postgres.js's handle()); sql.begin
+  // and sql.reserve take it in the same turn, so neither overtakes the other.
+  const route = async (sql: PoolerVariables['sql']) => {
+    const order: string[] = []
+    const first = sql`select 1 as v`.execute().then(() => void order.push('statement before'))
+    const tx = sql.begin(async (t) => {
+      order.push('transaction')
+      await t`select 2 as v`
+    })
+    const after = sql`select 3 as v`.then(() => void order.push('statement after'))
+    await Promise.all([first, tx, after])
+    const reserved = sql.reserve().then(async (r) => {
+      order.push('reserved')
+      await r`select 4 as v`
+      r.release()
+    })
+    const last = sql`select 5 as v`.then(() => void order.push('statement after reserve'))
+    await Promise.all([reserved, last])
+    return order
+  }
+  const expected = [
+    'statement before',
+    'transaction',
+    'statement after',
+    'reserved',
+    'statement after reserve',
+  ]
+
+  it('per-request client in transaction mode', async () => {
+    const { app, errors } = appWith(route)
+    const res = await app.request('/')
+    expect(errors).toEqual([])
+    expect((await res.json()).result).toEqual(expected)
+  })
+
+  it('shared pool (through PgBouncer)', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(
+      pooler({
+        url: stack.databaseUrl,
+        applicationName: `${APP}-order`,
+        pool: { size: 2, checkBudget: false },
+      }),
+    )
+    app.get('/', async (c) => c.json({ result: await route(c.var.sql) }))
+    try {
+      const res = await app.request('/')
+      expect(res.status).toBe(200)
+      expect((await res.json()).result).toEqual(expected)
+    } finally {
+      await closePools({ timeout: 5 })
+    }
   })
 })
 

@@ -139,32 +139,6 @@ describe('statements', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
-  it('shared: an emptied list keeps its timer (no timer set and cleared per statement); it fires once, then none', async () => {
-    vi.useFakeTimers({ now: 0 })
-    const running = statements(
-      0.3,
-      () => {},
-      () => {},
-      undefined,
-      true,
-    )
-    running.track(query().q).settled()
-    expect(vi.getTimerCount()).toBe(1)
-    await vi.advanceTimersByTimeAsync(100)
-    // Armed again while the old timer is pending: it keeps it, and re-arms for this one when it fires.
-    const { q, calls } = query()
-    running.track(q)
-    expect(vi.getTimerCount()).toBe(1)
-    await vi.advanceTimersByTimeAsync(200) // t=300: the old timer fired; q falls due at 400
-    expect(calls).toEqual([])
-    expect(vi.getTimerCount()).toBe(1)
-    await vi.advanceTimersByTimeAsync(100)
-    expect(calls).toEqual([400])
-    expect(running.timedOut(q)).toBe(true)
-    await vi.advanceTimersByTimeAsync(2000) // the grace timer (stuck), then nothing pending
-    expect(vi.getTimerCount()).toBe(0)
-  })
-
   it('not shared (per-request clients, and a pool on Workers): each request has timers of its own', async () => {
     vi.useFakeTimers({ now: 0 })
     const one = statements(0.2, () => {})
