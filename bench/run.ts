@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: starts the local Postgres + PgBouncer stack, measures, writes bench/RESULTS.md and
- * bench/chart.svg. Never part of `npm test`. Bounded: ≈ 2–3 minutes with the defaults.
+ * bench/chart.svg. Never part of `npm test`. Bounded: ≈ 9 minutes with the defaults.
  *
  * Env: BENCH_DELAY (ms each way, default 20), BENCH_REPS (default 20), BENCH_DURATION (s per throughput
  * run, default 3), BENCH_ROUNDS (interleaved throughput rounds, default 3), BENCH_CONNECTIONS (default
