@@ -7,7 +7,8 @@
  * (`npm run stack` writes .tmp/stack.env.) Each "request" runs one parameterized select on DIRECT_URL, `C`
  * of them at a time: `shared` creates a request client on a shared pool of 10 (what `pooler({ pool })`
  * gives `c.var.sql`), queries, and closes it; `raw` queries a postgres.js pool of 10; `single` the same pool
- * with `max_pipeline: 0` (one statement per connection at a time, the shared pool's rule). Prints CPU µs per
+ * with `max_pipeline: 0` (one statement per connection at a time, the shared pool's rule); `pg` a `pg.Pool`
+ * of 10. Prints CPU µs per
  * request for three runs of `N` requests, then bytes allocated per request from V8's sampling heap profiler
  * (objects the GCs collected included) and the allocation sites above 200 bytes per request.
  */
