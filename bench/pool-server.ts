@@ -39,7 +39,11 @@ export async function poolApp(
   const app = new Hono<any>()
   let close: () => Promise<unknown>
   if (which === 'shared') {
-    app.use(lib.pooler({ url, mode, applicationName: 'bench-pool', pool: { size: SIZE, overflow: 0 } }))
+    // POOL_SERVER_OPTIONS: more pooler() options as JSON, for experiments (e.g. '{"guard":"off"}').
+    const extra = JSON.parse(process.env.POOL_SERVER_OPTIONS ?? '{}') as object
+    app.use(
+      lib.pooler({ url, mode, applicationName: 'bench-pool', pool: { size: SIZE, overflow: 0 }, ...extra }),
+    )
     app.get('/', async (c) => {
       await runPostgres(c.var.sql, W)
       return c.text('ok')
