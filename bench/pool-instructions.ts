@@ -12,11 +12,9 @@
  * on how many requests the slowed-down server finds per event-loop turn, which a change can shift.
  * Minutes per run (valgrind slows Node down some 50×); run two at once on two cores.
  */
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { loadLib } from './lib-build.ts'
-import { POOL_STRATEGIES, type PoolStrategy } from './pool-server.ts'
+import { POOL_STRATEGIES, type PoolStrategy, poolTarget, startPoolServer } from './pool-server.ts'
 import { ensureSchema } from './workloads.ts'
 
 const [, , which = 'shared', to = 'direct', conns = '1', n1 = '3000', n2 = '6000'] = process.argv
@@ -33,49 +31,33 @@ if (
 }
 await loadLib()
 await ensureSchema()
-const server = fileURLToPath(new URL('./pool-server.ts', import.meta.url))
-const url = to === 'direct' ? process.env.DIRECT_URL! : process.env.DATABASE_URL!
+const { url, mode } = poolTarget(to)
 
 /** Instructions the server ran in all (start to exit) while answering `n` requests. */
 async function count(n: number): Promise<{ instructions: number; ok: number; errors: number }> {
-  const child = spawn(
-    'valgrind',
-    [
+  let err = ''
+  const server = await startPoolServer(which as PoolStrategy, url, mode, {
+    // --smc-check: V8 writes the code it runs.
+    prefix: [
+      'valgrind',
       '--tool=cachegrind',
       '--cache-sim=no',
-      '--smc-check=all-non-file', // V8 writes the code it runs
+      '--smc-check=all-non-file',
       '--cachegrind-out-file=/dev/null',
-      process.execPath,
-      server,
-      which,
-      url,
-      to === 'direct' ? 'direct' : 'transaction',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let err = ''
-  child.stderr!.on('data', (d) => {
-    err += d
+    stderr: (text) => {
+      err += text
+    },
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}: the server under valgrind said\n${err}`)
   })
-  const exited = new Promise((r) => child.once('exit', r))
-  const line = await new Promise<string>((resolve, reject) => {
-    let buf = ''
-    child.stdout!.on('data', (d) => {
-      buf += d
-      const l = buf.split('\n').find((x) => x.startsWith('{'))
-      if (l) resolve(l)
-    })
-    child.once('exit', () => reject(new Error(`the server under valgrind exited:\n${err}`)))
-  })
-  const { port } = JSON.parse(line) as { port: number }
   const r = await autocannon({
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://127.0.0.1:${server.port}/`,
     connections: Number(conns),
     amount: n,
     timeout: 60,
   })
-  child.kill('SIGTERM')
-  await exited
+  await server.stop()
   const m = /I\s+refs:\s+([\d,]+)/.exec(err)
   if (!m) throw new Error(`no instruction count from valgrind:\n${err}`)
   return {

@@ -14,7 +14,7 @@
  */
 import autocannon from 'autocannon'
 import { loadLib } from './lib-build.ts'
-import { POOL_STRATEGIES, type PoolStrategy, startPoolServer } from './pool-server.ts'
+import { POOL_STRATEGIES, type PoolStrategy, poolTarget, startPoolServer } from './pool-server.ts'
 import { ensureSchema } from './workloads.ts'
 
 const [, , which = 'shared', to = 'direct', conns = '16', secs = '5', prof] = process.argv
@@ -32,13 +32,13 @@ const flags = prof
   : []
 // Extra V8 flags for the server only, e.g. POOL_PROFILE_NODE_FLAGS='--trace-gc --max-semi-space-size=64'.
 flags.push(...(process.env.POOL_PROFILE_NODE_FLAGS?.split(' ').filter(Boolean) ?? []))
-const server = await startPoolServer(
-  which as PoolStrategy,
-  to === 'direct' ? process.env.DIRECT_URL! : process.env.DATABASE_URL!,
-  to === 'direct' ? 'direct' : 'transaction',
-  // POOL_PROFILE_CPU=1: the server alone on that CPU (taskset).
-  { flags, pin: process.env.POOL_PROFILE_CPU },
-)
+const { url: dbUrl, mode } = poolTarget(to)
+const pin = process.env.POOL_PROFILE_CPU
+// POOL_PROFILE_CPU=1: the server alone on that CPU (taskset).
+const server = await startPoolServer(which as PoolStrategy, dbUrl, mode, {
+  flags,
+  prefix: pin ? ['taskset', '-c', pin] : [],
+})
 const url = `http://127.0.0.1:${server.port}/`
 await autocannon({ url, connections: Number(conns), duration: 1 }) // warm up
 const [u0, p0] = [await server.cpu(), process.cpuUsage()]

@@ -110,28 +110,38 @@ export interface PoolServer {
   stop(): Promise<void>
 }
 
+/** The URL and mode of a profiling target of `npm run stack` (.tmp/stack.env): direct or bouncer. */
+export function poolTarget(to: 'direct' | 'bouncer'): { url: string; mode: 'direct' | 'transaction' } {
+  return to === 'direct'
+    ? { url: process.env.DIRECT_URL!, mode: 'direct' }
+    : { url: process.env.DATABASE_URL!, mode: 'transaction' }
+}
+
 /**
- * Starts `which` in a child process (`flags`: extra Node/V8 flags for it; `pin`: a CPU for `taskset -c`).
- * What the child prints besides its JSON line goes to stderr.
+ * Starts `which` in a child process. `flags`: extra Node/V8 flags for it; `prefix`: a command Node runs
+ * under (`taskset -c 1`, `valgrind …`); `stderr`: receives what the child writes there (else it goes to
+ * this process's stderr, as does what it prints besides its JSON line).
  */
 export async function startPoolServer(
   which: PoolStrategy,
   url: string,
   mode: 'direct' | 'transaction',
-  { flags = [], pin }: { flags?: string[]; pin?: string } = {},
+  {
+    flags = [],
+    prefix = [],
+    stderr,
+  }: { flags?: string[]; prefix?: string[]; stderr?: (text: string) => void } = {},
 ): Promise<PoolServer> {
-  const argv = [...flags, fileURLToPath(import.meta.url), which, url, mode]
-  const child = spawn(
-    pin ? 'taskset' : process.execPath,
-    pin ? ['-c', pin, process.execPath, ...argv] : argv,
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  )
+  const argv = [process.execPath, ...flags, fileURLToPath(import.meta.url), which, url, mode]
+  const [command, ...args] = [...prefix, ...argv]
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', stderr ? 'pipe' : 'inherit'] })
+  let said = ''
+  if (stderr) child.stderr!.on('data', (d) => stderr(String(d)))
+  else said = ' (its stderr is above)'
   const line = await new Promise<string>((ok, fail) => {
     let buf = ''
     let found = false
-    child.once('exit', (code) => found || fail(new Error(`pool server ${which} exited (${code})`)))
+    child.once('exit', (code) => found || fail(new Error(`pool server ${which} exited (${code})${said}`)))
     child.stdout!.on('data', (d) => {
       if (found) return void process.stderr.write(d)
       buf += d

@@ -75,11 +75,14 @@ class CountingGate implements Gate {
     return this.slot()
   }
   acquireNow(): Release | Promise<Release> {
-    return this.tryAcquire() ?? this.acquire()
+    return this.tryAcquire() ?? this.wait()
   }
   acquire(): Promise<Release> {
     const r = this.tryAcquire()
-    if (r) return Promise.resolve(r)
+    return r ? Promise.resolve(r) : this.wait()
+  }
+  /** All slots are taken: the next one given back. */
+  private wait(): Promise<Release> {
     this.waiting ??= []
     const waiting = this.waiting
     return new Promise((resolve) => waiting.push(resolve))

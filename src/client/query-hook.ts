@@ -142,21 +142,21 @@ class Hooked {
         return
       }
       const now = g.acquireNow()
-      if (typeof now === 'function') {
-        this.release = now
-        this.acquired()
-        return
-      }
-      now.then(
-        (release) => {
-          this.release = release
-          this.acquired()
-        },
-        (e) => this.fail(e),
-      )
+      if (typeof now === 'function') this.granted(now)
+      else
+        now.then(
+          (release) => this.granted(release),
+          (e) => this.fail(e),
+        )
     } catch (e) {
       this.fail(e)
     }
+  }
+
+  /** The gate (and the pooled connection) is this query's until `release`. */
+  private granted(release: Release): void {
+    this.release = release
+    this.acquired()
   }
 
   /** It never reached the driver: the slot back (if taken), the query rejected — never a throw from here. */

@@ -390,7 +390,7 @@ class RequestContext implements ProxyContext {
     return this.r
   }
   get pooled(): boolean | undefined {
-    return this.r.config.options.pool !== undefined || undefined
+    return this.lease !== undefined || undefined
   }
   get reservations(): Set<() => Promise<void>> {
     this.r.reservations ??= new Set()

@@ -468,7 +468,7 @@ export function statements(
   probe?: Probe,
   shared = false,
 ): Statements {
-  return new Running(queryTimeout, { stuck, cancelling }, probe, shared)
+  return requestStatements(queryTimeout, { stuck, cancelling }, probe, shared)
 }
 
 /** What a request's statements call back (`statements()`'s two functions, as methods of one object). */

@@ -1,15 +1,19 @@
 import { Hono } from 'hono'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
-import { closePools, type PoolerError, type PoolerVariables, pooler } from '../../src'
+import { closePools, type PoolerError, type PoolerOptions, type PoolerVariables, pooler } from '../../src'
 import { showClients, sleep, stack, waitForNoClients, whileLocked } from '../support/stack'
 
 const APP = 'hp-txmode'
 
-function appWith(route: (sql: PoolerVariables['sql']) => Promise<unknown>, max = 1) {
+function appWith(
+  route: (sql: PoolerVariables['sql']) => Promise<unknown>,
+  max = 1,
+  extra: PoolerOptions = {},
+) {
   const app = new Hono<{ Variables: PoolerVariables }>()
   const errors: unknown[] = []
-  app.use(pooler({ url: stack.databaseUrl, applicationName: APP, max }))
+  app.use(pooler({ url: stack.databaseUrl, applicationName: APP, max, ...extra }))
   app.onError((err, c) => {
     errors.push(err)
     return c.json({ error: { code: (err as { code?: string }).code ?? 'ERR', message: err.message } }, 500)
@@ -148,18 +152,11 @@ describe('statements and transactions keep the order they were started in (one s
   })
 
   it('shared pool (through PgBouncer)', async () => {
-    const app = new Hono<{ Variables: PoolerVariables }>()
-    app.use(
-      pooler({
-        url: stack.databaseUrl,
-        applicationName: `${APP}-order`,
-        pool: { size: 2, checkBudget: false },
-      }),
-    )
-    app.get('/', async (c) => c.json({ result: await route(c.var.sql) }))
+    const { app, errors } = appWith(route, 1, { pool: { size: 2, checkBudget: false } })
     try {
       const res = await app.request('/')
       expect(res.status).toBe(200)
+      expect(errors).toEqual([])
       expect((await res.json()).result).toEqual(expected)
     } finally {
       await closePools({ timeout: 5 })
