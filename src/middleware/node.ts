@@ -37,23 +37,85 @@ export function nodeBindings(c: Context): NodeBindings | undefined {
   return out && typeof out.on === 'function' && env.incoming ? (env as NodeBindings) : undefined
 }
 
+/** What the client going away looks like when the response closes (node-server's own test for its signal). */
+function gone({ incoming, outgoing }: NodeBindings): boolean {
+  return (
+    !!incoming.errored || !outgoing.writableFinished || (incoming.stream !== undefined && !!incoming.aborted)
+  )
+}
+
+/** A request watching its Node connection: told once when the client goes away before the response was sent. */
+export interface NodeWatcher {
+  /** Its Node request and response (set whenever it watches). */
+  readonly node: NodeBindings | undefined
+  clientGone(): void
+}
+
+/** The requests an HTTP/1 connection serves (one, or several pipelined), on the socket under this key. */
+const SERVING = Symbol('hono-pooler.serving')
+interface Socket {
+  on(event: 'close', f: (this: Socket) => void): unknown
+  [SERVING]?: NodeWatcher[]
+}
+
+/** The one close listener of a socket, for every request it serves: shared, never a closure per request. */
+function socketClosed(this: Socket): void {
+  const serving = this[SERVING]
+  if (!serving?.length) return
+  for (const w of serving.splice(0)) if (w.node && gone(w.node)) w.clientGone()
+}
+
 /**
- * Calls `abort` once when the client goes away before the response was fully sent: what node-server's
- * own close handler turns into `c.req.raw.signal`'s abort (the request errored, or the response closed
- * unfinished; on HTTP/2 also an aborted stream).
+ * Calls `w.clientGone()` once when the client goes away before the response was fully sent: what
+ * node-server's own close handler turns into `c.req.raw.signal`'s abort (the request errored, or the
+ * response closed unfinished; on HTTP/2 also an aborted stream). On HTTP/1 the socket's close tells it: one
+ * listener per connection for all the requests it serves, pipelined ones included (a listener per request
+ * turns the response's listener into an array for every request, and costs several µs). Returns the socket
+ * to hand to `unwatchNodeAbort` once the request no longer cares.
  *
  * @example
  * ```ts
- * onNodeAbort(nodeBindings(c)!, () => console.log('client gone'))
+ * import type { NodeBindings, NodeWatcher } from './node'
+ *
+ * declare const w: NodeWatcher & { node: NodeBindings }
+ * const socket = watchNodeAbort(w, w.node)
+ * // … the request ends:
+ * unwatchNodeAbort(w, socket)
  * ```
  */
-export function onNodeAbort({ incoming, outgoing }: NodeBindings, abort: () => void): void {
-  const gone = () =>
-    !!incoming.errored || !outgoing.writableFinished || (incoming.stream !== undefined && !!incoming.aborted)
-  if ((outgoing.destroyed || incoming.errored) && gone()) abort()
-  // `on`, not `once` (a response closes once): Node's `once` builds an object literal per call, which V8
-  // may allocate straight in the old generation, where a dead one keeps the request alive until a full GC.
-  else outgoing.on('close', () => gone() && abort())
+export function watchNodeAbort(w: NodeWatcher, node: NodeBindings): object | undefined {
+  const { incoming, outgoing } = node
+  if ((outgoing.destroyed || incoming.errored) && gone(node)) {
+    w.clientGone()
+    return undefined
+  }
+  // The request's socket: a pipelined request's response gets it only when its turn comes.
+  const socket = (incoming as { socket?: Socket | null }).socket
+  if (incoming.stream === undefined && socket) {
+    let serving = socket[SERVING]
+    if (!serving) {
+      serving = []
+      socket[SERVING] = serving
+      socket.on('close', socketClosed)
+    }
+    serving.push(w)
+    return socket
+  }
+  // HTTP/2 (or no socket): the response closes. `on`, not `once` (a response closes once): Node's `once` builds an
+  // object literal per call, which V8 may allocate straight in the old generation, where a dead one keeps
+  // the request alive until a full GC.
+  outgoing.on('close', () => gone(node) && w.clientGone())
+  return undefined
+}
+
+/** The request ended: its connection's close no longer concerns it. */
+export function unwatchNodeAbort(w: NodeWatcher, socket: object | undefined): void {
+  const serving = (socket as Socket | undefined)?.[SERVING]
+  if (!serving) return
+  const i = serving.indexOf(w)
+  if (i < 0) return
+  serving[i] = serving[serving.length - 1]!
+  serving.pop()
 }
 
 let cacheKey: symbol | undefined

@@ -15,7 +15,14 @@ import { type ClientConfig, clientConfig } from '../preset'
 import { openTelemetry } from '../telemetry/otel'
 import { RequestTelemetry } from '../telemetry/request-telemetry'
 import { appendServerTiming } from '../telemetry/server-timing'
-import { type NodeBindings, nodeBindings, onNodeAbort, staticNodeBody } from './node'
+import {
+  type NodeBindings,
+  type NodeWatcher,
+  nodeBindings,
+  staticNodeBody,
+  unwatchNodeAbort,
+  watchNodeAbort,
+} from './node'
 import { track, watchResponses } from './response'
 import { findWaitUntil, settle } from './wait-until'
 
@@ -83,16 +90,18 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
  * One request through the middleware: its client and when to close it. A class, not closures in the
  * middleware: its state is one object per request (see client/request-client.ts).
  */
-class PoolerRequest {
+class PoolerRequest implements NodeWatcher {
   private readonly started = Date.now()
   private closing: Promise<void> | undefined
   /** On @hono/node-server the Node request and response tell an abort (and a static body) more cheaply. */
-  private readonly node: NodeBindings | undefined
+  readonly node: NodeBindings | undefined
+  /** The Node connection whose close tells this request's abort (until the request closes). */
+  private readonly socket: object | undefined
   private readonly signal: AbortSignal | undefined
   /** Elsewhere, which responses the context built whole (node-server's own Response says it itself). */
   private readonly isLive: (() => boolean) | undefined
-  /** The client went away: cancel in-flight statements on the server, then destroy the socket. */
-  private readonly onAbort = () => void this.close('abort')
+  /** The Web path's abort listener (node-server's requests are watched through their connection). */
+  private readonly onAbort: (() => void) | undefined
 
   constructor(
     private readonly c: Context,
@@ -103,11 +112,20 @@ class PoolerRequest {
   ) {
     const node = nodeBindings(c)
     this.node = node
-    this.signal = node ? undefined : (c.req.raw.signal as AbortSignal | undefined)
-    if (node) onNodeAbort(node, this.onAbort)
-    else if (this.signal?.aborted) this.onAbort()
-    else this.signal?.addEventListener('abort', this.onAbort, { once: true })
+    if (node) this.socket = watchNodeAbort(this, node)
+    else {
+      const signal = c.req.raw.signal as AbortSignal | undefined
+      this.signal = signal
+      this.onAbort = () => this.clientGone()
+      if (signal?.aborted) this.clientGone()
+      else signal?.addEventListener('abort', this.onAbort, { once: true })
+    }
     this.isLive = node ? undefined : watchResponses(c)
+  }
+
+  /** The client went away: cancel in-flight statements on the server, then destroy the socket. */
+  clientGone(): void {
+    void this.close('abort')
   }
 
   /** Server-Timing on responses sent whole (a streamed body's queries are not over when its headers go). */
@@ -120,7 +138,8 @@ class PoolerRequest {
     const { client, opts, config } = this
     // A request whose connection failed ends with 'error', even when its (streamed) response ended normally.
     const reason = client.failed && (why === 'done' || why === 'stream-end') ? 'error' : why
-    this.signal?.removeEventListener('abort', this.onAbort)
+    if (this.onAbort) this.signal?.removeEventListener('abort', this.onAbort)
+    unwatchNodeAbort(this, this.socket)
     // Nothing held and nobody to tell (a shared pool's request, one that never queried): closed now.
     if (reason !== 'abort' && !opts.onEvent && client.closeIdle()) {
       this.closing = CLOSED

@@ -3,7 +3,8 @@
  * the abort from node-server's own request/response (src/middleware/node.ts), not from a Web signal —
  * the statement is cancelled on the server and the client closed with reason 'abort'.
  */
-import type { AddressInfo } from 'node:net'
+import { Agent, request } from 'node:http'
+import { type AddressInfo, connect } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -66,5 +67,78 @@ describe('@hono/node-server: the HTTP client goes away', () => {
       'done',
       'done',
     ])
+  })
+
+  it('keep-alive: after finished requests, an abort on the same connection is still told', async () => {
+    events.length = 0
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    const get = (path: string) =>
+      new Promise<{ reused: boolean; body: string }>((resolve, reject) => {
+        const req = request(`${base}${path}`, { agent }, (res) => {
+          let body = ''
+          res.on('data', (d) => (body += d))
+          res.on('end', () => resolve({ reused: req.reusedSocket, body }))
+        })
+        req.on('error', reject)
+        req.end()
+      })
+    try {
+      expect(await get('/one')).toMatchObject({ reused: false })
+      expect(await get('/one')).toMatchObject({ reused: true })
+      // The third request rides the same connection: its abort is the connection's close.
+      let reused: boolean | undefined
+      const slow = request(`${base}/slow/hpnodeabort2`, { agent })
+      slow.on('socket', () => (reused = slow.reusedSocket))
+      slow.on('error', () => {})
+      slow.end()
+      let running: unknown[] = []
+      for (let i = 0; i < 50 && !running.length; i++) {
+        await sleep(50)
+        running = await serverActivity(stack, 'hpnodeabort2')
+      }
+      expect(running).toHaveLength(1)
+      expect(reused).toBe(true)
+      slow.destroy()
+      expect(await until(() => serverActivity(stack, 'hpnodeabort2'), 1500)).toEqual([])
+      const deadline = Date.now() + 3000
+      while (events.filter((e) => e.type === 'close').length < 3 && Date.now() < deadline) await sleep(10)
+      expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
+        'done',
+        'done',
+        'abort',
+      ])
+    } finally {
+      agent.destroy()
+    }
+    expect(await waitForNoClients(APP)).toEqual([])
+  })
+
+  it('pipelined requests on one connection: closing it aborts both, the one still queued too', async () => {
+    events.length = 0
+    const { port } = server.address() as AddressInfo
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    await new Promise((r) => socket.once('connect', r))
+    const get = (marker: string) => `GET /slow/${marker} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
+    socket.write(get('hpnodepipe1') + get('hpnodepipe2'))
+    let running: unknown[] = []
+    for (let i = 0; i < 50 && running.length < 2; i++) {
+      await sleep(50)
+      running = [
+        ...(await serverActivity(stack, 'hpnodepipe1')),
+        ...(await serverActivity(stack, 'hpnodepipe2')),
+      ]
+    }
+    expect(running).toHaveLength(2)
+    socket.destroy()
+    expect(await until(() => serverActivity(stack, 'hpnodepipe1'), 1500)).toEqual([])
+    expect(await until(() => serverActivity(stack, 'hpnodepipe2'), 1500)).toEqual([])
+    const deadline = Date.now() + 3000
+    while (events.filter((e) => e.type === 'close').length < 2 && Date.now() < deadline) await sleep(10)
+    expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
+      'abort',
+      'abort',
+    ])
+    expect(await waitForNoClients(APP)).toEqual([])
   })
 })
