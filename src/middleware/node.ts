@@ -53,13 +53,16 @@ export interface NodeWatcher {
 
 /** The requests an HTTP/1 connection serves (one, or several pipelined), on the socket under this key. */
 const SERVING = Symbol('hono-pooler.serving')
-interface Socket {
-  on(event: 'close', f: (this: Socket) => void): unknown
+
+/** A Node socket serving requests: what `watchNodeAbort` returns, for `unwatchNodeAbort`. */
+export interface WatchedSocket {
+  readonly destroyed?: boolean
+  prependListener(event: 'close', f: (this: WatchedSocket) => void): unknown
   [SERVING]?: NodeWatcher[]
 }
 
 /** The one close listener of a socket, for every request it serves: shared, never a closure per request. */
-function socketClosed(this: Socket): void {
+function socketClosed(this: WatchedSocket): void {
   const serving = this[SERVING]
   if (!serving?.length) return
   for (const w of serving.splice(0)) if (w.node && gone(w.node)) w.clientGone()
@@ -68,10 +71,13 @@ function socketClosed(this: Socket): void {
 /**
  * Calls `w.clientGone()` once when the client goes away before the response was fully sent: what
  * node-server's own close handler turns into `c.req.raw.signal`'s abort (the request errored, or the
- * response closed unfinished; on HTTP/2 also an aborted stream). On HTTP/1 the socket's close tells it: one
- * listener per connection for all the requests it serves, pipelined ones included (a listener per request
- * turns the response's listener into an array for every request, and costs several µs). Returns the socket
- * to hand to `unwatchNodeAbort` once the request no longer cares.
+ * response closed unfinished; on HTTP/2 also an aborted stream).
+ *
+ * On HTTP/1 the socket's close tells it: one listener per connection for all the requests it serves, instead
+ * of a closure on each response. A pipelined request's response has no socket until its turn, so its own
+ * close would never come. The listener goes first: Node closes the response (and node-server cancels a
+ * streamed body, a `stream-cancel`) from listeners of its own, and the statement must be cancelled as an
+ * abort before that. Returns the socket to hand to `unwatchNodeAbort` once the request no longer cares.
  *
  * @example
  * ```ts
@@ -83,25 +89,33 @@ function socketClosed(this: Socket): void {
  * unwatchNodeAbort(w, socket)
  * ```
  */
-export function watchNodeAbort(w: NodeWatcher, node: NodeBindings): object | undefined {
+export function watchNodeAbort(w: NodeWatcher, node: NodeBindings): WatchedSocket | undefined {
   const { incoming, outgoing } = node
-  if ((outgoing.destroyed || incoming.errored) && gone(node)) {
+  const socket = (incoming as { socket?: WatchedSocket | null }).socket
+  // Gone already: the response destroyed, the request errored, or its connection closed before we got here
+  // (a pipelined request whose body was read: neither its request nor its queued response says so).
+  if ((outgoing.destroyed || incoming.errored || socket?.destroyed) && gone(node)) {
     w.clientGone()
     return undefined
   }
-  // The request's socket: a pipelined request's response gets it only when its turn comes.
-  const socket = (incoming as { socket?: Socket | null }).socket
-  if (incoming.stream === undefined && socket) {
+  if (incoming.stream === undefined && socket && !socket.destroyed) {
     let serving = socket[SERVING]
     if (!serving) {
       serving = []
       socket[SERVING] = serving
-      socket.on('close', socketClosed)
+      socket.prependListener('close', socketClosed)
     }
+    // Requests whose response was sent cannot be aborted any more: one that never closed (a streamed body
+    // nobody read) is not kept for the life of the connection.
+    for (let i = serving.length - 1; i >= 0; i--)
+      if (serving[i]!.node?.outgoing.writableFinished) {
+        serving[i] = serving[serving.length - 1]!
+        serving.pop()
+      }
     serving.push(w)
     return socket
   }
-  // HTTP/2 (or no socket): the response closes. `on`, not `once` (a response closes once): Node's `once` builds an
+  // HTTP/2: the stream's response closes. `on`, not `once` (a response closes once): Node's `once` builds an
   // object literal per call, which V8 may allocate straight in the old generation, where a dead one keeps
   // the request alive until a full GC.
   outgoing.on('close', () => gone(node) && w.clientGone())
@@ -109,8 +123,8 @@ export function watchNodeAbort(w: NodeWatcher, node: NodeBindings): object | und
 }
 
 /** The request ended: its connection's close no longer concerns it. */
-export function unwatchNodeAbort(w: NodeWatcher, socket: object | undefined): void {
-  const serving = (socket as Socket | undefined)?.[SERVING]
+export function unwatchNodeAbort(w: NodeWatcher, socket: WatchedSocket | undefined): void {
+  const serving = socket?.[SERVING]
   if (!serving) return
   const i = serving.indexOf(w)
   if (i < 0) return

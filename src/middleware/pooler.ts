@@ -21,6 +21,7 @@ import {
   nodeBindings,
   staticNodeBody,
   unwatchNodeAbort,
+  type WatchedSocket,
   watchNodeAbort,
 } from './node'
 import { track, watchResponses } from './response'
@@ -90,18 +91,16 @@ export function pooler(options: PoolerOptions = {}): MiddlewareHandler<{ Variabl
  * One request through the middleware: its client and when to close it. A class, not closures in the
  * middleware: its state is one object per request (see client/request-client.ts).
  */
-class PoolerRequest implements NodeWatcher {
+class PoolerRequest implements NodeWatcher, EventListenerObject {
   private readonly started = Date.now()
   private closing: Promise<void> | undefined
   /** On @hono/node-server the Node request and response tell an abort (and a static body) more cheaply. */
   readonly node: NodeBindings | undefined
   /** The Node connection whose close tells this request's abort (until the request closes). */
-  private readonly socket: object | undefined
+  private readonly socket: WatchedSocket | undefined
   private readonly signal: AbortSignal | undefined
   /** Elsewhere, which responses the context built whole (node-server's own Response says it itself). */
   private readonly isLive: (() => boolean) | undefined
-  /** The Web path's abort listener (node-server's requests are watched through their connection). */
-  private readonly onAbort: (() => void) | undefined
 
   constructor(
     private readonly c: Context,
@@ -116,9 +115,9 @@ class PoolerRequest implements NodeWatcher {
     else {
       const signal = c.req.raw.signal as AbortSignal | undefined
       this.signal = signal
-      this.onAbort = () => this.clientGone()
+      // The request itself is the listener (`handleEvent`): no closure per request.
       if (signal?.aborted) this.clientGone()
-      else signal?.addEventListener('abort', this.onAbort, { once: true })
+      else signal?.addEventListener('abort', this, { once: true })
     }
     this.isLive = node ? undefined : watchResponses(c)
   }
@@ -126,6 +125,11 @@ class PoolerRequest implements NodeWatcher {
   /** The client went away: cancel in-flight statements on the server, then destroy the socket. */
   clientGone(): void {
     void this.close('abort')
+  }
+
+  /** The Web path's abort listener: `c.req.raw.signal` aborted. */
+  handleEvent(): void {
+    this.clientGone()
   }
 
   /** Server-Timing on responses sent whole (a streamed body's queries are not over when its headers go). */
@@ -138,7 +142,7 @@ class PoolerRequest implements NodeWatcher {
     const { client, opts, config } = this
     // A request whose connection failed ends with 'error', even when its (streamed) response ended normally.
     const reason = client.failed && (why === 'done' || why === 'stream-end') ? 'error' : why
-    if (this.onAbort) this.signal?.removeEventListener('abort', this.onAbort)
+    this.signal?.removeEventListener('abort', this)
     unwatchNodeAbort(this, this.socket)
     // Nothing held and nobody to tell (a shared pool's request, one that never queried): closed now.
     if (reason !== 'abort' && !opts.onEvent && client.closeIdle()) {

@@ -7,6 +7,7 @@ import { Agent, request } from 'node:http'
 import { type AddressInfo, connect } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
+import { stream } from 'hono/streaming'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type PoolerEvent, type PoolerVariables, pooler } from '../../src'
 import { serverActivity, until } from '../support/fault-stack'
@@ -26,6 +27,14 @@ beforeAll(async () => {
     ),
   )
   app.get('/one', async (c) => c.json(await c.var.sql`select 1 as x`))
+  app.get('/stream/:marker', (c) =>
+    stream(c, async (s) => {
+      await s.write('first\n')
+      const marker = c.req.param('marker').replace(/\W/g, '')
+      await c.var.sql.unsafe(`select pg_sleep(5) as x /* ${marker} */`)
+      await s.write('done\n')
+    }),
+  )
   app.onError((_, c) => c.text('failed', 500)) // the cancelled statement's error: answered, not logged
   server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
   await new Promise((r) => server.once('listening', r))
@@ -137,6 +146,31 @@ describe('@hono/node-server: the HTTP client goes away', () => {
     while (events.filter((e) => e.type === 'close').length < 2 && Date.now() < deadline) await sleep(10)
     expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
       'abort',
+      'abort',
+    ])
+    expect(await waitForNoClients(APP)).toEqual([])
+  })
+
+  it('a streamed body on a fresh connection: the statement it runs is cancelled as an abort, not a stream-cancel', async () => {
+    events.length = 0
+    const { port } = server.address() as AddressInfo
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    await new Promise((r) => socket.once('connect', r))
+    const first = new Promise((r) => socket.once('data', r))
+    socket.write('GET /stream/hpnodestream1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await first
+    let running: unknown[] = []
+    for (let i = 0; i < 50 && !running.length; i++) {
+      await sleep(50)
+      running = await serverActivity(stack, 'hpnodestream1')
+    }
+    expect(running).toHaveLength(1)
+    socket.destroy()
+    expect(await until(() => serverActivity(stack, 'hpnodestream1'), 1500)).toEqual([])
+    const deadline = Date.now() + 3000
+    while (!events.some((e) => e.type === 'close') && Date.now() < deadline) await sleep(10)
+    expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
       'abort',
     ])
     expect(await waitForNoClients(APP)).toEqual([])
