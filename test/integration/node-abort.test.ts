@@ -4,6 +4,7 @@
  * the statement is cancelled on the server and the client closed with reason 'abort'.
  */
 import { Agent, request } from 'node:http'
+import { connect as connectHttp2, createServer as createHttp2Server } from 'node:http2'
 import { type AddressInfo, connect } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
@@ -28,12 +29,16 @@ beforeAll(async () => {
   )
   app.get('/one', async (c) => c.json(await c.var.sql`select 1 as x`))
   app.get('/stream/:marker', (c) =>
-    stream(c, async (s) => {
-      await s.write('first\n')
-      const marker = c.req.param('marker').replace(/\W/g, '')
-      await c.var.sql.unsafe(`select pg_sleep(5) as x /* ${marker} */`)
-      await s.write('done\n')
-    }),
+    stream(
+      c,
+      async (s) => {
+        await s.write('first\n')
+        const marker = c.req.param('marker').replace(/\W/g, '')
+        await c.var.sql.unsafe(`select pg_sleep(5) as x /* ${marker} */`)
+        await s.write('done\n')
+      },
+      async () => {}, // the cancelled statement's error: expected here, not logged
+    ),
   )
   app.onError((_, c) => c.text('failed', 500)) // the cancelled statement's error: answered, not logged
   server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
@@ -173,6 +178,44 @@ describe('@hono/node-server: the HTTP client goes away', () => {
     expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
       'abort',
     ])
+    expect(await waitForNoClients(APP)).toEqual([])
+  })
+
+  it('HTTP/2: a cancelled stream cancels its statement (its response, not the connection, tells it)', async () => {
+    events.length = 0
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl, applicationName: APP, onEvent: (e) => events.push(e) }))
+    app.get('/slow/:marker', async (c) =>
+      c.json(
+        await c.var.sql.unsafe(`select pg_sleep(5) as x /* ${c.req.param('marker').replace(/\W/g, '')} */`),
+      ),
+    )
+    app.onError((_, c) => c.text('failed', 500))
+    const h2 = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer: createHttp2Server })
+    await new Promise((r) => h2.once('listening', r))
+    const session = connectHttp2(`http://127.0.0.1:${(h2.address() as AddressInfo).port}`)
+    session.on('error', () => {})
+    try {
+      const stream = session.request({ ':path': '/slow/hpnodeh2' })
+      stream.on('error', () => {})
+      let running: unknown[] = []
+      for (let i = 0; i < 50 && !running.length; i++) {
+        await sleep(50)
+        running = await serverActivity(stack, 'hpnodeh2')
+      }
+      expect(running).toHaveLength(1)
+      stream.close() // RST_STREAM: the session (the TCP connection) stays open
+      expect(await until(() => serverActivity(stack, 'hpnodeh2'), 1500)).toEqual([])
+      const deadline = Date.now() + 3000
+      while (!events.some((e) => e.type === 'close') && Date.now() < deadline) await sleep(10)
+      expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
+        'abort',
+      ])
+      expect(session.closed).toBe(false)
+    } finally {
+      session.close()
+      await new Promise((r) => h2.close(r))
+    }
     expect(await waitForNoClients(APP)).toEqual([])
   })
 })
