@@ -108,10 +108,7 @@ export function watchNodeAbort(w: NodeWatcher, node: NodeBindings): WatchedSocke
     // Requests whose response was sent cannot be aborted any more: one that never closed (a streamed body
     // nobody read) is not kept for the life of the connection.
     for (let i = serving.length - 1; i >= 0; i--)
-      if (serving[i]!.node?.outgoing.writableFinished) {
-        serving[i] = serving[serving.length - 1]!
-        serving.pop()
-      }
+      if (serving[i]!.node?.outgoing.writableFinished) dropAt(serving, i)
     serving.push(w)
     return socket
   }
@@ -127,7 +124,11 @@ export function unwatchNodeAbort(w: NodeWatcher, socket: WatchedSocket | undefin
   const serving = socket?.[SERVING]
   if (!serving) return
   const i = serving.indexOf(w)
-  if (i < 0) return
+  if (i >= 0) dropAt(serving, i)
+}
+
+/** Removes entry `i` (order does not matter: the last one takes its place). */
+function dropAt(serving: NodeWatcher[], i: number): void {
   serving[i] = serving[serving.length - 1]!
   serving.pop()
 }

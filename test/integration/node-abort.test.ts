@@ -12,12 +12,31 @@ import { stream } from 'hono/streaming'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type PoolerEvent, type PoolerVariables, pooler } from '../../src'
 import { serverActivity, until } from '../support/fault-stack'
-import { sleep, stack, waitForNoClients } from '../support/stack'
+import { waitFor } from '../support/pool-app'
+import { stack, waitForNoClients } from '../support/stack'
 
 const APP = 'hp-node-abort'
 const events: PoolerEvent[] = []
 let server: ReturnType<typeof serve>
 let base = ''
+
+/** The statements running on the server with these markers, once all of them run (or after 2.5 s). */
+const runningWith = (...markers: string[]) =>
+  waitFor(
+    async () => (await Promise.all(markers.map((m) => serverActivity(stack, m)))).flat(),
+    (rows) => rows.length >= markers.length,
+    2500,
+  )
+
+/** The reasons of the requests closed so far, once there are `n` (or after 3 s). */
+const closeReasons = async (n: number) =>
+  (
+    await waitFor(
+      async () => events.filter((e) => e.type === 'close'),
+      (closes) => closes.length >= n,
+      3000,
+    )
+  ).map((e) => e.type === 'close' && e.reason)
 
 beforeAll(async () => {
   const app = new Hono<{ Variables: PoolerVariables }>()
@@ -54,33 +73,18 @@ describe('@hono/node-server: the HTTP client goes away', () => {
   it('while its statement runs: cancelled on the server, closed with reason abort, nothing left', async () => {
     const ac = new AbortController()
     const answered = fetch(`${base}/slow/hpnodeabort1`, { signal: ac.signal }).catch((e: Error) => e.name)
-    let running: unknown[] = []
-    for (let i = 0; i < 50 && !running.length; i++) {
-      await sleep(50)
-      running = await serverActivity(stack, 'hpnodeabort1')
-    }
-    expect(running).toHaveLength(1)
+    expect(await runningWith('hpnodeabort1')).toHaveLength(1)
     ac.abort()
     expect(await answered).toBe('AbortError')
     expect(await until(() => serverActivity(stack, 'hpnodeabort1'), 1500)).toEqual([])
-    const deadline = Date.now() + 3000
-    while (!events.some((e) => e.type === 'close') && Date.now() < deadline) await sleep(10)
-    expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
-      'abort',
-    ])
+    expect(await closeReasons(1)).toEqual(['abort'])
     expect(await waitForNoClients(APP)).toEqual([])
   })
 
   it('keep-alive: a finished request on the same connection is not taken for an abort', async () => {
     events.length = 0
     for (let i = 0; i < 3; i++) expect(await (await fetch(`${base}/one`)).json()).toEqual([{ x: 1 }])
-    const deadline = Date.now() + 3000
-    while (events.filter((e) => e.type === 'close').length < 3 && Date.now() < deadline) await sleep(10)
-    expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
-      'done',
-      'done',
-      'done',
-    ])
+    expect(await closeReasons(3)).toEqual(['done', 'done', 'done'])
   })
 
   it('keep-alive: after finished requests, an abort on the same connection is still told', async () => {
@@ -105,22 +109,11 @@ describe('@hono/node-server: the HTTP client goes away', () => {
       slow.on('socket', () => (reused = slow.reusedSocket))
       slow.on('error', () => {})
       slow.end()
-      let running: unknown[] = []
-      for (let i = 0; i < 50 && !running.length; i++) {
-        await sleep(50)
-        running = await serverActivity(stack, 'hpnodeabort2')
-      }
-      expect(running).toHaveLength(1)
+      expect(await runningWith('hpnodeabort2')).toHaveLength(1)
       expect(reused).toBe(true)
       slow.destroy()
       expect(await until(() => serverActivity(stack, 'hpnodeabort2'), 1500)).toEqual([])
-      const deadline = Date.now() + 3000
-      while (events.filter((e) => e.type === 'close').length < 3 && Date.now() < deadline) await sleep(10)
-      expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
-        'done',
-        'done',
-        'abort',
-      ])
+      expect(await closeReasons(3)).toEqual(['done', 'done', 'abort'])
     } finally {
       agent.destroy()
     }
@@ -135,24 +128,11 @@ describe('@hono/node-server: the HTTP client goes away', () => {
     await new Promise((r) => socket.once('connect', r))
     const get = (marker: string) => `GET /slow/${marker} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
     socket.write(get('hpnodepipe1') + get('hpnodepipe2'))
-    let running: unknown[] = []
-    for (let i = 0; i < 50 && running.length < 2; i++) {
-      await sleep(50)
-      running = [
-        ...(await serverActivity(stack, 'hpnodepipe1')),
-        ...(await serverActivity(stack, 'hpnodepipe2')),
-      ]
-    }
-    expect(running).toHaveLength(2)
+    expect(await runningWith('hpnodepipe1', 'hpnodepipe2')).toHaveLength(2)
     socket.destroy()
     expect(await until(() => serverActivity(stack, 'hpnodepipe1'), 1500)).toEqual([])
     expect(await until(() => serverActivity(stack, 'hpnodepipe2'), 1500)).toEqual([])
-    const deadline = Date.now() + 3000
-    while (events.filter((e) => e.type === 'close').length < 2 && Date.now() < deadline) await sleep(10)
-    expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
-      'abort',
-      'abort',
-    ])
+    expect(await closeReasons(2)).toEqual(['abort', 'abort'])
     expect(await waitForNoClients(APP)).toEqual([])
   })
 
@@ -165,19 +145,10 @@ describe('@hono/node-server: the HTTP client goes away', () => {
     const first = new Promise((r) => socket.once('data', r))
     socket.write('GET /stream/hpnodestream1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
     await first
-    let running: unknown[] = []
-    for (let i = 0; i < 50 && !running.length; i++) {
-      await sleep(50)
-      running = await serverActivity(stack, 'hpnodestream1')
-    }
-    expect(running).toHaveLength(1)
+    expect(await runningWith('hpnodestream1')).toHaveLength(1)
     socket.destroy()
     expect(await until(() => serverActivity(stack, 'hpnodestream1'), 1500)).toEqual([])
-    const deadline = Date.now() + 3000
-    while (!events.some((e) => e.type === 'close') && Date.now() < deadline) await sleep(10)
-    expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
-      'abort',
-    ])
+    expect(await closeReasons(1)).toEqual(['abort'])
     expect(await waitForNoClients(APP)).toEqual([])
   })
 
@@ -198,19 +169,10 @@ describe('@hono/node-server: the HTTP client goes away', () => {
     try {
       const stream = session.request({ ':path': '/slow/hpnodeh2' })
       stream.on('error', () => {})
-      let running: unknown[] = []
-      for (let i = 0; i < 50 && !running.length; i++) {
-        await sleep(50)
-        running = await serverActivity(stack, 'hpnodeh2')
-      }
-      expect(running).toHaveLength(1)
+      expect(await runningWith('hpnodeh2')).toHaveLength(1)
       stream.close() // RST_STREAM: the session (the TCP connection) stays open
       expect(await until(() => serverActivity(stack, 'hpnodeh2'), 1500)).toEqual([])
-      const deadline = Date.now() + 3000
-      while (!events.some((e) => e.type === 'close') && Date.now() < deadline) await sleep(10)
-      expect(events.filter((e) => e.type === 'close').map((e) => e.type === 'close' && e.reason)).toEqual([
-        'abort',
-      ])
+      expect(await closeReasons(1)).toEqual(['abort'])
       expect(session.closed).toBe(false)
     } finally {
       session.close()
