@@ -11,6 +11,7 @@ import { guardQuery } from '../guard/query-guard'
 import { inlineQuery } from '../inline/inliner'
 import { ABORT_WAIT_MS, type PoolerEvent } from '../options'
 import { type RequestLeases, requestLeases } from '../pool/lease'
+import type { QueryFactory } from '../pool/query-class'
 import { sharedPool } from '../pool/registry'
 import type { ClientConfig } from '../preset'
 import { queryText } from '../sql/query-text'
@@ -421,6 +422,9 @@ class RequestContext implements ProxyContext {
   }
   optionsExposed(): void {
     if (this.r.leases) exposeOptions(this.r.leases.pool.builder)
+  }
+  queries(): QueryFactory | undefined {
+    return this.r.leases?.pool.queries
   }
 }
 

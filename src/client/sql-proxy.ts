@@ -6,6 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sql, TransactionSql } from 'postgres'
 import { clientClosed, PoolerError, poolUnsupported, prepareUnsupported, SESSION_ONLY } from '../errors'
+import type { QueryFactory } from '../pool/query-class'
 import { type Gate, gateTurn, type Release } from './gate'
 import { reserveMethod } from './reserve'
 
@@ -36,6 +37,8 @@ export interface ProxyContext {
   pooled?: boolean
   /** The driver's `options` were read (or a property set) through the wrapped Sql: they may change. */
   optionsExposed?(): void
+  /** Shared pool: builds the top-level tagged and `unsafe` queries (after `ensure()`). */
+  queries?(): QueryFactory | undefined
 }
 
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -168,12 +171,19 @@ class SqlTraps<S extends Sql<any> | TransactionSql<any>> implements ProxyHandler
     return this.built
   }
   apply(_t: S, _this: unknown, args: unknown[]): unknown {
-    if (this.ctx.isClosed()) throw clientClosed()
+    const { ctx } = this
+    if (ctx.isClosed()) throw clientClosed()
     const s = this.target() as any
-    const q = Reflect.apply(s, undefined, args)
+    const strings = args[0] as TemplateStringsArray | undefined
+    // Shared pool: a tagged query as postgres.js builds it, through a class V8 can optimize (query-class.ts).
+    const built = this.top ? ctx.queries?.() : undefined
+    const q =
+      built && strings && Array.isArray(strings.raw)
+        ? built.tagged(strings, args.slice(1))
+        : Reflect.apply(s, undefined, args)
     if (!(q instanceof Promise)) return q
     keepCallSite(q, SqlTraps.prototype.apply)
-    return this.ctx.patch(q, this.g, undefined, this.top)
+    return ctx.patch(q, this.g, undefined, this.top)
   }
   get(_t: S, prop: string | symbol): unknown {
     if (typeof prop === 'string') {
@@ -212,7 +222,10 @@ function methods<S extends Sql<any> | TransactionSql<any>>(
     unsafe(text: string, ...rest: unknown[]) {
       const [params, opts] = unsafeArgs(rest)
       checkPrepare(opts)
-      return ctx.patch(target().unsafe(text, params as any[], opts), g, undefined, top)
+      const s = target()
+      const built = top ? ctx.queries?.() : undefined
+      const q = built ? built.unsafe(text, params, opts) : s.unsafe(text, params as any[], opts)
+      return ctx.patch(q, g, undefined, top)
     },
     file(path: string, ...rest: unknown[]) {
       const [params, opts] = unsafeArgs(rest)

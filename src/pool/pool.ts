@@ -12,6 +12,7 @@ import postgres, { type Options, type Sql } from 'postgres'
 import { poolClosed, poolTimeout } from '../errors'
 import type { PoolerMode } from '../url'
 import type { ResolvedPoolOptions } from './options'
+import { QueryFactory } from './query-class'
 
 /** One pooled connection: a postgres.js client with `max: 1`. */
 export interface Slot {
@@ -98,6 +99,8 @@ class Waiter implements PoolWaiter {
 export class ConnectionPool {
   /** Builds queries (types, transforms, helpers); never sends them. Its options are every slot's. */
   readonly builder: Sql<any>
+  /** Builds `c.var.sql`'s tagged and `unsafe` queries on the builder, as a fast-mode class (query-class.ts). */
+  readonly queries: QueryFactory
   private readonly slots = new Set<Slot>()
   private readonly idle: Slot[] = []
   private readonly waiters: PoolWaiter[] = []
@@ -124,6 +127,7 @@ export class ConnectionPool {
       idle_timeout: 0, // never: kept open; overflow slots are closed by release()
       max_lifetime: options.recycle > 0 ? options.recycle : null,
     })
+    this.queries = new QueryFactory(this.builder)
   }
 
   private get limit(): number {

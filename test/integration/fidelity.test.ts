@@ -4,7 +4,8 @@
  * differences the README documents, which are asserted as documented.
  */
 import postgres from 'postgres'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { closePools } from '../../src'
 import { clientConfig, createRequestClient, parseOptions } from '../../src/internal'
 import { sleep, stack } from '../support/stack'
 import { observeWire } from '../support/wire-observer'
@@ -20,13 +21,14 @@ function hp(mode: 'direct' | 'transaction', extra: Parameters<typeof parseOption
 const plain = (extra: postgres.Options<any> = {}) =>
   postgres(stack.directUrl, { max: 1, onnotice: () => {}, connection: { application_name: APP }, ...extra })
 
-/** Every open client of this file, closed at the end. */
+/** The open clients of a test, closed after it (the stack's max_connections is 40). */
 const opened: { close(t: number): Promise<void> }[] = []
 const track = <T extends { close(t: number): Promise<void> }>(c: T): T => {
   opened.push(c)
   return c
 }
-afterAll(() => Promise.all(opened.map((c) => c.close(1))))
+afterEach(() => Promise.all(opened.splice(0).map((c) => c.close(1))))
+afterAll(() => closePools({ timeout: 1 }))
 
 const within = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> =>
   Promise.race([p, sleep(ms).then(() => 'timeout' as const)])
@@ -48,6 +50,12 @@ const variants: [string, () => { sql: Sql }][] = [
   ],
   ['hono-pooler direct', () => track(hp('direct'))],
   ['hono-pooler transaction', () => track(hp('transaction'))],
+  // A shared pool builds its tagged and unsafe queries itself (src/pool/query-class.ts).
+  ['hono-pooler shared pool, direct', () => track(hp('direct', { pool: { size: 2, overflow: 0 } }))],
+  [
+    'hono-pooler shared pool, transaction',
+    () => track(hp('transaction', { pool: { size: 2, overflow: 0 } })),
+  ],
 ]
 
 /** Scenarios whose results (rows, column types, errors, ordering) must be identical in every variant. */
@@ -77,6 +85,25 @@ const SCENARIOS: [string, (sql: Sql) => Promise<unknown>][] = [
     (sql) => Promise.all([1, 2, 3].map((i) => sql`select ${i}::int as i, pg_sleep(${0.01 * (4 - i)})`)),
   ],
   ['.values()', (sql) => sql`select 1 as a, 2 as b`.values()],
+  ['.raw()', async (sql) => (await sql`select 'ab'::bytea as b, 3 as n`.raw()).map((r) => r.map(String))],
+  ['unsafe with parameters', (sql) => sql.unsafe('select $1::int as n, $2 as s', [7, 'x'])],
+  ['unsafe, several statements', (sql) => sql.unsafe('select 1 as a; select 2 as b')],
+  ['unsafe with options', (sql) => sql.unsafe('select $1::int as n', [8], { prepare: false })],
+  ['a fragment', (sql) => sql`select * from (${sql`select ${3}::int as x`}) s where x = ${3}`],
+  [
+    'identifier and in-list helpers',
+    (sql) => sql`select ${sql('a')} from (select 4 as a) t where a in ${sql([4, 5])}`,
+  ],
+  [
+    'insert and select helpers',
+    (sql) =>
+      sql.begin(async (tx) => {
+        const [row] = await tx`insert into fidelity_log ${tx({ tag: 'helper' }, 'tag')} returning tag`
+        await tx`delete from fidelity_log where tag = 'helper'`
+        return row
+      }),
+  ],
+  ['.describe()', async (sql) => (await sql`select ${1}::int as a`.describe()).columns.map((c) => c.name)],
   [
     'count and columns',
     async (sql) => {
@@ -165,6 +192,20 @@ describe("an error's stack names the caller's own function", () => {
     expect(err.code).toBe('42703')
     expect(err.stack).toContain('transactionCaller')
     expect(err.stack).not.toContain('sql-proxy')
+  })
+  it('hono-pooler shared pool', async () => {
+    const sql = variants[3]![1]().sql
+    async function pooledCaller() {
+      return sql`select no_such_column_fidelity_d from fidelity_log where id = ${1}`.catch((e) => e)
+    }
+    async function pooledUnsafeCaller() {
+      return sql.unsafe('select no_such_column_fidelity_e from fidelity_log').catch((e) => e)
+    }
+    const err = await pooledCaller()
+    expect(err.code).toBe('42703')
+    expect(err.stack).toContain('pooledCaller')
+    expect(err.stack).not.toContain('sql-proxy')
+    expect((await pooledUnsafeCaller()).code).toBe('42703')
   })
 })
 
