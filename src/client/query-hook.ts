@@ -7,6 +7,7 @@
  * hands the query to the driver's own handler (or a pooled connection's) once it may run.
  */
 import type { PoolerError } from '../errors'
+import { INLINED, type InlinedText } from '../inline/inliner'
 import { type Gate, type Release, releaseWhenIterated } from './gate'
 
 const noop = () => {}
@@ -251,7 +252,9 @@ class Hooked {
 
 /** A driver error for a hooked query: mapped, its tracking settled with it, then handed to `reject`. */
 function rejectWith(reject: (e: unknown) => void, h: Hooked, e: unknown): void {
-  const m = h.ctx.mapError(e, h.q)
+  // An inlined query whose class keeps its InlinedText (inline/inliner.ts): the position on the template.
+  const inlined = h.q[INLINED] as InlinedText | undefined
+  const m = h.ctx.mapError(inlined ? inlined.position(e) : e, h.q)
   h.settle(m ?? new Error(String(m)))
   reject(m)
 }

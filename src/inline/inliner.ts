@@ -21,6 +21,29 @@ export interface InlineDriverOptions {
   debug?: unknown
 }
 
+/**
+ * Where an inlined query keeps what its errors need (`InlinedText`), when its class reads it: postgres.js's
+ * `string` and `origin` from its prototype (pool/query-class.ts), the error position from the query hook.
+ * Any other query gets them as accessors of its own (slower: V8 turns the query into a dictionary object).
+ */
+export const INLINED = Symbol('hono-pooler.inlined')
+
+/** An inlined query's template text (with `$n`), its template, and where its values went. */
+export class InlinedText {
+  constructor(
+    /** The template's text with `$n`: what errors show (`err.query`), never the values. */
+    readonly text: string,
+    /** The template (postgres.js caches a query's call site per template). */
+    readonly original: readonly string[],
+    private readonly spans: [number, number, number][],
+    private readonly lits: string[],
+  ) {}
+  /** A server error's `position`, mapped back onto the template (see `fixPosition`). */
+  position(e: unknown): unknown {
+    return fixPosition(e, this.text, this.spans, this.lits)
+  }
+}
+
 /** Words after which a select item is a sort/group key: a bare constant there means something else. */
 const BY_END = new Set([
   'limit',
@@ -155,12 +178,18 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     }
     sent += text.slice(from)
     const { strings: original } = q
-    const origin = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(q), 'origin')?.get
     q.strings = [sent]
     q.args = []
     // Every distinct value makes a distinct text: preparing it by name (direct/session mode) would leave
     // one server-side statement per value on a long-lived connection.
     q.options = { ...q.options, prepare: false }
+    const inlined = new InlinedText(text, original, spans, lits)
+    // Its class reads INLINED (pool/query-class.ts): one field, and the query hook maps the position.
+    if (INLINED in q) {
+      q[INLINED] = inlined
+      return true
+    }
+    const origin = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(q), 'origin')?.get
     // What errors show (`err.query`): the template with `$n`, never the values.
     Object.defineProperty(q, 'string', { configurable: true, get: () => text, set: () => {} })
     if (origin)
@@ -177,7 +206,7 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
         },
       })
     const reject = q.reject
-    q.reject = (e: any) => reject.call(q, fixPosition(e, text, spans, lits))
+    q.reject = (e: any) => reject.call(q, inlined.position(e))
     return true
   } catch {
     return false

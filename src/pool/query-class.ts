@@ -1,5 +1,5 @@
 /**
- * The shared pool's queries as instances of a subclass of postgres.js's `Query` that declares nothing.
+ * The shared pool's queries as instances of a subclass of postgres.js's `Query` with no static members.
  *
  * postgres.js's `Query` (a Promise) declares `static get [Symbol.species]`. A class with a computed-key
  * static accessor is created in V8's dictionary mode, and V8 (Node 20 and 22) then aborts every TurboFan
@@ -7,19 +7,55 @@
  * `StableMapDependency`): postgres.js's `sql`, `Query`, and whatever inlines them stay unoptimized under
  * load. A subclass without static members is an ordinary fast-mode class: constructed through it, the same
  * constructor compiles (docs/pool.md, Performance). Its instances are postgres.js Queries in every other
- * respect (`instanceof Query`, its methods, its species).
+ * respect (`instanceof Query`, its methods, its species). Its prototype also reads what the parameter
+ * inliner leaves on an inlined query (`INLINED`), which the inliner would otherwise define on the query
+ * itself as accessors: that turns a query into a slow dictionary object (80 k instructions per request).
  */
 import type { PendingQuery, Sql } from 'postgres'
+import { INLINED, type InlinedText } from '../inline/inliner'
 
 type QueryClass = new (...args: any[]) => PendingQuery<any>
+/** postgres.js's Query as the subclass sees it (its `origin` getter; the rest through `any`). */
+type QueryBase = new (...args: any[]) => any
 
 /** One subclass per postgres.js `Query` class (a process may load more than one copy of postgres.js). */
 const subclasses = new WeakMap<Function, QueryClass>()
 
-function subclassOf(base: QueryClass): QueryClass {
+/** The text postgres.js set as `string` (what it sent). */
+const SENT = Symbol('hono-pooler.sent')
+
+function subclassOf(base: QueryBase): QueryClass {
   let sub = subclasses.get(base)
   if (!sub) {
-    sub = class PoolerQuery extends base {}
+    // Members on its prototype only: a static accessor with a computed key is what makes a class slow.
+    class PoolerQuery extends base {
+      declare [INLINED]: InlinedText | undefined
+      declare [SENT]: string | undefined
+      /** What errors show (`err.query`): an inlined query's template with `$n`, never its values. */
+      get string(): string | undefined {
+        const inlined = this[INLINED]
+        return inlined ? inlined.text : this[SENT]
+      }
+      set string(text: string | undefined) {
+        this[SENT] = text
+      }
+      /** postgres.js caches a query's call site per template: an inlined query's is its template's. */
+      get origin(): string {
+        const inlined = this[INLINED]
+        if (!inlined) return super.origin
+        const self = this as any
+        const sent = self.strings
+        self.strings = inlined.original
+        try {
+          return super.origin
+        } finally {
+          self.strings = sent
+        }
+      }
+    }
+    // `INLINED in query` tells the inliner this class reads it (inline/inliner.ts).
+    ;(PoolerQuery.prototype as any)[INLINED] = undefined
+    sub = PoolerQuery as unknown as QueryClass
     subclasses.set(base, sub)
   }
   return sub

@@ -1,5 +1,6 @@
 /** Injection corpus, the guard and errors still seeing `$n`, and the postgres.js API on inlined queries. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { closePools } from '../../src'
 import { clientConfig, createRequestClient, parseOptions } from '../../src/internal'
 import { stack } from '../support/stack'
 
@@ -15,7 +16,21 @@ const client = (inlineParams?: boolean, url = stack.databaseUrl) =>
   )
 const c = client()
 const sql = c.sql
-afterAll(() => c.close(1))
+// A shared pool builds its queries itself, and keeps what the inliner leaves on its class (pool/query-class.ts).
+const pooled = createRequestClient(
+  clientConfig(
+    stack.databaseUrl,
+    parseOptions({ applicationName: 'hp-inline-safety-pool', pool: { size: 2, overflow: 0 } }),
+  ),
+)
+afterAll(async () => {
+  await Promise.all([c.close(1), pooled.close(1)])
+  await closePools({ timeout: 1 })
+})
+const CLIENTS: [string, typeof sql][] = [
+  ['a per-request client', sql],
+  ['a shared pool', pooled.sql],
+]
 beforeAll(async () => {
   await sql`create table if not exists inline_victim (id serial primary key, v text, j jsonb)`
 })
@@ -104,7 +119,7 @@ describe('placeholders outside plain SQL are never inlined (same result as postg
   })
 })
 
-describe('the guard and errors see the template with $n', () => {
+describe.each(CLIENTS)('the guard and errors see the template with $n: %s', (_name, sql) => {
   it('guard messages show $n, never the value', async () => {
     const secret = 'hunter2-secret-schema'
     const err: any = await sql`set search_path = ${secret}`.catch((e) => e)
@@ -127,9 +142,25 @@ describe('the guard and errors see the template with $n', () => {
       expect(Number(err.position)).toBe('select $1 as a, '.length + 1)
     }
   })
+  it("an inlined query's error stack names the caller, whatever the value", async () => {
+    async function inlinedCaller(v: string) {
+      return sql`select ${v} as a, nosuchcol_inline_stack`.catch((e: unknown) => e)
+    }
+    for (const v of ['one', 'two']) {
+      const err: any = await inlinedCaller(v)
+      expect(err.code).toBe('42703')
+      expect(err.stack).toContain('inlinedCaller')
+      expect(err.stack).not.toContain(v === 'one' ? "E'one'" : "E'two'")
+    }
+  })
+  it('a value error inside a literal has no position, like a bound parameter', async () => {
+    const err: any = await sql`select 1 as a, ${'not a number'}::int as b`.catch((e: unknown) => e)
+    expect(err.code).toBe('22P02')
+    expect(err.position).toBeUndefined()
+  })
 })
 
-describe('the postgres.js API keeps working on inlined queries', () => {
+describe.each(CLIENTS)('the postgres.js API keeps working on inlined queries: %s', (_name, sql) => {
   it('values(), raw(), forEach(), cursor(), describe() fallback', async () => {
     expect(await sql`select ${1}::int as a, ${'b'} as b`.values()).toEqual([[1, 'b']])
     const raw = await sql`select ${'x'} as a`.raw()
