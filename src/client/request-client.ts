@@ -4,7 +4,6 @@
  * `query-hook.ts`; `sql-proxy.ts` makes `sql` a real postgres.js `Sql`.
  */
 import postgres, { type Sql } from 'postgres'
-import { isWorkerd } from '../connect/workerd-socket'
 import { clientClosed, deadlockInTransaction, PoolerError, queryTimedOut, STATUS } from '../errors'
 import { hyperdriveGuard } from '../guard/hyperdrive-notify'
 import { guardQuery } from '../guard/query-guard'
@@ -151,7 +150,7 @@ class RequestScopedClient implements RequestClient {
       this.options.queryTimeout,
       this,
       downProbe(this.config),
-      this.leases !== undefined && !isWorkerd(),
+      this.leases?.pool.processTimers === true,
     )
     return this.tracked
   }

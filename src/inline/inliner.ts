@@ -61,11 +61,25 @@ const BY_END = new Set([
   'where',
   'values',
 ])
-const isUtf8 = (v: unknown) => v === undefined || /^'?utf-?8'?$/i.test(String(v))
+const isUtf8 = (v: unknown) => v === undefined || v === 'UTF8' || /^'?utf-?8'?$/i.test(String(v))
 
-/** Placeholder tokens in the order they appear, or undefined when the text is not safe to inline into. */
-function placeholders(text: string, tokens: Token[], untyped: (k: number) => Set<string> | undefined) {
-  const out: { k: number; start: number; end: number }[] = []
+/** One `$n` of a text: where it is, and what makes some values unsafe to inline there. */
+interface Placeholder {
+  k: number
+  start: number
+  end: number
+  /** A sort/group key (ORDER BY, GROUP BY, DISTINCT ON): a bare constant there means something else. */
+  byKey: boolean
+  /** The type names it is cast to (`$1::json`, `cast($1 as json)`). */
+  casts: string[]
+}
+
+/**
+ * A text's placeholders in the order they appear, or undefined when the text is not safe to inline into
+ * (whatever the values). Depends on the text alone: computed once per template (or `unsafe` text).
+ */
+function analyze(text: string, tokens: Token[]): Placeholder[] | undefined {
+  const out: Placeholder[] = []
   const byDepth: boolean[] = []
   let depth = 0
   for (let i = 0; i < tokens.length; i++) {
@@ -86,42 +100,68 @@ function placeholders(text: string, tokens: Token[], untyped: (k: number) => Set
     const k = Number(t.value)
     const after = text.charCodeAt(t.end)
     if (t.end < text.length && (isIdCont(after) || after === 39 || after === 34)) return undefined
-    const sensitive = untyped(k)
-    if (sensitive) {
-      // A bare constant as an ORDER BY / GROUP BY / DISTINCT ON key is positional or an error; a parameter is not.
-      if (byDepth[depth]) return undefined
-      // postgres.js serializes by the type the server infers: json, bool, dates and bytea differ from text.
-      const n1 = tokens[i + 1]
-      if (n1?.value === '::' && castsTo(tokens, i + 2, sensitive)) return undefined
-      if (
-        tokens[i - 1]?.value === '(' &&
-        tokens[i - 2]?.value === 'cast' &&
-        n1?.value === 'as' &&
-        castsTo(tokens, i + 2, sensitive)
-      )
-        return undefined
-    }
-    out.push({ k, start: t.start, end: t.end })
+    const casts: string[] = []
+    const n1 = tokens[i + 1]
+    if (n1?.value === '::') castName(tokens, i + 2, casts)
+    if (tokens[i - 1]?.value === '(' && tokens[i - 2]?.value === 'cast' && n1?.value === 'as')
+      castName(tokens, i + 2, casts)
+    out.push({ k, start: t.start, end: t.end, byKey: !!byDepth[depth], casts })
   }
   return out
 }
 
-function castsTo(tokens: { kind: string; value: string }[], i: number, sensitive: Set<string>): boolean {
-  let t = tokens[i]
-  if (t?.value === 'pg_catalog' && tokens[i + 1]?.value === '.') t = tokens[i + 2]
-  return !!t && (t.kind === 'word' || t.kind === 'ident') && sensitive.has(t.value)
+/**
+ * The placeholders where each value may be inlined, or undefined when one may not: untyped literals
+ * (`untyped(k)`, the casts that would make postgres.js serialize it differently) as a sort/group key or cast
+ * to one of those types.
+ */
+function placeholders(
+  found: Placeholder[] | undefined,
+  untyped: (k: number) => Set<string> | undefined,
+): Placeholder[] | undefined {
+  if (!found) return undefined
+  for (const p of found) {
+    const sensitive = untyped(p.k)
+    if (!sensitive) continue
+    // A bare constant as an ORDER BY / GROUP BY / DISTINCT ON key is positional or an error; a parameter is not.
+    if (p.byKey) return undefined
+    // postgres.js serializes by the type the server infers: json, bool, dates and bytea differ from text.
+    for (const c of p.casts) if (sensitive.has(c)) return undefined
+  }
+  return found
 }
 
-// A tagged template's text and tokens (its values all plain: one `$n` each), lexed once per template.
-const byTemplate = new WeakMap<readonly string[], { text: string; at: number[]; tokens: Token[] }>()
-function lexed(q: any): { text: string; at: number[]; tokens: Token[] } {
+/** The type name at `tokens[i]` (after an optional `pg_catalog.`), when it is a word or an identifier. */
+function castName(tokens: { kind: string; value: string }[], i: number, into: string[]): void {
+  let t = tokens[i]
+  if (t?.value === 'pg_catalog' && tokens[i + 1]?.value === '.') t = tokens[i + 2]
+  if (t && (t.kind === 'word' || t.kind === 'ident')) into.push(t.value)
+}
+
+// A tagged template's text and placeholders (its values all plain: one `$n` each), once per template.
+const byTemplate = new WeakMap<
+  readonly string[],
+  { text: string; at: number[]; found: Placeholder[] | undefined }
+>()
+function lexed(q: any): { text: string; at: number[]; found: Placeholder[] | undefined } {
   let t = byTemplate.get(q.strings)
   if (!t) {
     const { text, at } = queryText(q)
-    t = { text, at, tokens: tokenize(text) }
+    t = { text, at, found: analyze(text, tokenize(text)) }
     byTemplate.set(q.strings, t)
   }
   return t
+}
+
+// `sql.unsafe` texts (Drizzle sends every statement that way), bounded: emptied once it holds UNSAFE_TEXTS.
+const UNSAFE_TEXTS = 500
+const byText = new Map<string, Placeholder[] | undefined>()
+function analyzed(text: string): Placeholder[] | undefined {
+  if (byText.has(text)) return byText.get(text)
+  const found = analyze(text, tokenize(text))
+  if (byText.size >= UNSAFE_TEXTS) byText.clear()
+  byText.set(text, found)
+  return found
 }
 
 /**
@@ -147,17 +187,17 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
       lits.push(l)
     }
     let text: string
-    let found: { k: number; start: number; end: number }[] | undefined
+    let found: Placeholder[] | undefined
     if (q.tagged) {
       const t = lexed(q) // all args are values here: literal() refused fragments
       text = t.text
-      found = placeholders(text, t.tokens, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))
+      found = placeholders(t.found, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))
       if (!found || found.length !== args.length) return false
       for (let i = 0; i < found.length; i++)
         if (found[i]!.k !== i + 1 || found[i]!.start !== t.at[i]) return false
     } else {
       text = q.strings[0] ?? ''
-      found = placeholders(text, tokenize(text), (k) =>
+      found = placeholders(analyzed(text), (k) =>
         k <= lits.length ? sensitiveTo(args[k - 1], lits[k - 1]!) : undefined,
       )
       if (!found) return false

@@ -9,6 +9,7 @@
  * `c.var.sql` builds its queries on (it never connects: each query is handed to a leased slot).
  */
 import postgres, { type Options, type Sql } from 'postgres'
+import { isWorkerd } from '../connect/workerd-socket'
 import { poolClosed, poolTimeout } from '../errors'
 import type { PoolerMode } from '../url'
 import type { ResolvedPoolOptions } from './options'
@@ -101,6 +102,11 @@ export class ConnectionPool {
   readonly builder: Sql<any>
   /** Builds `c.var.sql`'s tagged and `unsafe` queries on the builder, as a fast-mode class (query-class.ts). */
   readonly queries: QueryFactory
+  /**
+   * Its requests' deadlines share the process's timers: on a long-running server, not on Workers, where a
+   * timer belongs to the request that set it (client/statements.ts).
+   */
+  readonly processTimers = !isWorkerd()
   private readonly slots = new Set<Slot>()
   private readonly idle: Slot[] = []
   private readonly waiters: PoolWaiter[] = []

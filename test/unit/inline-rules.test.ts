@@ -117,6 +117,25 @@ describe('inlineQuery', () => {
     expect(sent(tagged`select 1 order by ${true}`)).toBeDefined()
     expect(sent(tagged`select 1 order by 1 limit ${1}`)).toBeDefined()
   })
+  it('the analysis of a text is kept, the decision per value is not', () => {
+    // The same template and unsafe text, first with values that may be inlined, then with ones that may not.
+    const cast = (v: unknown) => tagged`select ${v}::jsonb`
+    const key = (v: unknown) => tagged`select 1 order by ${v}`
+    for (let i = 0; i < 2; i++) {
+      expect(sent(cast(true))).toBeDefined()
+      expect(sent(cast('{}'))).toBeUndefined()
+      expect(sent(key(true))).toBeDefined()
+      expect(sent(key('x'))).toBeUndefined()
+      expect(sent(unsafe('select $1::jsonb', [true]))).toBeDefined()
+      expect(sent(unsafe('select $1::jsonb', ['{}']))).toBeUndefined()
+      expect(sent(unsafe('select $1::pg_catalog.bytea', ['x']))).toBeUndefined()
+      expect(sent(unsafe("select '$1', $1", ['x']))).toBe(`select '$1', (E'x')`)
+    }
+    // More distinct unsafe texts than the cache keeps: each still inlined as it should be.
+    for (let i = 0; i < 1200; i++)
+      expect(sent(unsafe(`select $1 as c${i}`, [i]))).toBe(`select (E'${i}') as c${i}`)
+    expect(sent(unsafe('select $1::jsonb', ['{}']))).toBeUndefined()
+  })
   it('falls back unless the connection speaks UTF8, and when debug logging is on', () => {
     expect(inlineQuery(tagged`select ${1}`, { connection: { client_encoding: 'SJIS' } })).toBe(false)
     expect(inlineQuery(tagged`select ${1}`, { parameters: { client_encoding: 'LATIN1' } })).toBe(false)
