@@ -3,8 +3,9 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
-/** Where bench/lib.ts is bundled to. */
-export const LIB_OUT = join(here, '..', 'node_modules/.cache/hono-pooler-bench/lib.mjs')
+/** Where bench/lib.ts is bundled to (BENCH_LIB_OUT: elsewhere, to measure two builds side by side). */
+export const LIB_OUT =
+  process.env.BENCH_LIB_OUT ?? join(here, '..', 'node_modules/.cache/hono-pooler-bench/lib.mjs')
 
 /** Bundles bench/lib.ts to LIB_OUT with esbuild and imports it. */
 export async function loadLib(): Promise<any> {
