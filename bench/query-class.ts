@@ -7,14 +7,16 @@
  * Each case runs in a fresh `node --trace-opt` child that constructs 300 000 objects in a loop, and counts
  * the TurboFan compilations V8 aborted ("Bailed out due to dependency change") and completed. A class with
  * a computed-key static accessor (postgres.js's Query and Result declare `static get [Symbol.species]`) is
- * created in dictionary mode, and code constructing it with itself as `new.target` keeps aborting; an empty
- * subclass of it does not.
+ * created in dictionary mode, and code constructing it keeps aborting. Once the class is some object's
+ * prototype (a subclass extends it, or client/fast-class.ts's `fastClass`), V8 moves it to fast mode and
+ * the same code compiles.
  */
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 
 const postgresEntry = pathToFileURL(createRequire(import.meta.url).resolve('postgres')).href
+const fastClassUrl = new URL('../src/client/fast-class.ts', import.meta.url).href
 
 const PROMISE_CLASS = `
 const Species = class extends Promise {
@@ -31,6 +33,11 @@ const CASES: [string, string][] = [
   [
     'the same class, constructed through an empty subclass',
     `${PROMISE_CLASS} const Sub = class extends Species {}; const make = (i) => new Sub(i)`,
+  ],
+  [
+    "the same class after hono-pooler's fastClass() (client/fast-class.ts)",
+    `${PROMISE_CLASS} const { fastClass } = await import(${JSON.stringify(fastClassUrl)})
+     fastClass(Species); const make = (i) => new Species(i)`,
   ],
   ['Promise subclass without a static accessor', `${PROMISE_CLASS} const make = (i) => new Plain(i)`],
   [

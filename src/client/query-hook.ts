@@ -8,12 +8,17 @@
  */
 import type { PoolerError } from '../errors'
 import { INLINED, type InlinedText } from '../inline/inliner'
+import { fastSpeciesClasses } from './fast-class'
 import { type Gate, type Release, releaseWhenIterated } from './gate'
 
 const noop = () => {}
 
 /** The hook's state, on the Query under this key (one object per query; the functions patched on are shared). */
 const HOOK = Symbol('hono-pooler.hook')
+
+/** The last query and result classes seen (each handed to fastSpeciesClasses once, see fast-class.ts). */
+let queryClass: unknown
+let resultClass: unknown
 
 /** What settles a sent statement's tracking (`HookContext.sent`): its error, if it failed. */
 export interface Settles {
@@ -60,6 +65,11 @@ export function hookQuery<Q>(
 ): Q {
   const q = query as any
   if (q[HOOK]) return query // hooked once: a second hook would keep ours as the driver's own functions
+  const cls = q.constructor
+  if (cls !== queryClass) {
+    queryClass = cls
+    fastSpeciesClasses(cls) // postgres.js's Query, in V8's fast mode (fast-class.ts)
+  }
   q[HOOK] = new Hooked(q, g, ctx, load, q.resolve, q.reject, q.handler)
   // Shared functions that find the hook on the Query: postgres.js calls them as its methods, and so do the
   // inliner and reserve() when they wrap them (`f.call(q, x)`).
@@ -275,6 +285,11 @@ function resolveWith(resolve: (x: unknown) => void, h: Hooked, x: unknown): void
     return
   }
   h.settle()
+  const cls = (x as { constructor?: unknown } | null | undefined)?.constructor
+  if (cls !== resultClass) {
+    resultClass = cls
+    fastSpeciesClasses(cls) // postgres.js's Result (fast-class.ts)
+  }
   resolve(x)
 }
 

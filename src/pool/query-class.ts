@@ -5,8 +5,9 @@
  * static accessor is created in V8's dictionary mode, and V8 (Node 20 and 22) then aborts every TurboFan
  * compilation of code that constructs it with itself as `new.target` ("Bailed out due to dependency change",
  * `StableMapDependency`): postgres.js's `sql`, `Query`, and whatever inlines them stay unoptimized under
- * load. A subclass without static members is an ordinary fast-mode class: constructed through it, the same
- * constructor compiles (docs/pool.md, Performance). Its instances are postgres.js Queries in every other
+ * load. A subclass without static members is an ordinary fast-mode class, and extending Query moves Query
+ * itself to fast mode too (V8 does that for any prototype; client/fast-class.ts does it for queries built
+ * elsewhere): the same constructor compiles (docs/pool.md, Performance). Its instances are postgres.js Queries in every other
  * respect (`instanceof Query`, its methods, its species). Its prototype also reads what the parameter
  * inliner leaves on an inlined query (`INLINED`), which the inliner would otherwise define on the query
  * itself as accessors: that turns a query into a slow dictionary object (80 k instructions per request).
