@@ -14,9 +14,12 @@
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
+import { LIB_OUT, loadLib } from './lib-build.ts'
 
 const postgresEntry = pathToFileURL(createRequire(import.meta.url).resolve('postgres')).href
-const fastClassUrl = new URL('../src/client/fast-class.ts', import.meta.url).href
+// hono-pooler's src/, bundled (plain node resolves none of its extensionless imports).
+await loadLib()
+const libUrl = pathToFileURL(LIB_OUT).href
 
 const PROMISE_CLASS = `
 const Species = class extends Promise {
@@ -36,7 +39,7 @@ const CASES: [string, string][] = [
   ],
   [
     "the same class after hono-pooler's fastClass() (client/fast-class.ts)",
-    `${PROMISE_CLASS} const { fastClass } = await import(${JSON.stringify(fastClassUrl)})
+    `${PROMISE_CLASS} const { fastClass } = await import(${JSON.stringify(libUrl)})
      fastClass(Species); const make = (i) => new Species(i)`,
   ],
   ['Promise subclass without a static accessor', `${PROMISE_CLASS} const make = (i) => new Plain(i)`],
@@ -50,9 +53,10 @@ const CASES: [string, string][] = [
     "the same Query built through hono-pooler's subclass (pool/query-class.ts)",
     `const { default: postgres } = await import(${JSON.stringify(postgresEntry)})
      const sql = postgres('postgres://u:p@127.0.0.1:1/db', { max: 1 })
-     const probe = sql.unsafe('')
-     const Sub = class PoolerQuery extends probe.constructor {}
-     const make = (i) => new Sub(['select ', ''], [i], probe.handler, probe.canceller)`,
+     const { queryFactory } = await import(${JSON.stringify(libUrl)})
+     const factory = queryFactory(sql)
+     const strings = Object.assign(['select ', ''], { raw: ['select ', ''] })
+     const make = (i) => factory.tagged(strings, [i])`,
   ],
 ]
 

@@ -9,13 +9,15 @@
  * prototype of a throwaway object and looks up a property that does not exist through it a few times (V8's
  * load IC then makes the prototypes on the way fast; extending the class does the same). Nothing observable
  * changes: no property of the class is read, written or redefined. Where V8 does not do this, nothing happens
- * at all. The query hook hands it every query's and result's class (once per class).
+ * at all. The query hook hands it the class of the queries and results it sees, whenever it changes.
  */
 
 /** Never defined anywhere: every lookup of it walks the whole prototype chain and misses. */
 const MISSING = Symbol('hono-pooler.missing')
 
 const done = new WeakSet<object>()
+/** The classes fastSpeciesClasses walked already (the query hook hands it a class each time it changes). */
+const seen = new WeakSet<object>()
 
 function miss(o: Record<symbol, unknown>): unknown {
   return o[MISSING]
@@ -23,7 +25,8 @@ function miss(o: Record<symbol, unknown>): unknown {
 
 /**
  * The classes from `cls` up its chain of superclasses that declare a static `Symbol.species` getter of their
- * own (postgres.js's Query and Result; never the builtins they extend), each moved to fast mode once.
+ * own (postgres.js's Query and Result; never Promise or Array, which they extend), each moved to fast mode
+ * once.
  *
  * @example
  * ```ts
@@ -34,6 +37,8 @@ function miss(o: Record<symbol, unknown>): unknown {
  * ```
  */
 export function fastSpeciesClasses(cls: unknown): void {
+  if (seen.has(cls as object)) return
+  if (typeof cls === 'function') seen.add(cls)
   for (
     let c = cls;
     typeof c === 'function' && c !== Promise && c !== Array && c !== Function.prototype;

@@ -285,12 +285,12 @@ function resolveWith(resolve: (x: unknown) => void, h: Hooked, x: unknown): void
     return
   }
   h.settle()
+  resolve(x)
   const cls = (x as { constructor?: unknown } | null | undefined)?.constructor
   if (cls !== resultClass) {
     resultClass = cls
     fastSpeciesClasses(cls) // postgres.js's Result (fast-class.ts)
   }
-  resolve(x)
 }
 
 // A cursor assigns new resolve/reject functions per fetch (postgres.js's cursor() iterator; nothing else

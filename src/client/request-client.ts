@@ -422,8 +422,8 @@ class RequestContext implements ProxyContext {
   optionsExposed(): void {
     if (this.r.leases) exposeOptions(this.r.leases.pool.builder)
   }
-  queries(): QueryFactory | undefined {
-    return this.r.leases?.pool.queries
+  queryFactory(): QueryFactory | undefined {
+    return this.r.leases?.pool.queryFactory
   }
 }
 

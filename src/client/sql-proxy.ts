@@ -38,7 +38,7 @@ export interface ProxyContext {
   /** The driver's `options` were read (or a property set) through the wrapped Sql: they may change. */
   optionsExposed?(): void
   /** Shared pool: builds the top-level tagged and `unsafe` queries (after `ensure()`). */
-  queries?(): QueryFactory | undefined
+  queryFactory?(): QueryFactory | undefined
 }
 
 /** Which client's sql.begin() callback the current code runs in (to catch the outer-client deadlock). */
@@ -176,7 +176,7 @@ class SqlTraps<S extends Sql<any> | TransactionSql<any>> implements ProxyHandler
     const s = this.target() as any
     const strings = args[0] as TemplateStringsArray | undefined
     // Shared pool: a tagged query as postgres.js builds it, through a class V8 can optimize (query-class.ts).
-    const built = this.top ? ctx.queries?.() : undefined
+    const built = this.top ? ctx.queryFactory?.() : undefined
     const q =
       built && strings && Array.isArray(strings.raw)
         ? built.tagged(strings, args.slice(1))
@@ -223,7 +223,7 @@ function methods<S extends Sql<any> | TransactionSql<any>>(
       const [params, opts] = unsafeArgs(rest)
       checkPrepare(opts)
       const s = target()
-      const built = top ? ctx.queries?.() : undefined
+      const built = top ? ctx.queryFactory?.() : undefined
       const q = built ? built.unsafe(text, params, opts) : s.unsafe(text, params as any[], opts)
       return ctx.patch(q, g, undefined, top)
     },

@@ -33,7 +33,7 @@ export class InlinedText {
   constructor(
     /** The template's text with `$n`: what errors show (`err.query`), never the values. */
     readonly text: string,
-    /** The template (postgres.js caches a query's call site per template). */
+    /** The query's strings before inlining: a tagged query's template (postgres.js caches call sites by it). */
     readonly original: readonly string[],
     private readonly spans: [number, number, number][],
     private readonly lits: string[],
@@ -63,6 +63,9 @@ const BY_END = new Set([
 ])
 const isUtf8 = (v: unknown) => v === undefined || v === 'UTF8' || /^'?utf-?8'?$/i.test(String(v))
 
+/** A placeholder cast to nothing (most of them: one shared empty list). */
+const NO_CASTS: readonly string[] = Object.freeze([])
+
 /** One `$n` of a text: where it is, and what makes some values unsafe to inline there. */
 interface Placeholder {
   k: number
@@ -71,7 +74,7 @@ interface Placeholder {
   /** A sort/group key (ORDER BY, GROUP BY, DISTINCT ON): a bare constant there means something else. */
   byKey: boolean
   /** The type names it is cast to (`$1::json`, `cast($1 as json)`). */
-  casts: string[]
+  casts: readonly string[]
 }
 
 /**
@@ -105,7 +108,13 @@ function analyze(text: string, tokens: Token[]): Placeholder[] | undefined {
     if (n1?.value === '::') castName(tokens, i + 2, casts)
     if (tokens[i - 1]?.value === '(' && tokens[i - 2]?.value === 'cast' && n1?.value === 'as')
       castName(tokens, i + 2, casts)
-    out.push({ k, start: t.start, end: t.end, byKey: !!byDepth[depth], casts })
+    out.push({
+      k,
+      start: t.start,
+      end: t.end,
+      byKey: !!byDepth[depth],
+      casts: casts.length ? casts : NO_CASTS,
+    })
   }
   return out
 }
@@ -143,7 +152,7 @@ const byTemplate = new WeakMap<
   readonly string[],
   { text: string; at: number[]; found: Placeholder[] | undefined }
 >()
-function lexed(q: any): { text: string; at: number[]; found: Placeholder[] | undefined } {
+function templateOf(q: any): { text: string; at: number[]; found: Placeholder[] | undefined } {
   let t = byTemplate.get(q.strings)
   if (!t) {
     const { text, at } = queryText(q)
@@ -153,12 +162,16 @@ function lexed(q: any): { text: string; at: number[]; found: Placeholder[] | und
   return t
 }
 
-// `sql.unsafe` texts (Drizzle sends every statement that way), bounded: emptied once it holds UNSAFE_TEXTS.
+// `sql.unsafe` texts (Drizzle sends every statement that way), bounded: emptied once it holds UNSAFE_TEXTS;
+// a text longer than UNSAFE_TEXT_MAX (a bulk insert's) is analysed each time, never kept.
 const UNSAFE_TEXTS = 500
+const UNSAFE_TEXT_MAX = 4096
 const byText = new Map<string, Placeholder[] | undefined>()
 function analyzed(text: string): Placeholder[] | undefined {
-  if (byText.has(text)) return byText.get(text)
+  const kept = byText.get(text)
+  if (kept !== undefined || byText.has(text)) return kept
   const found = analyze(text, tokenize(text))
+  if (text.length > UNSAFE_TEXT_MAX) return found
   if (byText.size >= UNSAFE_TEXTS) byText.clear()
   byText.set(text, found)
   return found
@@ -189,7 +202,7 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     let text: string
     let found: Placeholder[] | undefined
     if (q.tagged) {
-      const t = lexed(q) // all args are values here: literal() refused fragments
+      const t = templateOf(q) // all args are values here: literal() refused fragments
       text = t.text
       found = placeholders(t.found, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))
       if (!found || found.length !== args.length) return false

@@ -13,7 +13,7 @@ import { isWorkerd } from '../connect/workerd-socket'
 import { poolClosed, poolTimeout } from '../errors'
 import type { PoolerMode } from '../url'
 import type { ResolvedPoolOptions } from './options'
-import { QueryFactory } from './query-class'
+import { type QueryFactory, queryFactory } from './query-class'
 
 /** One pooled connection: a postgres.js client with `max: 1`. */
 export interface Slot {
@@ -100,8 +100,11 @@ class Waiter implements PoolWaiter {
 export class ConnectionPool {
   /** Builds queries (types, transforms, helpers); never sends them. Its options are every slot's. */
   readonly builder: Sql<any>
-  /** Builds `c.var.sql`'s tagged and `unsafe` queries on the builder, as a fast-mode class (query-class.ts). */
-  readonly queries: QueryFactory
+  /**
+   * Builds `c.var.sql`'s tagged and `unsafe` queries on the builder, as a fast-mode class (query-class.ts);
+   * undefined when the builder is wrapped or builds them differently (then postgres.js builds them).
+   */
+  readonly queryFactory: QueryFactory | undefined
   /**
    * Its requests' deadlines share the process's timers: on a long-running server, not on Workers, where a
    * timer belongs to the request that set it (client/statements.ts).
@@ -133,7 +136,7 @@ export class ConnectionPool {
       idle_timeout: 0, // never: kept open; overflow slots are closed by release()
       max_lifetime: options.recycle > 0 ? options.recycle : null,
     })
-    this.queries = new QueryFactory(this.builder)
+    this.queryFactory = queryFactory(this.builder)
   }
 
   private get limit(): number {

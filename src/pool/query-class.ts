@@ -40,11 +40,16 @@ function subclassOf(base: QueryBase): QueryClass {
       set string(text: string | undefined) {
         this[SENT] = text
       }
-      /** postgres.js caches a query's call site per template: an inlined query's is its template's. */
+      /**
+       * postgres.js caches a query's call site per template: an inlined query's is its template's. An
+       * untagged query (`unsafe`) has none: postgres.js answers '' too, after keeping an entry per failed
+       * query in its cache, keyed by the query's own strings array (never freed).
+       */
       get origin(): string {
+        const self = this as any
+        if (!self.tagged && !self.handler?.debug) return ''
         const inlined = this[INLINED]
         if (!inlined) return super.origin
-        const self = this as any
         const sent = self.strings
         self.strings = inlined.original
         try {
@@ -63,20 +68,16 @@ function subclassOf(base: QueryBase): QueryClass {
 }
 
 /**
- * Builds the queries postgres.js's `sql\`…\`` and `sql.unsafe()` would build on one client, with the same
- * arguments, handler and canceller, as instances of the fast subclass.
+ * Builds the queries postgres.js's `sql\`…\`` and `sql.unsafe()` build on one client, with the same
+ * arguments, handler and canceller, as instances of the fast subclass. The caller has already read
+ * `unsafe`'s two-argument form (`unsafe(text, options)`) into `args` and `options`.
  */
 export class QueryFactory {
-  private readonly Query: QueryClass
-  private readonly handler: unknown
-  private readonly canceller: unknown
-  constructor(sql: Sql<any>) {
-    // A query built and never run: its class, and the client's handler and canceller.
-    const probe = sql.unsafe('') as any
-    this.Query = subclassOf(probe.constructor)
-    this.handler = probe.handler
-    this.canceller = probe.canceller
-  }
+  constructor(
+    private readonly Query: QueryClass,
+    private readonly handler: unknown,
+    private readonly canceller: unknown,
+  ) {}
   /** `sql\`…\``: postgres.js's `new Query(strings, args, handler, cancel)`. */
   tagged(strings: TemplateStringsArray, args: unknown[]): PendingQuery<any> {
     return new this.Query(strings, args, this.handler, this.canceller)
@@ -88,5 +89,62 @@ export class QueryFactory {
       ...options,
       simple: 'simple' in options ? options.simple : args.length === 0,
     })
+  }
+}
+
+/** A template object for the self-check (one: postgres.js caches a call site per template). */
+const CHECK_STRINGS = Object.freeze(
+  Object.assign(['select ', ''], { raw: Object.freeze(['select ', '']) }),
+) as unknown as TemplateStringsArray
+
+/** The same own keys in the same order, the same handler, canceller and options, one class apart. */
+function sameQuery(theirs: any, ours: any): boolean {
+  const a = Reflect.ownKeys(theirs)
+  const b = Reflect.ownKeys(ours)
+  return (
+    a.length === b.length &&
+    a.every((k, i) => k === b[i]) &&
+    Object.getPrototypeOf(Object.getPrototypeOf(ours)) === Object.getPrototypeOf(theirs) &&
+    theirs.handler === ours.handler &&
+    theirs.canceller === ours.canceller &&
+    theirs.tagged === ours.tagged &&
+    JSON.stringify(theirs.options) === JSON.stringify(ours.options)
+  )
+}
+
+/**
+ * The factory for one postgres.js client, or undefined when what it builds would differ from what the client
+ * itself builds: a postgres.js version whose `sql` or `unsafe` changed, or a client something wraps (an
+ * instrumentation's Proxy, or one patching each query it builds), which must keep seeing every query. Then
+ * the pool lets postgres.js build its queries, as before.
+ *
+ * @example
+ * ```ts
+ * import postgres from 'postgres'
+ *
+ * const factory = queryFactory(postgres('postgres://app:pw@127.0.0.1:5432/app'))
+ * factory?.unsafe('select $1::int as n', [1], {})
+ * ```
+ */
+export function queryFactory(sql: Sql<any>): QueryFactory | undefined {
+  try {
+    const util = (
+      globalThis as { process?: { getBuiltinModule?: (id: string) => any } }
+    ).process?.getBuiltinModule?.('node:util')
+    if (util?.types?.isProxy(sql) || util?.types?.isProxy(sql.unsafe)) return undefined
+    // A query built and never run: its class, and the client's handler and canceller.
+    const probe = sql.unsafe('') as unknown as { constructor: unknown; handler: unknown; canceller: unknown }
+    const base = probe?.constructor
+    if (!((probe as unknown) instanceof Promise) || typeof base !== 'function') return undefined
+    const factory = new QueryFactory(subclassOf(base as QueryBase), probe.handler, probe.canceller)
+    const s = sql as any
+    const pairs: [unknown, unknown][] = [
+      [s(CHECK_STRINGS, 1), factory.tagged(CHECK_STRINGS, [1])],
+      [s.unsafe('select $1', [1]), factory.unsafe('select $1', [1], {})],
+      [s.unsafe('select 1', [], { prepare: true }), factory.unsafe('select 1', [], { prepare: true })],
+    ]
+    return pairs.every(([theirs, ours]) => sameQuery(theirs, ours)) ? factory : undefined
+  } catch {
+    return undefined
   }
 }

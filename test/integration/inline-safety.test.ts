@@ -160,6 +160,40 @@ describe.each(CLIENTS)('the guard and errors see the template with $n: %s', (_na
   })
 })
 
+describe("a shared pool's inlined queries keep their error fields on their class", () => {
+  it('no accessor of their own, and the call site cached by template, not by what was sent', async () => {
+    const q: any = pooled.sql`select ${'v'} as a, nosuchcol_inline_class`
+    const err: any = await q.catch((e: unknown) => e)
+    expect(err.code).toBe('42703')
+    // The shared pool's own class (pool/query-class.ts), with nothing defined on the query itself.
+    expect(q.constructor.name).toBe('PoolerQuery')
+    expect(Object.getOwnPropertyDescriptor(q, 'string')).toBeUndefined()
+    expect(Object.getOwnPropertyDescriptor(q, 'origin')).toBeUndefined()
+    // postgres.js's origin getter (cached per strings array) sees the template, never a per-query array.
+    const Query = Object.getPrototypeOf(q.constructor)
+    const own = Object.getOwnPropertyDescriptor(Query.prototype, 'origin')!
+    const seen: unknown[] = []
+    Object.defineProperty(Query.prototype, 'origin', {
+      ...own,
+      get(this: any) {
+        seen.push(this.strings)
+        return own.get!.call(this)
+      },
+    })
+    try {
+      expect(q.origin).toBe(q.origin)
+      const u: any = pooled.sql.unsafe('select $1 as a, nosuchcol_inline_class', ['v'])
+      await u.catch(() => {})
+      expect(u.origin).toBe('') // untagged: postgres.js's own answer, without its per-query cache entry
+    } finally {
+      Object.defineProperty(Query.prototype, 'origin', own)
+    }
+    expect(seen.length).toBe(2)
+    for (const strings of seen) expect(Array.isArray((strings as { raw?: unknown }).raw)).toBe(true)
+    expect(q.strings).toEqual(["select (E'v') as a, nosuchcol_inline_class"]) // restored after each read
+  })
+})
+
 describe.each(CLIENTS)('the postgres.js API keeps working on inlined queries: %s', (_name, sql) => {
   it('values(), raw(), forEach(), cursor(), describe() fallback', async () => {
     expect(await sql`select ${1}::int as a, ${'b'} as b`.values()).toEqual([[1, 'b']])

@@ -5,7 +5,7 @@
  */
 import postgres from 'postgres'
 import { afterAll, describe, expect, it } from 'vitest'
-import { QueryFactory } from '../../src/pool/query-class'
+import { queryFactory } from '../../src/pool/query-class'
 
 const sql = postgres('postgres://app:pw@127.0.0.1:1/app', { max: 1 })
 afterAll(() => sql.end({ timeout: 0 }))
@@ -28,8 +28,25 @@ const FIELDS = [
 const fields = (q: any) => Object.fromEntries(FIELDS.map((k) => [k, q[k]]))
 const tag = (strings: TemplateStringsArray, ...args: unknown[]) => [strings, args] as const
 
+describe('queryFactory refuses what it cannot build the same way', () => {
+  it('a client behind a Proxy (an instrumentation wrapping postgres()) keeps building its own queries', () => {
+    const wrapped = new Proxy(sql, { apply: (t, self, args) => Reflect.apply(t, self, args) })
+    expect(queryFactory(wrapped)).toBeUndefined()
+  })
+  it('a client whose queries are patched as they are built (own keys postgres.js does not set)', () => {
+    const patched = postgres('postgres://app:pw@127.0.0.1:1/patched', { max: 1 })
+    const unsafe = patched.unsafe
+    ;(patched as any).unsafe = (...a: any[]) => Object.assign((unsafe as any)(...a), { handle: () => {} })
+    expect(queryFactory(patched)).toBeUndefined()
+    void patched.end({ timeout: 0 })
+  })
+  it('an unpatched client: a factory', () => {
+    expect(queryFactory(sql)).toBeDefined()
+  })
+})
+
 describe('QueryFactory (a shared pool builds its own queries)', () => {
-  const factory = new QueryFactory(sql)
+  const factory = queryFactory(sql)!
 
   it('a tagged query: the fields postgres.js sets, on an instance of its Query', () => {
     const [strings, args] = tag`select ${1}::int as a, ${'x'} as b`
@@ -67,7 +84,7 @@ describe('QueryFactory (a shared pool builds its own queries)', () => {
     expect(sub[Symbol.species]).toBe(Promise)
     // One subclass per postgres.js Query class, whatever the client.
     const other = postgres('postgres://app:pw@127.0.0.1:1/other', { max: 1 })
-    expect((new QueryFactory(other).tagged(tag`select 2`[0], []) as any).constructor).toBe(sub)
+    expect((queryFactory(other)!.tagged(tag`select 2`[0], []) as any).constructor).toBe(sub)
     void other.end({ timeout: 0 })
   })
 })
