@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
-import { build } from 'esbuild'
 import { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import postgres from 'postgres'
@@ -20,6 +19,7 @@ import {
   pooler,
   withSettings,
 } from '../../src'
+import { bundleSrc } from '../support/bundle-src'
 import { type FaultProxy, faultProxy } from '../support/fault-proxy'
 import { stack, waitForNoClients } from '../support/stack'
 
@@ -236,19 +236,7 @@ describe('correctness', () => {
     try {
       // src/ is bundled (extensionless imports, TypeScript syntax Node's type stripping refuses).
       const lib = join(dir, 'lib.mjs')
-      await build({
-        stdin: {
-          contents: `export { createRequestClient, clientConfig, parseOptions } from '${root}/src/internal'`,
-          resolveDir: root,
-          loader: 'ts',
-        },
-        bundle: true,
-        format: 'esm',
-        platform: 'node',
-        packages: 'external',
-        outfile: lib,
-        logLevel: 'silent',
-      })
+      await bundleSrc(['createRequestClient', 'clientConfig', 'parseOptions'], 'internal', lib)
       const script = join(dir, 'run.mjs')
       writeFileSync(
         script,

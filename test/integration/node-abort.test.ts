@@ -28,6 +28,15 @@ const runningWith = (...markers: string[]) =>
     2500,
   )
 
+/** A plain TCP connection to the server, for requests written by hand (pipelined, or dropped mid-body). */
+async function rawConnection() {
+  const { port } = server.address() as AddressInfo
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  await new Promise((r) => socket.once('connect', r))
+  return socket
+}
+
 /** The reasons of the requests closed so far, once there are `n` (or after 3 s). */
 const closeReasons = async (n: number) =>
   (
@@ -122,10 +131,7 @@ describe('@hono/node-server: the HTTP client goes away', () => {
 
   it('pipelined requests on one connection: closing it aborts both, the one still queued too', async () => {
     events.length = 0
-    const { port } = server.address() as AddressInfo
-    const socket = connect(port, '127.0.0.1')
-    socket.on('error', () => {})
-    await new Promise((r) => socket.once('connect', r))
+    const socket = await rawConnection()
     const get = (marker: string) => `GET /slow/${marker} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
     socket.write(get('hpnodepipe1') + get('hpnodepipe2'))
     expect(await runningWith('hpnodepipe1', 'hpnodepipe2')).toHaveLength(2)
@@ -138,10 +144,7 @@ describe('@hono/node-server: the HTTP client goes away', () => {
 
   it('a streamed body on a fresh connection: the statement it runs is cancelled as an abort, not a stream-cancel', async () => {
     events.length = 0
-    const { port } = server.address() as AddressInfo
-    const socket = connect(port, '127.0.0.1')
-    socket.on('error', () => {})
-    await new Promise((r) => socket.once('connect', r))
+    const socket = await rawConnection()
     const first = new Promise((r) => socket.once('data', r))
     socket.write('GET /stream/hpnodestream1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
     await first

@@ -9,10 +9,10 @@ import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { build } from 'esbuild'
 import postgres from 'postgres'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { fastClass, fastSpeciesClasses } from '../../src/client/fast-class'
+import { bundleSrc } from '../support/bundle-src'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const postgresUrl = pathToFileURL(createRequire(import.meta.url).resolve('postgres')).href
@@ -20,19 +20,7 @@ const postgresUrl = pathToFileURL(createRequire(import.meta.url).resolve('postgr
 const lib = join(root, '.tmp', 'fast-class-test', 'lib.mjs')
 beforeAll(async () => {
   mkdirSync(join(root, '.tmp', 'fast-class-test'), { recursive: true })
-  await build({
-    stdin: {
-      contents: `export { fastClass, fastSpeciesClasses } from '${root}/src/client/fast-class'`,
-      resolveDir: root,
-      loader: 'ts',
-    },
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    packages: 'external',
-    outfile: lib,
-    logLevel: 'silent',
-  })
+  await bundleSrc(['fastClass', 'fastSpeciesClasses'], 'client/fast-class', lib)
 })
 
 /** Runs `body` as an ES module in a child Node with natives syntax; returns what it printed (JSON). */
