@@ -35,7 +35,7 @@ export class InlinedText {
     readonly text: string,
     /** The query's strings before inlining: a tagged query's template (postgres.js caches call sites by it). */
     readonly original: readonly string[],
-    private readonly spans: [number, number, number][],
+    private readonly spans: readonly [number, number, number][],
     private readonly lits: string[],
   ) {}
   /** A server error's `position`, mapped back onto the template (see `fixPosition`). */
@@ -147,16 +147,39 @@ function castName(tokens: { kind: string; value: string }[], i: number, into: st
   if (t && (t.kind === 'word' || t.kind === 'ident')) into.push(t.value)
 }
 
-// A tagged template's text and placeholders (its values all plain: one `$n` each), once per template.
-const byTemplate = new WeakMap<
-  readonly string[],
-  { text: string; at: number[]; found: Placeholder[] | undefined }
->()
-function templateOf(q: any): { text: string; at: number[]; found: Placeholder[] | undefined } {
+/**
+ * A tagged template, analysed once: its text with `$n`, and, when its values may be inlined at all, the text
+ * around its placeholders (`pieces`, one more than values) and where each value goes (`spans`).
+ */
+interface Template {
+  text: string
+  /** Its placeholders in order, when they are `$1…$n` one per value (else undefined: never inlined). */
+  found: Placeholder[] | undefined
+  /** Some placeholder is a sort/group key or cast: which values may go there depends on the values. */
+  risky: boolean
+  pieces: string[]
+  spans: readonly [number, number, number][]
+}
+const byTemplate = new WeakMap<readonly string[], Template>()
+function templateOf(q: any): Template {
   let t = byTemplate.get(q.strings)
   if (!t) {
     const { text, at } = queryText(q)
-    t = { text, at, found: analyze(text, tokenize(text)) }
+    let found = analyze(text, tokenize(text))
+    // Inlinable only when the lexer sees each value's `$n`, in order, where queryText put it.
+    if (found && (found.length !== at.length || found.some((f, i) => f.k !== i + 1 || f.start !== at[i])))
+      found = undefined
+    const pieces: string[] = []
+    const spans: [number, number, number][] = []
+    let from = 0
+    for (const f of found ?? []) {
+      pieces.push(text.slice(from, f.start))
+      spans.push([f.start, f.end, f.k - 1])
+      from = f.end
+    }
+    pieces.push(text.slice(from))
+    const risky = !!found?.some((f) => f.byKey || f.casts.length > 0)
+    t = { text, found, risky, pieces, spans }
     byTemplate.set(q.strings, t)
   }
   return t
@@ -192,27 +215,29 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     const args: unknown[] = q.args
     if (!args.length || q.options?.simple || q.onlyDescribe || q.streaming || opts.debug) return false
     if (!isUtf8(opts.connection?.client_encoding) || !isUtf8(opts.parameters?.client_encoding)) return false
-    if (args.some(isTextArg)) return false // fragments and identifiers: postgres.js builds those
     const lits: string[] = []
     for (const a of args) {
+      if (isTextArg(a)) return false // fragments and identifiers: postgres.js builds those
       const l = literal(a)
       if (l === undefined) return false
       lits.push(l)
     }
+    const untyped = (k: number) => (k <= lits.length ? sensitiveTo(args[k - 1], lits[k - 1]!) : undefined)
     let text: string
-    let found: Placeholder[] | undefined
+    let sent: string
+    let spans: readonly [number, number, number][]
     if (q.tagged) {
       const t = templateOf(q) // all args are values here: literal() refused fragments
+      if (!t.found || t.found.length !== args.length) return false
+      if (t.risky && !placeholders(t.found, untyped)) return false
       text = t.text
-      found = placeholders(t.found, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))
-      if (!found || found.length !== args.length) return false
-      for (let i = 0; i < found.length; i++)
-        if (found[i]!.k !== i + 1 || found[i]!.start !== t.at[i]) return false
+      spans = t.spans
+      const { pieces } = t
+      sent = pieces[0]!
+      for (let i = 0; i < lits.length; i++) sent += lits[i]! + pieces[i + 1]!
     } else {
       text = q.strings[0] ?? ''
-      found = placeholders(analyzed(text), (k) =>
-        k <= lits.length ? sensitiveTo(args[k - 1], lits[k - 1]!) : undefined,
-      )
+      const found = placeholders(analyzed(text), untyped)
       if (!found) return false
       const used = new Set<number>()
       for (const f of found) {
@@ -220,16 +245,17 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
         used.add(f.k)
       }
       if (used.size !== args.length) return false
+      const at: [number, number, number][] = [] // [template start, template end, literal index]
+      sent = ''
+      let from = 0
+      for (const f of found) {
+        sent += text.slice(from, f.start) + lits[f.k - 1]
+        at.push([f.start, f.end, f.k - 1])
+        from = f.end
+      }
+      sent += text.slice(from)
+      spans = at
     }
-    let sent = ''
-    let from = 0
-    const spans: [number, number, number][] = [] // [template start, template end, literal index]
-    for (const f of found) {
-      sent += text.slice(from, f.start) + lits[f.k - 1]
-      spans.push([f.start, f.end, f.k - 1])
-      from = f.end
-    }
-    sent += text.slice(from)
     const { strings: original } = q
     q.strings = [sent]
     q.args = []
@@ -284,7 +310,12 @@ const cpLen = (s: string): number => {
 }
 
 /** Maps a server error's `position` (1-based, in characters of the sent text) back onto the template. */
-function fixPosition(e: any, text: string, spans: [number, number, number][], lits: string[]): unknown {
+function fixPosition(
+  e: any,
+  text: string,
+  spans: readonly [number, number, number][],
+  lits: string[],
+): unknown {
   const p = e && typeof e === 'object' && e.name === 'PostgresError' ? Number(e.position) : Number.NaN
   if (!(p > 0)) return e
   let sentCp = 0

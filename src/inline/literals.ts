@@ -82,8 +82,7 @@ export function literal(v: unknown): string | undefined {
       out = quote(v)
       break
     case 'number':
-      out = quote(String(v))
-      break
+      return `(E'${v}')` // digits, '-', '.', 'e', '+', Infinity, NaN: nothing to escape
     case 'boolean':
       return v ? "(E't'::bool)" : "(E'f'::bool)"
     case 'bigint':

@@ -3,6 +3,9 @@
  * array literal (the same escaping postgres.js's array serializer uses).
  */
 
+/** A character `quote` escapes or refuses. */
+const NEEDS_ESCAPE = /['\\\0]/
+
 /**
  * `E'…'`: reads the same whatever `standard_conforming_strings` is. A NUL cannot be sent: undefined.
  *
@@ -12,6 +15,7 @@
  * ```
  */
 export function quote(s: string): string | undefined {
+  if (!NEEDS_ESCAPE.test(s)) return `E'${s}'` // most values: one scan
   if (s.includes('\0')) return undefined
   return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
 }

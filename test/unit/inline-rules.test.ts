@@ -18,6 +18,12 @@ describe('literals', () => {
   it('quotes as E-strings, doubling backslashes and quotes', () => {
     expect(quote(`a'b\\c`)).toBe(`E'a''b\\\\c'`)
     expect(quote('a\0b')).toBeUndefined()
+    expect(quote("'")).toBe("E''''")
+    expect(quote('\\')).toBe("E'\\\\'")
+    expect(quote('plain text, no escapes')).toBe("E'plain text, no escapes'")
+    // Numbers skip quote(): the same literal as quoting their text.
+    for (const n of [0, -0, 1.5, -42, 1e21, 1e-7, Number.MAX_VALUE, Number.MIN_VALUE, Infinity, Number.NaN])
+      expect(literal(n)).toBe(`(${quote(String(n))})`)
     expect(literal('')).toBe("(E'')")
     expect(literal(42)).toBe("(E'42')")
     expect(literal(Number.NaN)).toBe("(E'NaN')")
@@ -148,6 +154,21 @@ describe('inlineQuery', () => {
     q.string = 'ignored'
     expect(q.string).toBe('select $1::int')
     expect(q.args).toEqual([])
+  })
+  it('maps error positions per query when one template is sent with values of different lengths', () => {
+    const seen: unknown[] = []
+    const run = (v: string) => {
+      // Each call of the function is the same template (postgres.js caches call sites by it).
+      const q = ((s: TemplateStringsArray, ...a: unknown[]) => tagged(s, ...a))`select ${v} as a, nope(${v})`
+      q.reject = (e: unknown) => seen.push(e)
+      expect(inlineQuery(q, {})).toBe(true)
+      const at = (q.strings[0] as string).indexOf('nope') + 1
+      q.reject({ name: 'PostgresError', position: String(at) })
+      return q.strings[0] as string
+    }
+    expect(run('x')).not.toBe(run('a much longer value'))
+    // Both map back onto the template: 'select $1 as a, '.length + 1.
+    expect(seen.map((e: any) => e.position)).toEqual(['17', '17'])
   })
 })
 
