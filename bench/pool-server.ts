@@ -49,6 +49,10 @@ export async function poolApp(
       return c.text('ok')
     })
     close = () => lib.closePools({ timeout: 1 })
+    // POOL_SERVER_STATS=ms: poolStats() to stderr every ms (diagnostics: stalls, reconnects).
+    const every = Number(process.env.POOL_SERVER_STATS ?? 0)
+    if (every > 0)
+      setInterval(() => console.error(Date.now() % 100000, JSON.stringify(lib.poolStats())), every).unref()
   } else if (which === 'pg') {
     const pool = new pg.Pool({ connectionString: url, max: SIZE })
     app.get('/', async (c) => {
