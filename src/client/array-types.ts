@@ -152,6 +152,13 @@ function sharedTables(): Shared {
 export function registerArrayTypes(sql: Sql<any>): void {
   const t = sharedTables()
   const options = sql.options as Options
+  // Linked already (a shared pool's builder, on every request): reading is cheaper than setting again.
+  if (
+    Object.getPrototypeOf(options.parsers) === t.parsers &&
+    Object.getPrototypeOf(options.serializers) === t.serializers &&
+    Object.getPrototypeOf(options.shared.typeArrayMap) === t.typeArrayMap
+  )
+    return
   // Own properties (a user's own `types`) still win over these.
   Object.setPrototypeOf(options.parsers, t.parsers)
   Object.setPrototypeOf(options.serializers, t.serializers)

@@ -131,11 +131,7 @@ class RequestScopedClient implements RequestClient {
     if (this.options.pool !== undefined) {
       this.leases = requestLeases(sharedPool(config), this)
       this.real = this.leases.pool.builder
-      // Once per pool: the builder's type tables are every pooled connection's.
-      if (config.driver.fetch_types === false && !this.leases.pool.arrayTypes) {
-        registerArrayTypes(this.real)
-        this.leases.pool.arrayTypes = true
-      }
+      if (config.driver.fetch_types === false) registerArrayTypes(this.real)
     } else {
       // Parsed once per configuration, fresh per-client state (driver-options.ts); array types included.
       const options = driverOptions(config)

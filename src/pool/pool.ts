@@ -122,8 +122,6 @@ export class ConnectionPool {
   private drained: (() => void) | undefined
   /** Called each time the last leased connection comes back (Vercel: close idle ones later). */
   onIdle: (() => void) | undefined
-  /** The builder's array types are registered (client/array-types.ts; by its first request's client). */
-  arrayTypes = false
 
   constructor(
     readonly host: string,

@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import postgres from 'postgres'
 import { describe, expect, it } from 'vitest'
-import { type PoolerVariables, pooler } from '../../src'
+import { closePools, type PoolerVariables, pooler } from '../../src'
 import { BUILTIN_ARRAY_TYPES } from '../../src/internal'
 import { stack } from '../support/stack'
 
@@ -83,6 +83,30 @@ describe('fetch_types off + the static table of built-in array types', () => {
       return c.json({ isDate: row?.many[0] instanceof Date })
     })
     expect(await (await app.request('/')).json()).toEqual({ isDate: true })
+  })
+
+  it('a shared pool: parsers replaced through c.var.sql (not changed in place) still get the array types', async () => {
+    const app = new Hono<{ Variables: PoolerVariables }>()
+    app.use(pooler({ url: stack.databaseUrl, pool: { size: 2, overflow: 0, checkBudget: false } }))
+    app.get('/replace', (c) => {
+      const o = c.var.sql.options as any
+      // A copy without the shared pool's array types behind it (its prototype is Object.prototype).
+      o.parsers = { ...o.parsers }
+      return c.text('ok')
+    })
+    app.get('/', async (c) => {
+      const [row] = await c.var.sql`select array[1, 2]::int4[] as a, pg_sleep(0.2)::text as s`
+      return c.json({ a: row?.a })
+    })
+    try {
+      expect(await (await app.request('/')).json()).toEqual({ a: [1, 2] }) // one connection open
+      expect(await (await app.request('/replace')).text()).toBe('ok')
+      // Two at once: the second connection opens now and reads the replaced parsers.
+      const both = await Promise.all([app.request('/'), app.request('/')])
+      expect(await Promise.all(both.map((r) => r.json()))).toEqual([{ a: [1, 2] }, { a: [1, 2] }])
+    } finally {
+      await closePools({ timeout: 1 })
+    }
   })
 
   it("requests of one app never share their client's parsers, server parameters or retry count", async () => {
