@@ -157,6 +157,8 @@ interface Template {
   found: Placeholder[] | undefined
   /** Some placeholder is a sort/group key or cast: which values may go there depends on the values. */
   risky: boolean
+  /** One statement (no `;` outside literals and comments): it may go as a simple-protocol Query. */
+  single: boolean
   pieces: string[]
   spans: readonly [number, number, number][]
 }
@@ -165,7 +167,8 @@ function templateOf(q: any): Template {
   let t = byTemplate.get(q.strings)
   if (!t) {
     const { text, at } = queryText(q)
-    let found = analyze(text, tokenize(text))
+    const tokens = tokenize(text)
+    let found = analyze(text, tokens)
     // Inlinable only when the lexer sees each value's `$n`, in order, where queryText put it.
     if (found && (found.length !== at.length || found.some((f, i) => f.k !== i + 1 || f.start !== at[i])))
       found = undefined
@@ -179,7 +182,7 @@ function templateOf(q: any): Template {
     }
     pieces.push(text.slice(from))
     const risky = !!found?.some((f) => f.byKey || f.casts.length > 0)
-    t = { text, found, risky, pieces, spans }
+    t = { text, found, risky, single: isSingle(tokens), pieces, spans }
     byTemplate.set(q.strings, t)
   }
   return t
@@ -189,16 +192,24 @@ function templateOf(q: any): Template {
 // a text longer than UNSAFE_TEXT_MAX (a bulk insert's) is analysed each time, never kept.
 const UNSAFE_TEXTS = 500
 const UNSAFE_TEXT_MAX = 4096
-const byText = new Map<string, Placeholder[] | undefined>()
-function analyzed(text: string): Placeholder[] | undefined {
-  const kept = byText.get(text)
-  if (kept !== undefined || byText.has(text)) return kept
-  const found = analyze(text, tokenize(text))
-  if (text.length > UNSAFE_TEXT_MAX) return found
-  if (byText.size >= UNSAFE_TEXTS) byText.clear()
-  byText.set(text, found)
-  return found
+const byText = new Map<string, Analysis>()
+interface Analysis {
+  found: Placeholder[] | undefined
+  single: boolean
 }
+function analyzed(text: string): Analysis {
+  const kept = byText.get(text)
+  if (kept) return kept
+  const tokens = tokenize(text)
+  const a = { found: analyze(text, tokens), single: isSingle(tokens) }
+  if (text.length > UNSAFE_TEXT_MAX) return a
+  if (byText.size >= UNSAFE_TEXTS) byText.clear()
+  byText.set(text, a)
+  return a
+}
+
+/** No `;` token: one statement (a trailing `;` counts too: the simple protocol would run an empty one). */
+const isSingle = (tokens: Token[]): boolean => !tokens.some((t) => t.kind === 'semicolon')
 
 /**
  * Inlines the values of one postgres.js query in place, when safe. Returns true when it did.
@@ -226,18 +237,22 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     let text: string
     let sent: string
     let spans: readonly [number, number, number][]
+    let single: boolean
     if (q.tagged) {
       const t = templateOf(q) // all args are values here: literal() refused fragments
       if (!t.found || t.found.length !== args.length) return false
       if (t.risky && !placeholders(t.found, untyped)) return false
       text = t.text
       spans = t.spans
+      single = t.single
       const { pieces } = t
       sent = pieces[0]!
       for (let i = 0; i < lits.length; i++) sent += lits[i]! + pieces[i + 1]!
     } else {
       text = q.strings[0] ?? ''
-      const found = placeholders(analyzed(text), untyped)
+      const a = analyzed(text)
+      single = a.single
+      const found = placeholders(a.found, untyped)
       if (!found) return false
       const used = new Set<number>()
       for (const f of found) {
@@ -260,8 +275,14 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     q.strings = [sent]
     q.args = []
     // Every distinct value makes a distinct text: preparing it by name (direct/session mode) would leave
-    // one server-side statement per value on a long-lived connection.
-    q.options = { ...q.options, prepare: false }
+    // one server-side statement per value on a long-lived connection. Without parameters, one statement
+    // goes as a simple-protocol Query (what postgres.js sends for a parameterless `sql.unsafe`): one message
+    // instead of Parse/Describe/Bind/Execute/Sync, and no ParseComplete/BindComplete back. Not a cursor (its
+    // rows come in batches through Execute), not several statements (the simple protocol would run them all).
+    q.options =
+      single && !q.cursorFn
+        ? { ...q.options, prepare: false, simple: true }
+        : { ...q.options, prepare: false }
     const inlined = new InlinedText(text, original, spans, lits)
     // Its class reads INLINED (pool/query-class.ts): one field, and the query hook maps the position.
     if (INLINED in q) {

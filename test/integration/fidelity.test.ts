@@ -266,6 +266,29 @@ describe('the no-pipelining gate (transaction mode)', () => {
     expect(wire.maxInFlight).toBe(1)
   })
 
+  it('an inlined statement goes as one simple Query; several statements and cursors as Parse/Bind/Execute', async () => {
+    const wire = await observeWire(stack.databaseUrl)
+    const c = track(
+      createRequestClient(
+        clientConfig(wire.url, parseOptions({ applicationName: APP, mode: 'transaction' })),
+      ),
+    )
+    await c.sql`select 1 as warm` // the connection is open: from here on, only these statements
+    const before = { ...wire.sent }
+    const delta = (t: string) => (wire.sent[t] ?? 0) - (before[t] ?? 0)
+    expect(await c.sql`select ${41}::int + 1 as n, ${"it's"} as s`).toMatchObject([{ n: 42, s: "it's" }])
+    expect([delta('Q'), delta('P')]).toEqual([1, 0])
+    await c.sql.unsafe('select $1::int as n; ', [1]).catch((e) => e) // several (an empty one): extended
+    expect(delta('P')).toBe(1)
+    const rows: unknown[] = []
+    for await (const batch of c.sql`select g from generate_series(1, ${3}::int) g`.cursor(2))
+      rows.push(...batch)
+    expect(rows).toEqual([{ g: 1 }, { g: 2 }, { g: 3 }])
+    expect([delta('Q'), delta('P')]).toEqual([1, 2])
+    await c.close(1)
+    await wire.close()
+  })
+
   it('the observer sees pipelining where it happens (plain postgres.js, one connection)', async () => {
     const wire = await observeWire(stack.directUrl)
     const s = postgres(wire.url, { max: 1, prepare: false, fetch_types: false })

@@ -12,6 +12,8 @@ export interface WireObserver {
   readonly maxInFlight: number
   /** Statements (Sync or Query) sent by clients so far. */
   readonly statements: number
+  /** How many messages of each type clients sent (`Q` simple Query, `P` Parse, `S` Sync, …). */
+  readonly sent: Readonly<Record<string, number>>
   close(): Promise<void>
 }
 
@@ -49,6 +51,7 @@ export async function observeWire(target: string): Promise<WireObserver> {
   const t = new URL(target)
   let maxInFlight = 0
   let statements = 0
+  const sent: Record<string, number> = {}
   const sockets = new Set<Socket>()
   const server: Server = createServer((client) => {
     const upstream = connect(Number(t.port), t.hostname.replace(/^\[|\]$/g, ''))
@@ -56,6 +59,7 @@ export async function observeWire(target: string): Promise<WireObserver> {
     sockets.add(upstream)
     let inFlight = 0
     const fromClient = messageReader(true, (type) => {
+      sent[type] = (sent[type] ?? 0) + 1
       if (type === 'S' || type === 'Q') {
         statements++
         inFlight++
@@ -94,6 +98,9 @@ export async function observeWire(target: string): Promise<WireObserver> {
     },
     get statements() {
       return statements
+    },
+    get sent() {
+      return sent
     },
     close: () =>
       new Promise<void>((r) => {

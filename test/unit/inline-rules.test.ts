@@ -155,6 +155,24 @@ describe('inlineQuery', () => {
     expect(q.string).toBe('select $1::int')
     expect(q.args).toEqual([])
   })
+  it('sends one statement as a simple-protocol Query; several statements and cursors stay extended', () => {
+    const one = tagged`select ${1} as a`
+    expect(inlineQuery(one, {})).toBe(true)
+    expect(one.options).toEqual({ prepare: false, simple: true })
+    const two = tagged`select ${1} as a; select 2`
+    expect(inlineQuery(two, {})).toBe(true)
+    expect(two.options).toEqual({ prepare: false })
+    const trailing = unsafe('select $1 as a;', [1])
+    expect(inlineQuery(trailing, {})).toBe(true)
+    expect(trailing.options.simple).toBeUndefined()
+    const quoted = unsafe("select $1 as a, ';' as b -- ;", [1])
+    expect(inlineQuery(quoted, {})).toBe(true)
+    expect(quoted.options.simple).toBe(true)
+    const cursor = tagged`select ${1} as a`
+    cursor.cursorFn = () => {}
+    expect(inlineQuery(cursor, {})).toBe(true)
+    expect(cursor.options.simple).toBeUndefined()
+  })
   it('maps error positions per query when one template is sent with values of different lengths', () => {
     const seen: unknown[] = []
     const run = (v: string) => {
