@@ -7,7 +7,7 @@
  * hands the query to the driver's own handler (or a pooled connection's) once it may run.
  */
 import type { PoolerError } from '../errors'
-import { INLINED, type InlinedText } from '../inline/inliner'
+import { INLINED, type InlinedText, SENT_SIMPLY, sentSimply } from '../inline/inliner'
 import { fastSpeciesClasses } from './fast-class'
 import { type Gate, type Release, releaseWhenIterated } from './gate'
 
@@ -285,6 +285,7 @@ function resolveWith(resolve: (x: unknown) => void, h: Hooked, x: unknown): void
     return
   }
   h.settle()
+  if (q.options?.[SENT_SIMPLY]) sentSimply(x)
   resolve(x)
   const cls = (x as { constructor?: unknown } | null | undefined)?.constructor
   if (cls !== resultClass) {

@@ -29,6 +29,30 @@ export interface InlineDriverOptions {
  */
 export const INLINED = Symbol('hono-pooler.inlined')
 
+/**
+ * In the options of a query the inliner sends as a simple-protocol Query. The server then sends no NoData
+ * for a statement without rows, so postgres.js leaves its result's `columns` unset: `sentSimply` sets
+ * them as the extended protocol would have (`[]`).
+ */
+export const SENT_SIMPLY = Symbol('hono-pooler.sentSimply')
+
+/**
+ * A result of a query the inliner sent as a simple Query, made what the extended protocol gives: a
+ * statement without rows has `columns` `[]` (postgres.js's NoData), not undefined.
+ *
+ * @example
+ * ```ts
+ * declare const result: { columns?: unknown[] | null; statement?: { columns?: unknown[] } }
+ * sentSimply(result) // result.columns: [] for an UPDATE without RETURNING
+ * ```
+ */
+export function sentSimply(result: unknown): void {
+  const r = result as { columns?: unknown[] | null; statement?: { columns?: unknown[] } } | null
+  if (!r || typeof r !== 'object' || r.columns != null) return
+  if (r.statement && r.statement.columns == null) r.statement.columns = []
+  r.columns = r.statement?.columns ?? []
+}
+
 /** An inlined query's template text (with `$n`), its template, and where its values went. */
 export class InlinedText {
   constructor(
@@ -209,7 +233,7 @@ function analyzed(text: string): Analysis {
   return a
 }
 
-/** No `;` token: one statement (a trailing `;` counts too: the simple protocol would run an empty one). */
+/** No `;` token: one statement. A trailing `;` counts as several too (on the safe side: it stays extended). */
 const isSingle = (tokens: Token[]): boolean => !tokens.some((t) => t.kind === 'semicolon')
 
 /**
@@ -279,10 +303,11 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     // one server-side statement per value on a long-lived connection. Without parameters, one statement
     // goes as a simple-protocol Query (what postgres.js sends for a parameterless `sql.unsafe`): one message
     // instead of Parse/Describe/Bind/Execute/Sync, and no ParseComplete/BindComplete back. Not a cursor (its
-    // rows come in batches through Execute), not several statements (the simple protocol would run them all).
+    // rows come in batches through Execute), not forEach (the extended protocol tells a row's callback the
+    // columns first), not several statements (the simple protocol would run them all).
     q.options =
-      single && !q.cursorFn
-        ? { ...q.options, prepare: false, simple: true }
+      single && !q.cursorFn && !q.forEachFn
+        ? { ...q.options, prepare: false, simple: true, [SENT_SIMPLY]: true }
         : { ...q.options, prepare: false }
     const inlined = new InlinedText(text, original, spans, lits)
     // Its class reads INLINED (pool/query-class.ts): one field, and the query hook maps the position.

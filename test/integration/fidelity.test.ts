@@ -278,7 +278,9 @@ describe('the no-pipelining gate (transaction mode)', () => {
     const delta = (t: string) => (wire.sent[t] ?? 0) - (before[t] ?? 0)
     expect(await c.sql`select ${41}::int + 1 as n, ${"it's"} as s`).toMatchObject([{ n: 42, s: "it's" }])
     expect([delta('Q'), delta('P')]).toEqual([1, 0])
-    await c.sql.unsafe('select $1::int as n; ', [1]).catch((e) => e) // several (an empty one): extended
+    // Several statements: refused by the server as without inlining (a simple Query would run both).
+    const several = await c.sql.unsafe('select $1::int as n; select 2', [1]).catch((e) => e)
+    expect(several.code).toBe('42601')
     expect(delta('P')).toBe(1)
     const rows: unknown[] = []
     for await (const batch of c.sql`select g from generate_series(1, ${3}::int) g`.cursor(2))
@@ -287,6 +289,33 @@ describe('the no-pipelining gate (transaction mode)', () => {
     expect([delta('Q'), delta('P')]).toEqual([1, 2])
     await c.close(1)
     await wire.close()
+  })
+
+  it('a statement sent as a simple Query has the result metadata the extended protocol gives', async () => {
+    const tag = `meta-${Date.now()}`
+    const meta = (r: any) => [r.count, r.command, r.columns, r.statement?.columns?.length]
+    const inlined = track(hp('transaction')).sql
+    const bound = track(hp('transaction', { inlineParams: false })).sql
+    await inlined`insert into fidelity_log (tag) values (${tag})`
+    const got = []
+    for (const sql of [inlined, bound]) {
+      const update = await sql`update fidelity_log set tag = ${tag} where tag = ${tag}`
+      const none = await sql`select tag from fidelity_log where tag = ${`${tag}-none`}`
+      const inTx = await sql.begin((t) => t`update fidelity_log set tag = ${tag} where tag = ${tag}`)
+      const seen: number[] = []
+      await sql`select tag, id from fidelity_log where tag = ${tag}`.forEach((_row, result) => {
+        seen.push(result.columns.length)
+      })
+      got.push([meta(update), meta(none), meta(inTx), seen])
+    }
+    expect(got[0]).toEqual([
+      [1, 'UPDATE', [], 0],
+      [0, 'SELECT', [expect.objectContaining({ name: 'tag' })], 1],
+      [1, 'UPDATE', [], 0],
+      [2],
+    ])
+    expect(got[0]).toEqual(got[1])
+    await inlined`delete from fidelity_log where tag = ${tag}`
   })
 
   it('the observer sees pipelining where it happens (plain postgres.js, one connection)', async () => {

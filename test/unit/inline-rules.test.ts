@@ -158,10 +158,10 @@ describe('inlineQuery', () => {
   it('sends one statement as a simple-protocol Query; several statements and cursors stay extended', () => {
     const one = tagged`select ${1} as a`
     expect(inlineQuery(one, {})).toBe(true)
-    expect(one.options).toEqual({ prepare: false, simple: true })
+    expect([one.options.prepare, one.options.simple]).toEqual([false, true])
     const two = tagged`select ${1} as a; select 2`
     expect(inlineQuery(two, {})).toBe(true)
-    expect(two.options).toEqual({ prepare: false })
+    expect([two.options.prepare, two.options.simple]).toEqual([false, undefined])
     const trailing = unsafe('select $1 as a;', [1])
     expect(inlineQuery(trailing, {})).toBe(true)
     expect(trailing.options.simple).toBeUndefined()
@@ -172,6 +172,22 @@ describe('inlineQuery', () => {
     cursor.cursorFn = () => {}
     expect(inlineQuery(cursor, {})).toBe(true)
     expect(cursor.options.simple).toBeUndefined()
+    const each = tagged`select ${1} as a`
+    each.forEachFn = () => {}
+    expect(inlineQuery(each, {})).toBe(true)
+    expect(each.options.simple).toBeUndefined()
+    // Semicolons the lexer reads as text: one statement.
+    for (const text of [
+      'select $1 as a, $$;$$ as b',
+      "select $1 as a, E'\\';' as b",
+      'select $1 /* /* ; */ ; */ as a',
+    ])
+      expect([text, inlineQuery(unsafe(text, [1]), {})]).toEqual([text, true])
+    for (const text of ['select $1 as a, $$;$$ as b', 'select $1 /* /* ; */ ; */ as a']) {
+      const q = unsafe(text, [1])
+      inlineQuery(q, {})
+      expect([text, q.options.simple]).toEqual([text, true])
+    }
   })
   it('maps error positions per query when one template is sent with values of different lengths', () => {
     const seen: unknown[] = []
