@@ -1,7 +1,7 @@
 /**
  * Parameter inlining: turns a postgres.js query with plain values into one parameterless statement, so it
  * goes out in one round trip (one simple-protocol Query when it is a single statement, else one
- * Parse/Bind/Execute/Sync flight) instead of Parse+Describe, wait, Bind+Execute (two). Only where provably
+ * Parse/Describe/Bind/Execute/Sync flight) instead of Parse+Describe, wait, Bind+Execute (two). Only where provably
  * safe; anything else is left to postgres.js unchanged.
  *
  * Safety: every placeholder must be a `param` token of the guard's lexer (plain SQL context, never inside
