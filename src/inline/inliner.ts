@@ -173,13 +173,16 @@ function castName(tokens: { kind: string; value: string }[], i: number, into: st
 }
 
 /**
- * A tagged template, analysed once: its text with `$n`, and, when its values may be inlined at all, the text
- * around its placeholders (`pieces`, one more than values) and where each value goes (`spans`).
+ * A text with `$n`, analysed once (per tagged template, or per `unsafe` text): its placeholders, and, when
+ * values may be inlined at all, the text around them (`pieces`, one more than placeholders) and where each
+ * value goes (`spans`: [start, end, value index]).
  */
-interface Template {
+interface Layout {
   text: string
-  /** Its placeholders in order, when they are `$1…$n` one per value (else undefined: never inlined). */
+  /** Its placeholders in the order they appear (undefined: never inlined). */
   found: Placeholder[] | undefined
+  /** n when the placeholders are exactly `$1…$n` (each at least once): it takes n values. */
+  values: number | undefined
   /** Some placeholder is a sort/group key or cast: which values may go there depends on the values. */
   risky: boolean
   /** One statement (no `;` outside literals and comments): it may go as a simple-protocol Query. */
@@ -187,8 +190,25 @@ interface Template {
   pieces: string[]
   spans: readonly [number, number, number][]
 }
-const byTemplate = new WeakMap<readonly string[], Template>()
-function templateOf(q: any): Template {
+
+function layoutOf(text: string, tokens: Token[], found: Placeholder[] | undefined): Layout {
+  const pieces: string[] = []
+  const spans: [number, number, number][] = []
+  let from = 0
+  for (const f of found ?? []) {
+    pieces.push(text.slice(from, f.start))
+    spans.push([f.start, f.end, f.k - 1])
+    from = f.end
+  }
+  pieces.push(text.slice(from))
+  const ks = new Set(found?.map((f) => f.k))
+  const values = found && [...ks].every((k) => k <= ks.size) ? ks.size : undefined
+  const risky = !!found?.some((f) => f.byKey || f.casts.length > 0)
+  return { text, found, values, risky, single: isSingle(tokens), pieces, spans }
+}
+
+const byTemplate = new WeakMap<readonly string[], Layout>()
+function templateOf(q: any): Layout {
   let t = byTemplate.get(q.strings)
   if (!t) {
     const { text, at } = queryText(q)
@@ -197,17 +217,7 @@ function templateOf(q: any): Template {
     // Inlinable only when the lexer sees each value's `$n`, in order, where queryText put it.
     if (found && (found.length !== at.length || found.some((f, i) => f.k !== i + 1 || f.start !== at[i])))
       found = undefined
-    const pieces: string[] = []
-    const spans: [number, number, number][] = []
-    let from = 0
-    for (const f of found ?? []) {
-      pieces.push(text.slice(from, f.start))
-      spans.push([f.start, f.end, f.k - 1])
-      from = f.end
-    }
-    pieces.push(text.slice(from))
-    const risky = !!found?.some((f) => f.byKey || f.casts.length > 0)
-    t = { text, found, risky, single: isSingle(tokens), pieces, spans }
+    t = layoutOf(text, tokens, found)
     byTemplate.set(q.strings, t)
   }
   return t
@@ -217,16 +227,12 @@ function templateOf(q: any): Template {
 // a text longer than UNSAFE_TEXT_MAX (a bulk insert's) is analysed each time, never kept.
 const UNSAFE_TEXTS = 500
 const UNSAFE_TEXT_MAX = 4096
-const byText = new Map<string, Analysis>()
-interface Analysis {
-  found: Placeholder[] | undefined
-  single: boolean
-}
-function analyzed(text: string): Analysis {
+const byText = new Map<string, Layout>()
+function analyzed(text: string): Layout {
   const kept = byText.get(text)
   if (kept) return kept
   const tokens = tokenize(text)
-  const a = { found: analyze(text, tokens), single: isSingle(tokens) }
+  const a = layoutOf(text, tokens, analyze(text, tokens))
   if (text.length > UNSAFE_TEXT_MAX) return a
   if (byText.size >= UNSAFE_TEXTS) byText.clear()
   byText.set(text, a)
@@ -254,48 +260,17 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     const lits: string[] = []
     for (const a of args) {
       if (isTextArg(a)) return false // fragments and identifiers: postgres.js builds those
-      const l = literal(a)
-      if (l === undefined) return false
-      lits.push(l)
+      const lit = literal(a)
+      if (lit === undefined) return false
+      lits.push(lit)
     }
-    const untyped = (k: number) => (k <= lits.length ? sensitiveTo(args[k - 1], lits[k - 1]!) : undefined)
-    let text: string
-    let sent: string
-    let spans: readonly [number, number, number][]
-    let single: boolean
-    if (q.tagged) {
-      const t = templateOf(q) // all args are values here: literal() refused fragments
-      if (!t.found || t.found.length !== args.length) return false
-      if (t.risky && !placeholders(t.found, untyped)) return false
-      text = t.text
-      spans = t.spans
-      single = t.single
-      const { pieces } = t
-      sent = pieces[0]!
-      for (let i = 0; i < lits.length; i++) sent += lits[i]! + pieces[i + 1]!
-    } else {
-      text = q.strings[0] ?? ''
-      const a = analyzed(text)
-      single = a.single
-      const found = placeholders(a.found, untyped)
-      if (!found) return false
-      const used = new Set<number>()
-      for (const f of found) {
-        if (f.k > args.length) return false
-        used.add(f.k)
-      }
-      if (used.size !== args.length) return false
-      const at: [number, number, number][] = [] // [template start, template end, literal index]
-      sent = ''
-      let from = 0
-      for (const f of found) {
-        sent += text.slice(from, f.start) + lits[f.k - 1]
-        at.push([f.start, f.end, f.k - 1])
-        from = f.end
-      }
-      sent += text.slice(from)
-      spans = at
-    }
+    // Fragments were refused above: a tagged query's values are its template's placeholders.
+    const l = q.tagged ? templateOf(q) : analyzed(q.strings[0] ?? '')
+    if (!l.found || l.values !== args.length) return false
+    if (l.risky && !placeholders(l.found, (k) => sensitiveTo(args[k - 1], lits[k - 1]!))) return false
+    const { text, pieces, spans } = l
+    let sent = pieces[0]!
+    for (let i = 0; i < spans.length; i++) sent += lits[spans[i]![2]]! + pieces[i + 1]!
     const { strings: original } = q
     q.strings = [sent]
     q.args = []
@@ -306,7 +281,7 @@ export function inlineQuery(q: any, opts: InlineDriverOptions): boolean {
     // rows come in batches through Execute), not forEach (the extended protocol tells a row's callback the
     // columns first), not several statements (the simple protocol would run them all).
     q.options =
-      single && !q.cursorFn && !q.forEachFn
+      l.single && !q.cursorFn && !q.forEachFn
         ? { ...q.options, prepare: false, simple: true, [SENT_SIMPLY]: true }
         : { ...q.options, prepare: false }
     const inlined = new InlinedText(text, original, spans, lits)
