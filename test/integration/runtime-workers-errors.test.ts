@@ -111,6 +111,14 @@ describe('Cloudflare Workers (workerd): connection failures and TLS', () => {
     expect(errorEvents().map((e) => e.code)).toContain('CONNECT_FAILED')
   })
 
+  it('refuses a shared pool inside a Worker: 500 INVALID_OPTIONS (without allowServerless)', async () => {
+    const res = await fetch(new URL('/pooled/now', base))
+    const body = (await res.json()) as { error: { code: string; message: string } }
+    // The public message is generic; the thrown error names Cloudflare Workers and allowServerless
+    // (test/unit/pool-options.test.ts).
+    expect([res.status, body.error.code]).toEqual([500, 'INVALID_OPTIONS'])
+  })
+
   it('still serves the working URL afterwards and leaves no client in PgBouncer', async () => {
     const results = await Promise.all(
       Array.from({ length: 3 }, () => now('DATABASE_URL').then((r) => r.status)),
